@@ -1,0 +1,29 @@
+"""Batched numpy conference mixer: routing, limits, engine and clocks."""
+
+from .clock import RealtimeClock, TickStats, VirtualClock
+from .engine import MixerCounters, MixerEngine, UnknownCallError, UnknownLegError
+from .frames import FRAME_MS, SUPPORTED_RATES, FrameError, samples_per_frame
+from .limits import CallLimits, LimitError
+from .roles import Role, SupervisorMode
+from .routing import LegRouting, hears, route
+
+__all__ = [
+    "FRAME_MS",
+    "SUPPORTED_RATES",
+    "CallLimits",
+    "FrameError",
+    "LegRouting",
+    "LimitError",
+    "MixerCounters",
+    "MixerEngine",
+    "RealtimeClock",
+    "Role",
+    "SupervisorMode",
+    "TickStats",
+    "UnknownCallError",
+    "UnknownLegError",
+    "VirtualClock",
+    "hears",
+    "route",
+    "samples_per_frame",
+]

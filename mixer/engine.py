@@ -1,0 +1,410 @@
+"""The batched conference mixer: every call's audio in preallocated arrays, mixed in one tick.
+
+Layout: calls are kept in *pools* by their number of legs ``w`` (1..max_legs), so a 3-leg call costs
+exactly 3 legs of memory traffic. In a pool, active calls occupy rows ``0..n-1`` (swap-remove on
+leave); each row holds per-leg ring buffers of input frames, a ``w x w`` gain matrix from
+:func:`mixer.routing.route`, and the last mixed output. A join or leave moves the call to the
+neighbouring pool between ticks; capacity doubles when full, so growth has no per-tick cost.
+
+The tick walks pools and cache-sized chunks of rows (never calls): gather each leg's next frame
+(or a zero frame when it is missing), widen to float32, one batched matmul for the mix-minus,
+then round, limit and clamp once to int16.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import structlog
+
+from .frames import FrameError, check_frame, check_rate, samples_per_frame
+from .limiter import LimiterKind, finish
+from .limits import CallLimits, LimitError
+from .roles import Role, SupervisorMode
+from .routing import LegRouting, route
+
+log = structlog.get_logger("bargein.mixer")
+
+CallKey = Hashable
+LegId = int
+
+_CHUNK_BYTES = 1 << 20  # float32 scratch per chunk: fits in L2 with room for the gather buffer
+_MIN_CAPACITY = 4
+
+
+class UnknownLegError(KeyError):
+    def __str__(self) -> str:
+        return f"unknown leg {self.args[0]!r} (never added, or already removed)"
+
+
+class UnknownCallError(KeyError):
+    def __str__(self) -> str:
+        return f"unknown call {self.args[0]!r}"
+
+
+class _Pool:
+    """All calls that have exactly ``w`` legs."""
+
+    def __init__(self, w: int, depth: int, n_samples: int) -> None:
+        self.w, self.depth, self.n_samples = w, depth, n_samples
+        self.n = 0
+        self.calls: list[CallKey] = []
+        self._alloc(_MIN_CAPACITY)
+
+    def _alloc(self, cap: int) -> None:
+        w, d, ns = self.w, self.depth, self.n_samples
+        old = getattr(self, "ring", None)
+        ring = np.zeros((cap * w * d + 1, ns), dtype=np.int16)  # last row: the zero frame for gaps
+        wr = np.zeros((cap, w), dtype=np.int64)
+        rd = np.zeros((cap, w), dtype=np.int64)
+        gains = np.zeros((cap, w, w), dtype=np.float32)
+        out = np.zeros((cap, w, ns), dtype=np.int16)
+        if old is not None:
+            used = self.n * w * d
+            ring[:used] = old[:used]
+            wr[: self.n], rd[: self.n] = self.wr[: self.n], self.rd[: self.n]
+            gains[: self.n], out[: self.n] = self.gains[: self.n], self.out[: self.n]
+        self.cap = cap
+        self.ring, self.wr, self.rd, self.gains, self.out = ring, wr, rd, gains, out
+        self.ring_rows = ring[: cap * w * d].reshape(cap, w, d, ns)
+        self.zero_row = cap * w * d
+        self.slot_base = (np.arange(cap * w, dtype=np.int64) * d).reshape(cap, w)
+
+    def append(self, call: CallKey) -> int:
+        if self.n == self.cap:
+            self._alloc(self.cap * 2)
+        row = self.n
+        self.n += 1
+        self.calls.append(call)
+        self.ring_rows[row] = 0
+        self.wr[row] = 0
+        self.rd[row] = 0
+        self.gains[row] = 0
+        self.out[row] = 0
+        return row
+
+    def remove(self, row: int) -> CallKey | None:
+        """Swap-remove ``row``; return the call that moved into it (if any)."""
+        last = self.n - 1
+        moved = None
+        if row != last:
+            self.ring_rows[row] = self.ring_rows[last]
+            self.wr[row], self.rd[row] = self.wr[last], self.rd[last]
+            self.gains[row], self.out[row] = self.gains[last], self.out[last]
+            moved = self.calls[last]
+            self.calls[row] = moved
+        self.calls.pop()
+        self.n = last
+        return moved
+
+
+@dataclass(slots=True)
+class _Call:
+    legs: list[LegId] = field(default_factory=list)
+    routing: list[LegRouting] = field(default_factory=list)
+    row: int = -1  # row in pool len(legs)
+
+
+@dataclass(frozen=True, slots=True)
+class MixerCounters:
+    ticks: int
+    frames_missing: int
+    frames_dropped: int
+    frames_pushed: int
+
+
+class MixerEngine:
+    """Batched conference mixer for many calls; see the module docstring for the layout."""
+
+    def __init__(
+        self,
+        rate: int = 48000,
+        limits: CallLimits | None = None,
+        buffer_frames: int = 4,
+        limiter: LimiterKind = "soft",
+    ) -> None:
+        check_rate(rate)
+        if not 1 <= buffer_frames <= 64:
+            raise ValueError(f"buffer_frames must be between 1 and 64, got {buffer_frames}")
+        if limiter not in ("hard", "soft"):
+            raise ValueError(f"limiter must be 'hard' or 'soft', got {limiter!r}")
+        self.rate = rate
+        self.n_samples = samples_per_frame(rate)
+        self.limits = limits or CallLimits()
+        self.depth = buffer_frames
+        self.limiter: LimiterKind = limiter
+        self._pools: dict[int, _Pool] = {}
+        self._calls: dict[CallKey, _Call] = {}
+        self._leg_call: dict[LegId, CallKey] = {}
+        self._next_leg = 0
+        self.ticks = 0
+        self.frames_pushed = 0
+        self._missing_done = 0  # counters of legs that already left
+        self._dropped_done = 0
+        self._missing: dict[int, np.ndarray] = {}
+        self._dropped: dict[int, np.ndarray] = {}
+        self._scratch_i16 = np.empty(0, dtype=np.int16)
+        self._scratch_f32 = np.empty(0, dtype=np.float32)
+        self._acc = np.empty(0, dtype=np.float32)
+
+    # ------------------------------------------------------------------ membership (between ticks)
+    @property
+    def call_count(self) -> int:
+        return len(self._calls)
+
+    @property
+    def leg_count(self) -> int:
+        return len(self._leg_call)
+
+    def calls(self) -> list[CallKey]:
+        return list(self._calls)
+
+    def legs_of(self, call: CallKey) -> list[LegId]:
+        return list(self._get_call(call).legs)
+
+    def routing_of(self, leg: LegId) -> LegRouting:
+        c = self._get_call(self._call_of(leg))
+        return c.routing[c.legs.index(leg)]
+
+    def gains_of(self, call: CallKey) -> np.ndarray:
+        """The call's current gain matrix (listener x speaker), in leg order of :meth:`legs_of`."""
+        c = self._get_call(call)
+        return self._pool(len(c.legs)).gains[c.row].copy()
+
+    def add_leg(self, call: CallKey, routing: LegRouting) -> LegId:
+        """Add a leg to ``call`` (created on first leg). Raises LimitError when a limit would break."""
+        c = self._calls.get(call)
+        current = c.routing if c else []
+        self.limits.check([(r.role, r.mode) for r in [*current, routing]])
+        if c is None:
+            c = self._calls[call] = _Call()
+        leg = self._next_leg
+        self._next_leg += 1
+        self._move(call, c, add=routing, leg=leg)
+        self._leg_call[leg] = call
+        log.debug("mixer.leg_added", call=str(call), leg=leg, role=routing.role.value,
+                  mode=routing.mode.value if routing.mode else None)
+        return leg
+
+    def update_leg(self, leg: LegId, **changes: object) -> LegRouting:
+        """Change a leg's mode, muted, held or gain; gains of its call are recomputed."""
+        call = self._call_of(leg)
+        c = self._calls[call]
+        i = c.legs.index(leg)
+        new = replace(c.routing[i], **changes)
+        trial = [*c.routing[:i], new, *c.routing[i + 1 :]]
+        self.limits.check([(r.role, r.mode) for r in trial])
+        c.routing = trial
+        self._pool(len(c.legs)).gains[c.row] = route(c.routing)
+        return new
+
+    def remove_leg(self, leg: LegId) -> None:
+        call = self._call_of(leg)
+        c = self._calls[call]
+        self._move(call, c, drop=c.legs.index(leg))
+        del self._leg_call[leg]
+        if not c.legs:
+            del self._calls[call]
+        log.debug("mixer.leg_removed", call=str(call), leg=leg)
+
+    def remove_call(self, call: CallKey) -> None:
+        for leg in list(self._get_call(call).legs):
+            self.remove_leg(leg)
+
+    def _move(self, call: CallKey, c: _Call, *, add: LegRouting | None = None, leg: LegId = -1,
+              drop: int = -1) -> None:
+        """Move ``call`` to the pool of its new width, carrying its buffers and counters."""
+        w_old = len(c.legs)
+        keep = [i for i in range(w_old) if i != drop]
+        if w_old:
+            pool = self._pools[w_old]
+            ring = pool.ring_rows[c.row][keep].copy()
+            wr, rd = pool.wr[c.row][keep].copy(), pool.rd[c.row][keep].copy()
+            miss = self._missing[w_old][c.row].copy()
+            drp = self._dropped[w_old][c.row].copy()
+            if drop >= 0:
+                self._missing_done += int(miss[drop])
+                self._dropped_done += int(drp[drop])
+            miss, drp = miss[keep], drp[keep]
+            self._remove_row(w_old, c.row)
+        else:
+            ring = np.zeros((0, self.depth, self.n_samples), np.int16)
+            wr = rd = miss = drp = np.zeros(0, np.int64)
+        if drop >= 0:
+            del c.legs[drop], c.routing[drop]
+        if add is not None:
+            c.legs.append(leg)
+            c.routing.append(add)
+        w = len(c.legs)
+        if w == 0:
+            c.row = -1
+            return
+        pool = self._pool(w)
+        row = pool.append(call)
+        if row >= self._missing[w].shape[0]:
+            self._grow_counters(w)
+        k = len(keep)
+        pool.ring_rows[row, :k] = ring
+        pool.wr[row, :k], pool.rd[row, :k] = wr, rd
+        self._missing[w][row] = 0
+        self._dropped[w][row] = 0
+        self._missing[w][row, :k], self._dropped[w][row, :k] = miss, drp
+        pool.gains[row] = route(c.routing)
+        c.row = row
+
+    def _remove_row(self, w: int, row: int) -> None:
+        pool = self._pools[w]
+        last = pool.n - 1
+        self._missing[w][row] = self._missing[w][last]
+        self._dropped[w][row] = self._dropped[w][last]
+        moved = pool.remove(row)
+        if moved is not None:
+            self._calls[moved].row = row
+
+    def _pool(self, w: int) -> _Pool:
+        pool = self._pools.get(w)
+        if pool is None:
+            pool = self._pools[w] = _Pool(w, self.depth, self.n_samples)
+            self._missing[w] = np.zeros((pool.cap, w), np.int64)
+            self._dropped[w] = np.zeros((pool.cap, w), np.int64)
+        return pool
+
+    def _grow_counters(self, w: int) -> None:
+        cap = self._pools[w].cap
+        for table in (self._missing, self._dropped):
+            old = table[w]
+            new = np.zeros((cap, w), np.int64)
+            new[: old.shape[0]] = old
+            table[w] = new
+
+    def _call_of(self, leg: LegId) -> CallKey:
+        try:
+            return self._leg_call[leg]
+        except KeyError:
+            raise UnknownLegError(leg) from None
+
+    def _get_call(self, call: CallKey) -> _Call:
+        try:
+            return self._calls[call]
+        except KeyError:
+            raise UnknownCallError(call) from None
+
+    def _where(self, leg: LegId) -> tuple[_Pool, int, int]:
+        c = self._calls[self._call_of(leg)]
+        return self._pools[len(c.legs)], c.row, c.legs.index(leg)
+
+    # ------------------------------------------------------------------ audio in and out
+    def push(self, leg: LegId, frame: np.ndarray, *, sample_rate: int | None = None) -> None:
+        """Queue one 20 ms frame for ``leg``. When the buffer is full the oldest frame is dropped."""
+        check_frame(frame, self.rate, sample_rate=sample_rate)
+        pool, row, slot = self._where(leg)
+        self._write(pool, np.array([row]), np.array([slot]), frame[None, :])
+
+    def push_many(self, legs: Iterable[LegId], frames: np.ndarray) -> None:
+        """Queue one frame per leg: ``frames`` is ``(len(legs), samples_per_frame)`` int16."""
+        legs = list(legs)
+        if not isinstance(frames, np.ndarray) or frames.dtype != np.int16:
+            raise FrameError("frames must be an int16 numpy array")
+        if frames.shape != (len(legs), self.n_samples):
+            raise FrameError(f"frames shape is {frames.shape}: expected ({len(legs)}, {self.n_samples})")
+        by_pool: dict[int, tuple[list[int], list[int], list[int]]] = {}
+        for k, leg in enumerate(legs):
+            c = self._calls[self._call_of(leg)]
+            rows, slots, ks = by_pool.setdefault(len(c.legs), ([], [], []))
+            rows.append(c.row)
+            slots.append(c.legs.index(leg))
+            ks.append(k)
+        for w, (rows, slots, ks) in by_pool.items():
+            self._write(self._pools[w], np.asarray(rows), np.asarray(slots), frames[ks])
+
+    def _write(self, pool: _Pool, rows: np.ndarray, slots: np.ndarray, frames: np.ndarray) -> None:
+        wr, rd = pool.wr[rows, slots], pool.rd[rows, slots]
+        full = (wr - rd) >= pool.depth
+        if full.any():
+            rd = rd + full
+            pool.rd[rows, slots] = rd
+            np.add.at(self._dropped[pool.w], (rows[full], slots[full]), 1)
+        pool.ring_rows[rows, slots, wr % pool.depth] = frames
+        pool.wr[rows, slots] = wr + 1
+        self.frames_pushed += len(rows)
+
+    def output(self, leg: LegId) -> np.ndarray:
+        """The leg's mix from the last tick (a read-only view, valid until the next tick or membership change)."""
+        pool, row, slot = self._where(leg)
+        view = pool.out[row, slot]
+        view.flags.writeable = False
+        return view
+
+    def outputs(self, legs: Iterable[LegId]) -> np.ndarray:
+        """Copies of several legs' last mixes, ``(len(legs), samples_per_frame)``."""
+        legs = list(legs)
+        res = np.empty((len(legs), self.n_samples), np.int16)
+        for k, leg in enumerate(legs):
+            pool, row, slot = self._where(leg)
+            res[k] = pool.out[row, slot]
+        return res
+
+    def buffered(self, leg: LegId) -> int:
+        pool, row, slot = self._where(leg)
+        return int(pool.wr[row, slot] - pool.rd[row, slot])
+
+    def leg_counters(self, leg: LegId) -> tuple[int, int]:
+        """(frames missing, frames dropped) so far for one leg."""
+        pool, row, slot = self._where(leg)
+        return int(self._missing[pool.w][row, slot]), int(self._dropped[pool.w][row, slot])
+
+    @property
+    def counters(self) -> MixerCounters:
+        missing = self._missing_done + sum(int(self._missing[w][: p.n].sum()) for w, p in self._pools.items())
+        dropped = self._dropped_done + sum(int(self._dropped[w][: p.n].sum()) for w, p in self._pools.items())
+        return MixerCounters(self.ticks, missing, dropped, self.frames_pushed)
+
+    # ------------------------------------------------------------------ the tick
+    def tick(self) -> None:
+        """Mix every call once: consume one frame per leg (silence if missing), write every output."""
+        for w, pool in self._pools.items():
+            if pool.n:
+                self._mix_pool(pool, self._missing[w])
+        self.ticks += 1
+
+    def _mix_pool(self, pool: _Pool, missing: np.ndarray) -> None:
+        n, w, ns = pool.n, pool.w, self.n_samples
+        wr, rd = pool.wr[:n], pool.rd[:n]
+        has = wr > rd
+        src = np.where(has, pool.slot_base[:n] + rd % pool.depth, pool.zero_row)
+        missing[:n] += ~has
+        rd += has
+        rows_per_chunk = max(1, _CHUNK_BYTES // (w * ns * 4))
+        self._ensure_scratch(min(n, rows_per_chunk) * w * ns)
+        for c0 in range(0, n, rows_per_chunk):
+            c1 = min(n, c0 + rows_per_chunk)
+            m = c1 - c0
+            size = m * w * ns
+            gathered = self._scratch_i16[:size].reshape(m * w, ns)
+            np.take(pool.ring, src[c0:c1].ravel(), axis=0, out=gathered, mode="clip")  # "raise" would buffer
+            wide = self._scratch_f32[:size].reshape(m, w, ns)
+            np.copyto(wide, gathered.reshape(m, w, ns))
+            acc = self._acc[:size].reshape(m, w, ns)
+            np.matmul(pool.gains[c0:c1], wide, out=acc)
+            finish(acc, pool.out[c0:c1], self.limiter)
+
+    def _ensure_scratch(self, size: int) -> None:
+        if self._scratch_i16.size < size:
+            self._scratch_i16 = np.empty(size, np.int16)
+            self._scratch_f32 = np.empty(size, np.float32)
+            self._acc = np.empty(size, np.float32)
+
+
+__all__ = [
+    "CallKey",
+    "LegId",
+    "LimitError",
+    "MixerCounters",
+    "MixerEngine",
+    "Role",
+    "SupervisorMode",
+    "UnknownCallError",
+    "UnknownLegError",
+]
