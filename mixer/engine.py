@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 import structlog
 
+from . import kernel as _kernel
 from .frames import FrameError, check_frame, check_rate, samples_per_frame
 from .limiter import LimiterKind, finish
 from .limits import CallLimits, LimitError
@@ -55,22 +57,24 @@ class _Pool:
 
     def _alloc(self, cap: int) -> None:
         w, d, ns = self.w, self.depth, self.n_samples
-        old = getattr(self, "ring", None)
-        ring = np.zeros((cap * w * d + 1, ns), dtype=np.int16)  # last row: the zero frame for gaps
+        old = getattr(self, "planes", None)
+        # d planes of (cap, w) frames: a tick reads mostly-contiguous rows; last row is the zero frame
+        ring = np.zeros((d * cap * w + 1, ns), dtype=np.int16)
+        planes = ring[: d * cap * w].reshape(d, cap, w, ns)
         wr = np.zeros((cap, w), dtype=np.int64)
         rd = np.zeros((cap, w), dtype=np.int64)
         gains = np.zeros((cap, w, w), dtype=np.float32)
         out = np.zeros((cap, w, ns), dtype=np.int16)
         if old is not None:
-            used = self.n * w * d
-            ring[:used] = old[:used]
+            planes[:, : self.n] = old[:, : self.n]
             wr[: self.n], rd[: self.n] = self.wr[: self.n], self.rd[: self.n]
             gains[: self.n], out[: self.n] = self.gains[: self.n], self.out[: self.n]
         self.cap = cap
         self.ring, self.wr, self.rd, self.gains, self.out = ring, wr, rd, gains, out
-        self.ring_rows = ring[: cap * w * d].reshape(cap, w, d, ns)
-        self.zero_row = cap * w * d
-        self.slot_base = (np.arange(cap * w, dtype=np.int64) * d).reshape(cap, w)
+        self.planes = planes
+        self.zero_row = d * cap * w
+        self.plane_stride = cap * w
+        self.slot_base = np.arange(cap * w, dtype=np.int64).reshape(cap, w)
 
     def append(self, call: CallKey) -> int:
         if self.n == self.cap:
@@ -78,7 +82,7 @@ class _Pool:
         row = self.n
         self.n += 1
         self.calls.append(call)
-        self.ring_rows[row] = 0
+        self.planes[:, row] = 0
         self.wr[row] = 0
         self.rd[row] = 0
         self.gains[row] = 0
@@ -90,7 +94,7 @@ class _Pool:
         last = self.n - 1
         moved = None
         if row != last:
-            self.ring_rows[row] = self.ring_rows[last]
+            self.planes[:, row] = self.planes[:, last]
             self.wr[row], self.rd[row] = self.wr[last], self.rd[last]
             self.gains[row], self.out[row] = self.gains[last], self.out[last]
             moved = self.calls[last]
@@ -124,12 +128,20 @@ class MixerEngine:
         limits: CallLimits | None = None,
         buffer_frames: int = 4,
         limiter: LimiterKind = "soft",
+        kernel: Literal["auto", "c", "numpy"] = "auto",
     ) -> None:
         check_rate(rate)
         if not 1 <= buffer_frames <= 64:
             raise ValueError(f"buffer_frames must be between 1 and 64, got {buffer_frames}")
         if limiter not in ("hard", "soft"):
             raise ValueError(f"limiter must be 'hard' or 'soft', got {limiter!r}")
+        if kernel == "auto":
+            kernel = _kernel.default_kernel()  # type: ignore[assignment]
+        if kernel == "c" and not _kernel.available():
+            raise ValueError("kernel='c' requested but mixer/_kernel.c was not built (pip install -e . builds it)")
+        if kernel not in ("c", "numpy"):
+            raise ValueError(f"kernel must be 'auto', 'c' or 'numpy', got {kernel!r}")
+        self.kernel = kernel
         self.rate = rate
         self.n_samples = samples_per_frame(rate)
         self.limits = limits or CallLimits()
@@ -220,7 +232,7 @@ class MixerEngine:
         keep = [i for i in range(w_old) if i != drop]
         if w_old:
             pool = self._pools[w_old]
-            ring = pool.ring_rows[c.row][keep].copy()
+            ring = pool.planes[:, c.row][:, keep].copy()
             wr, rd = pool.wr[c.row][keep].copy(), pool.rd[c.row][keep].copy()
             miss = self._missing[w_old][c.row].copy()
             drp = self._dropped[w_old][c.row].copy()
@@ -230,7 +242,7 @@ class MixerEngine:
             miss, drp = miss[keep], drp[keep]
             self._remove_row(w_old, c.row)
         else:
-            ring = np.zeros((0, self.depth, self.n_samples), np.int16)
+            ring = np.zeros((self.depth, 0, self.n_samples), np.int16)
             wr = rd = miss = drp = np.zeros(0, np.int64)
         if drop >= 0:
             del c.legs[drop], c.routing[drop]
@@ -246,7 +258,7 @@ class MixerEngine:
         if row >= self._missing[w].shape[0]:
             self._grow_counters(w)
         k = len(keep)
-        pool.ring_rows[row, :k] = ring
+        pool.planes[:, row, :k] = ring
         pool.wr[row, :k], pool.rd[row, :k] = wr, rd
         self._missing[w][row] = 0
         self._dropped[w][row] = 0
@@ -326,7 +338,7 @@ class MixerEngine:
             rd = rd + full
             pool.rd[rows, slots] = rd
             np.add.at(self._dropped[pool.w], (rows[full], slots[full]), 1)
-        pool.ring_rows[rows, slots, wr % pool.depth] = frames
+        pool.planes[wr % pool.depth, rows, slots] = frames
         pool.wr[rows, slots] = wr + 1
         self.frames_pushed += len(rows)
 
@@ -373,9 +385,12 @@ class MixerEngine:
         n, w, ns = pool.n, pool.w, self.n_samples
         wr, rd = pool.wr[:n], pool.rd[:n]
         has = wr > rd
-        src = np.where(has, pool.slot_base[:n] + rd % pool.depth, pool.zero_row)
+        src = np.where(has, pool.slot_base[:n] + (rd % pool.depth) * pool.plane_stride, pool.zero_row)
         missing[:n] += ~has
         rd += has
+        if self.kernel == "c":
+            _kernel.mix_pool(pool.ring, src, pool.gains[:n], pool.out[:n], pool.zero_row, self.limiter == "soft")
+            return
         rows_per_chunk = max(1, _CHUNK_BYTES // (w * ns * 4))
         self._ensure_scratch(min(n, rows_per_chunk) * w * ns)
         for c0 in range(0, n, rows_per_chunk):
