@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,9 +105,18 @@ class RealtimeClock(_ClockBase):
     the overdue ones are skipped and counted rather than run in a burst.
     """
 
-    def __init__(self, on_tick: TickFn, *, max_catch_up: int = 5, keep_stats: int = 3000) -> None:
+    def __init__(
+        self,
+        on_tick: TickFn,
+        *,
+        max_catch_up: int = 5,
+        keep_stats: int = 3000,
+        time_fn: Callable[[], float] = time.monotonic,
+        sleep_fn: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         super().__init__(on_tick, keep_stats=keep_stats)
         self.max_catch_up = max_catch_up
+        self._now, self._sleep = time_fn, sleep_fn  # injectable so tests can use a fake clock
         self.skipped = 0
         self._task: asyncio.Task[None] | None = None
         self._tick_event: asyncio.Event | None = None
@@ -140,26 +149,25 @@ class RealtimeClock(_ClockBase):
         return self.stats.ticks - 1
 
     async def run(self, duration_s: float | None = None) -> None:
-        loop = asyncio.get_running_loop()
         self._tick_event = self._tick_event or asyncio.Event()
-        start = self.start_time = time.monotonic()
+        start = self.start_time = self._now()
         n = 0
         end_tick = None if duration_s is None else int(round(duration_s / self.period_s))
         log.info("clock.started", period_ms=self.period_s * 1000)
         try:
             while end_tick is None or n < end_tick:
                 due = start + n * self.period_s
-                delay = due - time.monotonic()
+                delay = due - self._now()
                 if delay > 0:
-                    await asyncio.sleep(delay)
-                lateness = time.monotonic() - due
+                    await self._sleep(delay)
+                lateness = self._now() - due
                 overdue = int(lateness / self.period_s)
                 if overdue > self.max_catch_up:
                     self.skipped += overdue
                     log.warning("clock.skipped_ticks", skipped=overdue, lateness_ms=round(lateness * 1000, 1))
                     n += overdue
                     due = start + n * self.period_s
-                    lateness = time.monotonic() - due
+                    lateness = self._now() - due
                 self._run_tick(n, max(0.0, lateness))
                 event, self._tick_event = self._tick_event, asyncio.Event()
                 event.set()

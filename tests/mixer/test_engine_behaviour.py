@@ -1,0 +1,194 @@
+"""Join/leave/mode switch between ticks, missing frames, overflow, growth, and clear errors."""
+
+import numpy as np
+import pytest
+
+from mixer import (
+    CallLimits,
+    FrameError,
+    LegRouting,
+    LimitError,
+    MixerEngine,
+    Role,
+    SupervisorMode,
+    UnknownLegError,
+)
+from mixer.tones import level_dbfs, tone
+
+SUP = Role.SUPERVISOR
+RATE, N = 16000, 320
+
+
+def frame(value: int) -> np.ndarray:
+    return np.full(N, value, np.int16)
+
+
+@pytest.fixture(params=["numpy", "c"])
+def engine(request: pytest.FixtureRequest) -> MixerEngine:
+    return MixerEngine(rate=RATE, kernel=request.param, limiter="hard")
+
+
+def test_missing_frame_is_silence_and_counted(engine: MixerEngine) -> None:
+    a = engine.add_leg(1, LegRouting(Role.AGENT))
+    c = engine.add_leg(1, LegRouting(Role.CUSTOMER))
+    engine.push(a, frame(100))
+    engine.tick()  # customer sent nothing
+    assert np.all(engine.output(a) == 0)
+    assert np.all(engine.output(c) == 100)
+    assert engine.leg_counters(c) == (1, 0)
+    engine.tick()  # nobody sent anything: the tick still completes
+    assert engine.counters.frames_missing == 3
+    assert np.all(engine.output(c) == 0)
+
+
+def test_overflow_drops_oldest_and_counts(engine: MixerEngine) -> None:
+    a = engine.add_leg(1, LegRouting(Role.AGENT))
+    c = engine.add_leg(1, LegRouting(Role.CUSTOMER))
+    for v in range(1, engine.depth + 3):  # two more than fit
+        engine.push(a, frame(v))
+    assert engine.buffered(a) == engine.depth
+    assert engine.leg_counters(a) == (0, 2)
+    engine.tick()
+    assert np.all(engine.output(c) == 3)  # frames 1 and 2 were dropped
+    assert engine.counters.frames_dropped == 2
+
+
+def test_frames_are_consumed_in_order(engine: MixerEngine) -> None:
+    a = engine.add_leg(1, LegRouting(Role.AGENT))
+    c = engine.add_leg(1, LegRouting(Role.CUSTOMER))
+    for v in (7, 8, 9):
+        engine.push(a, frame(v))
+    got = []
+    for _ in range(4):
+        engine.tick()
+        got.append(int(engine.output(c)[0]))
+    assert got == [7, 8, 9, 0]
+
+
+def test_join_and_leave_between_ticks_keep_buffers_and_other_calls(engine: MixerEngine) -> None:
+    other_a = engine.add_leg("other", LegRouting(Role.AGENT))
+    other_c = engine.add_leg("other", LegRouting(Role.CUSTOMER))
+    a = engine.add_leg(1, LegRouting(Role.AGENT))
+    c = engine.add_leg(1, LegRouting(Role.CUSTOMER))
+    engine.push(a, frame(10))
+    engine.push(a, frame(11))
+    engine.push(other_a, frame(5))
+    engine.tick()
+    assert engine.output(c)[0] == 10 and engine.output(other_c)[0] == 5
+    s = engine.add_leg(1, LegRouting(SUP, SupervisorMode.MONITOR))  # call moves to the 3-leg pool
+    engine.push(c, frame(20))
+    engine.tick()
+    assert engine.output(c)[0] == 11  # agent's second frame survived the move
+    assert engine.output(s)[0] == 31
+    engine.remove_leg(a)
+    engine.push(c, frame(1))
+    engine.tick()
+    assert engine.output(s)[0] == 1
+    assert engine.legs_of(1) == [c, s]
+    engine.remove_call(1)
+    assert engine.call_count == 1
+    with pytest.raises(UnknownLegError, match="unknown leg"):
+        engine.output(c)
+
+
+def test_swap_remove_keeps_the_moved_call_intact(engine: MixerEngine) -> None:
+    legs = {k: (engine.add_leg(k, LegRouting(Role.AGENT)), engine.add_leg(k, LegRouting(Role.CUSTOMER))) for k in range(5)}
+    engine.remove_call(1)  # call 4 moves into call 1's row
+    for k, (a, _) in legs.items():
+        if k != 1:
+            engine.push(a, frame(100 + k))
+    engine.tick()
+    for k, (_, c) in legs.items():
+        if k != 1:
+            assert engine.output(c)[0] == 100 + k
+
+
+def test_capacity_grows_without_losing_calls(engine: MixerEngine) -> None:
+    legs = [(engine.add_leg(k, LegRouting(Role.AGENT)), engine.add_leg(k, LegRouting(Role.CUSTOMER))) for k in range(300)]
+    engine.push_many([a for a, _ in legs], np.stack([frame(k) for k in range(300)]))
+    engine.tick()
+    np.testing.assert_array_equal(engine.outputs([c for _, c in legs])[:, 0], np.arange(300))
+
+
+def test_mode_switch_between_ticks(engine: MixerEngine) -> None:
+    c = engine.add_leg(1, LegRouting(Role.CUSTOMER))
+    s = engine.add_leg(1, LegRouting(SUP, SupervisorMode.MONITOR))
+    engine.push(s, frame(50))
+    engine.tick()
+    assert engine.output(c)[0] == 0
+    engine.update_leg(s, mode=SupervisorMode.BARGE)
+    engine.push(s, frame(50))
+    engine.tick()
+    assert engine.output(c)[0] == 50
+    engine.update_leg(c, muted=True)
+    engine.push(c, frame(9))
+    engine.tick()
+    assert engine.output(s)[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros(N, np.float32), "dtype is float32: expected int16"),
+        (np.zeros(N + 1, np.int16), f"321 samples: expected {N}"),
+        (np.zeros((2, N), np.int16), "expected mono"),
+        ([0] * N, "numpy array"),
+    ],
+)
+def test_bad_frames_are_refused_with_what_was_expected(engine: MixerEngine, bad: object, message: str) -> None:
+    a = engine.add_leg(1, LegRouting(Role.AGENT))
+    with pytest.raises(FrameError, match=message):
+        engine.push(a, bad)  # type: ignore[arg-type]
+
+
+def test_wrong_rate_is_refused(engine: MixerEngine) -> None:
+    a = engine.add_leg(1, LegRouting(Role.AGENT))
+    with pytest.raises(FrameError, match="48000 Hz: expected 16000 Hz"):
+        engine.push(a, frame(0), sample_rate=48000)
+
+
+def test_unsupported_mixer_rate() -> None:
+    with pytest.raises(FrameError, match="unsupported mixer rate 44100"):
+        MixerEngine(rate=44100)
+
+
+def test_limits_enforced_with_clear_errors() -> None:
+    engine = MixerEngine(rate=RATE, limits=CallLimits(max_parties=2, max_supervisors=2, max_barging=1))
+    engine.add_leg(1, LegRouting(Role.AGENT))
+    engine.add_leg(1, LegRouting(Role.CUSTOMER))
+    with pytest.raises(LimitError, match="at most 2 parties"):
+        engine.add_leg(1, LegRouting(Role.PARTY))
+    s1 = engine.add_leg(1, LegRouting(SUP, SupervisorMode.BARGE))
+    s2 = engine.add_leg(1, LegRouting(SUP, SupervisorMode.MONITOR))
+    with pytest.raises(LimitError, match="at most 1 supervisor"):
+        engine.update_leg(s2, mode=SupervisorMode.BARGE)
+    assert engine.routing_of(s2).mode is SupervisorMode.MONITOR  # refused change left no trace
+    with pytest.raises(LimitError, match="at most 2 supervisors"):
+        engine.add_leg(1, LegRouting(SUP, SupervisorMode.MONITOR))
+    engine.update_leg(s1, mode=SupervisorMode.MONITOR)
+    engine.update_leg(s2, mode=SupervisorMode.BARGE)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [(dict(max_parties=1), "max_parties"), (dict(max_barging=3, max_supervisors=2), "max_barging"),
+     (dict(max_supervisors=-1), "max_supervisors"), (dict(bogus=1), "bogus")],
+)
+def test_bad_limits_name_the_field(kwargs: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        CallLimits(**kwargs)
+
+
+def test_default_limits_match_product() -> None:
+    limits = CallLimits()
+    assert (limits.max_parties, limits.max_supervisors, limits.max_barging) == (6, 2, 1)
+
+
+def test_leaving_supervisor_does_not_leave_agent_muted(engine: MixerEngine) -> None:
+    a = engine.add_leg(1, LegRouting(Role.AGENT))
+    c = engine.add_leg(1, LegRouting(Role.CUSTOMER))
+    s = engine.add_leg(1, LegRouting(SUP, SupervisorMode.BARGE))
+    engine.remove_leg(s)
+    engine.push(a, tone(750, RATE, N))
+    engine.tick()
+    assert level_dbfs(engine.output(c), 750, RATE) > -20
