@@ -39,7 +39,7 @@ class PerCallMixer:
     def tick(self, inputs: dict[object, np.ndarray]) -> dict[object, np.ndarray]:
         """``inputs[call]`` is (legs, samples) int16; returns the outputs in the same shape."""
         out = {}
-        for call, (routing, gains) in self.calls.items():
+        for call, (_routing, gains) in self.calls.items():
             x = inputs[call]
             acc = gains @ x.astype(np.float32)
             y = np.empty(x.shape, dtype=np.int16)
