@@ -58,6 +58,7 @@ class _ClockBase:
         self.on_tick = on_tick
         self.stats = _StatsWindow(keep_stats)
         self._listeners: list[Callable[[TickStats], object]] = []
+        self._timer: Callable[[], float] = time.perf_counter
 
     @property
     def ticks(self) -> int:
@@ -72,9 +73,9 @@ class _ClockBase:
             self._listeners.remove(fn)
 
     def _run_tick(self, index: int, lateness_s: float) -> TickStats:
-        t0 = time.perf_counter()
+        t0 = self._timer()
         self.on_tick()
-        compute = time.perf_counter() - t0
+        compute = self._timer() - t0
         missed = lateness_s + compute > self.period_s
         s = TickStats(index, lateness_s * 1000, compute * 1000, missed)
         self.stats.add(s)
@@ -117,6 +118,7 @@ class RealtimeClock(_ClockBase):
         super().__init__(on_tick, keep_stats=keep_stats)
         self.max_catch_up = max_catch_up
         self._now, self._sleep = time_fn, sleep_fn  # injectable so tests can use a fake clock
+        self._timer = time_fn
         self.skipped = 0
         self._task: asyncio.Task[None] | None = None
         self._tick_event: asyncio.Event | None = None
