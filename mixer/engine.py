@@ -157,6 +157,8 @@ class MixerEngine:
         self._dropped_done = 0
         self._missing: dict[int, np.ndarray] = {}
         self._dropped: dict[int, np.ndarray] = {}
+        # where each leg lives (pool width, row, slot), for vectorised push_many/outputs; -1 = gone
+        self._leg_loc = np.full((64, 3), -1, dtype=np.int64)
         self._scratch_i16 = np.empty(0, dtype=np.int16)
         self._scratch_f32 = np.empty(0, dtype=np.float32)
         self._acc = np.empty(0, dtype=np.float32)
@@ -217,6 +219,7 @@ class MixerEngine:
         c = self._calls[call]
         self._move(call, c, drop=c.legs.index(leg))
         del self._leg_call[leg]
+        self._leg_loc[leg] = -1
         if not c.legs:
             del self._calls[call]
         log.debug("mixer.leg_removed", call=str(call), leg=leg)
@@ -265,6 +268,15 @@ class MixerEngine:
         self._missing[w][row, :k], self._dropped[w][row, :k] = miss, drp
         pool.gains[row] = route(c.routing)
         c.row = row
+        self._locate(c)
+
+    def _locate(self, c: _Call) -> None:
+        if c.legs and max(c.legs) >= self._leg_loc.shape[0]:
+            grown = np.full((max(2 * self._leg_loc.shape[0], max(c.legs) + 1), 3), -1, dtype=np.int64)
+            grown[: self._leg_loc.shape[0]] = self._leg_loc
+            self._leg_loc = grown
+        for slot, leg in enumerate(c.legs):
+            self._leg_loc[leg] = (len(c.legs), c.row, slot)
 
     def _remove_row(self, w: int, row: int) -> None:
         pool = self._pools[w]
@@ -274,6 +286,7 @@ class MixerEngine:
         moved = pool.remove(row)
         if moved is not None:
             self._calls[moved].row = row
+            self._locate(self._calls[moved])
 
     def _pool(self, w: int) -> _Pool:
         pool = self._pools.get(w)
@@ -304,8 +317,9 @@ class MixerEngine:
             raise UnknownCallError(call) from None
 
     def _where(self, leg: LegId) -> tuple[_Pool, int, int]:
-        c = self._calls[self._call_of(leg)]
-        return self._pools[len(c.legs)], c.row, c.legs.index(leg)
+        self._call_of(leg)  # raises UnknownLegError
+        w, row, slot = self._leg_loc[leg]
+        return self._pools[int(w)], int(row), int(slot)
 
     # ------------------------------------------------------------------ audio in and out
     def push(self, leg: LegId, frame: np.ndarray, *, sample_rate: int | None = None) -> None:
@@ -321,15 +335,20 @@ class MixerEngine:
             raise FrameError("frames must be an int16 numpy array")
         if frames.shape != (len(legs), self.n_samples):
             raise FrameError(f"frames shape is {frames.shape}: expected ({len(legs)}, {self.n_samples})")
-        by_pool: dict[int, tuple[list[int], list[int], list[int]]] = {}
-        for k, leg in enumerate(legs):
-            c = self._calls[self._call_of(leg)]
-            rows, slots, ks = by_pool.setdefault(len(c.legs), ([], [], []))
-            rows.append(c.row)
-            slots.append(c.legs.index(leg))
-            ks.append(k)
-        for w, (rows, slots, ks) in by_pool.items():
-            self._write(self._pools[w], np.asarray(rows), np.asarray(slots), frames[ks])
+        loc = self._locate_many(legs)
+        for w in np.unique(loc[:, 0]):
+            sel = np.flatnonzero(loc[:, 0] == w)
+            self._write(self._pools[int(w)], loc[sel, 1], loc[sel, 2], frames[sel])
+
+    def _locate_many(self, legs: list[LegId]) -> np.ndarray:
+        ids = np.asarray(legs, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self._leg_loc.shape[0]):
+            bad = next(leg for leg in legs if leg not in self._leg_call)
+            raise UnknownLegError(bad)
+        loc = self._leg_loc[ids]
+        if ids.size and loc[:, 0].min() < 0:
+            raise UnknownLegError(int(ids[np.flatnonzero(loc[:, 0] < 0)[0]]))
+        return loc
 
     def _write(self, pool: _Pool, rows: np.ndarray, slots: np.ndarray, frames: np.ndarray) -> None:
         wr, rd = pool.wr[rows, slots], pool.rd[rows, slots]
@@ -353,9 +372,10 @@ class MixerEngine:
         """Copies of several legs' last mixes, ``(len(legs), samples_per_frame)``."""
         legs = list(legs)
         res = np.empty((len(legs), self.n_samples), np.int16)
-        for k, leg in enumerate(legs):
-            pool, row, slot = self._where(leg)
-            res[k] = pool.out[row, slot]
+        loc = self._locate_many(legs)
+        for w in np.unique(loc[:, 0]):
+            sel = np.flatnonzero(loc[:, 0] == w)
+            res[sel] = self._pools[int(w)].out[loc[sel, 1], loc[sel, 2]]
         return res
 
     def buffered(self, leg: LegId) -> int:
