@@ -1,0 +1,240 @@
+"""Mixing latency for many concurrent calls: batched engine vs a per-call baseline vs a plain copy.
+
+    python -m benchmarks.mixing_latency --calls 100,1000,10000 --rate 48000 --json results/mixing.json \
+        [--legs 3] [--ticks N] [--plot results/mixing.png] [--realtime SECONDS]
+
+All three are measured in one run on the same machine, so the ratios hold even when absolute
+figures move with the machine's load. Input frames are queued before each tick (not timed); the
+tick time is the mix of every call. ``copy`` copies the same input bytes to an output array of the
+same size: the memory floor for any mixer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from mixer import LegRouting, MixerEngine, RealtimeClock, Role, SupervisorMode, samples_per_frame
+from mixer.logs import configure_logging
+from mixer.reference import PerCallMixer
+
+console = Console()
+PER_CALL_MAX = 1000  # above this the per-call baseline takes too long; never skipped at 1000
+
+
+def call_routing(legs: int) -> list[LegRouting]:
+    """customer, agent, then other parties, and a monitoring supervisor as the last leg when legs >= 3."""
+    if legs < 2:
+        raise SystemExit("--legs must be at least 2")
+    parties = [LegRouting(Role.CUSTOMER), LegRouting(Role.AGENT)]
+    if legs == 2:
+        return parties
+    return parties + [LegRouting(Role.PARTY)] * (legs - 3) + [LegRouting(Role.SUPERVISOR, SupervisorMode.MONITOR)]
+
+
+def synthetic_input(calls: int, legs: int, n: int, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(-8000, 8000, size=(calls, legs, n), dtype=np.int16)
+
+
+def stats(name: str, calls: int, legs: int, rate: int, times_s: list[float]) -> dict:
+    ms = np.asarray(times_s) * 1000
+    return {
+        "engine": name,
+        "calls": calls,
+        "legs_per_call": legs,
+        "rate": rate,
+        "samples_per_frame": samples_per_frame(rate),
+        "ticks": len(ms),
+        "tick_ms_p50": round(float(np.percentile(ms, 50)), 4),
+        "tick_ms_p99": round(float(np.percentile(ms, 99)), 4),
+        "tick_ms_max": round(float(ms.max()), 4),
+    }
+
+
+def bench_batched(calls: int, legs: int, rate: int, ticks: int, warmup: int, kernel: str) -> tuple[dict, float]:
+    n = samples_per_frame(rate)
+    engine = MixerEngine(rate=rate, kernel=kernel)
+    routing = call_routing(legs)
+    leg_ids = [engine.add_leg(c, r) for c in range(calls) for r in routing]
+    frames = synthetic_input(calls, legs, n).reshape(calls * legs, n)
+    times, push_times = [], []
+    for t in range(warmup + ticks):
+        t0 = time.perf_counter()
+        engine.push_many(leg_ids, frames)
+        t1 = time.perf_counter()
+        engine.tick()
+        t2 = time.perf_counter()
+        if t >= warmup:
+            times.append(t2 - t1)
+            push_times.append(t1 - t0)
+    row = stats("batched", calls, legs, rate, times)
+    row["kernel"] = engine.kernel
+    return row, float(np.median(push_times) * 1000)
+
+
+def bench_per_call(calls: int, legs: int, rate: int, ticks: int, warmup: int) -> dict:
+    n = samples_per_frame(rate)
+    mixer = PerCallMixer()
+    routing = call_routing(legs)
+    for c in range(calls):
+        mixer.set_call(c, routing)
+    data = synthetic_input(calls, legs, n)
+    inputs = {c: data[c] for c in range(calls)}
+    times = []
+    for t in range(warmup + ticks):
+        t0 = time.perf_counter()
+        mixer.tick(inputs)
+        if t >= warmup:
+            times.append(time.perf_counter() - t0)
+    return stats("per_call", calls, legs, rate, times)
+
+
+def bench_copy(calls: int, legs: int, rate: int, ticks: int, warmup: int) -> dict:
+    src = synthetic_input(calls, legs, samples_per_frame(rate))
+    dst = np.empty_like(src)
+    times = []
+    for t in range(warmup + ticks):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        if t >= warmup:
+            times.append(time.perf_counter() - t0)
+    return stats("copy", calls, legs, rate, times)
+
+
+async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel: str) -> dict:
+    """Run the real-time clock with ``calls`` calls fed by synthetic sources; ingest is inside the tick."""
+    n = samples_per_frame(rate)
+    engine = MixerEngine(rate=rate, kernel=kernel)
+    routing = call_routing(legs)
+    leg_ids = [engine.add_leg(c, r) for c in range(calls) for r in routing]
+    frames = synthetic_input(calls, legs, n).reshape(calls * legs, n)
+
+    def on_tick() -> None:
+        engine.push_many(leg_ids, frames)
+        engine.tick()
+
+    clock = RealtimeClock(on_tick, keep_stats=int(seconds * 50) + 10)
+    await clock.run(duration_s=seconds)
+    s = clock.stats
+    return {
+        "engine": "batched_realtime",
+        "calls": calls,
+        "legs_per_call": legs,
+        "rate": rate,
+        "seconds": seconds,
+        "ticks": s.ticks,
+        "skipped_ticks": clock.skipped,
+        "deadline_misses": s.deadline_misses,
+        "lateness_ms_p99": round(s.percentile("lateness_ms", 99), 4),
+        "lateness_ms_max": round(s.max_lateness_ms, 4),
+        "compute_ms_p50": round(s.percentile("compute_ms", 50), 4),
+        "compute_ms_p99": round(s.percentile("compute_ms", 99), 4),
+        "frames_missing": engine.counters.frames_missing,
+        "frames_dropped": engine.counters.frames_dropped,
+    }
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for engine, style in (("per_call", "s--"), ("batched", "o-"), ("copy", "^:")):
+        pts = sorted((r["calls"], r["tick_ms_p50"], r["tick_ms_p99"]) for r in rows if r["engine"] == engine)
+        if pts:
+            x, p50, p99 = zip(*pts, strict=True)
+            ax.plot(x, p50, style, label=f"{engine} p50")
+            ax.fill_between(x, p50, p99, alpha=0.15)
+    ax.axhline(20, color="red", lw=0.8, label="20 ms frame")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent calls")
+    ax.set_ylabel("tick time (ms)")
+    r0 = rows[0]
+    ax.set_title(f"bargein mixing latency, {r0['legs_per_call']} legs/call at {r0['rate']} Hz")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.mixing_latency", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calls", default="100,1000,10000", help="comma-separated call counts")
+    ap.add_argument("--rate", type=int, default=48000, choices=[8000, 16000, 48000])
+    ap.add_argument("--legs", type=int, default=3, help="legs per call (default 3)")
+    ap.add_argument("--ticks", type=int, default=200, help="timed ticks per engine and call count")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--kernel", default="auto", choices=["auto", "c", "numpy"], help="batched engine's mix kernel")
+    ap.add_argument("--per-call-max", type=int, default=PER_CALL_MAX,
+                    help="skip the per-call baseline above this many calls (never below 1000)")
+    ap.add_argument("--json", type=Path, help="write result rows here")
+    ap.add_argument("--plot", type=Path, help="write a PNG plot here")
+    ap.add_argument("--realtime", type=float, metavar="SECONDS",
+                    help="also run the real-time clock for SECONDS with the largest call count")
+    args = ap.parse_args(argv)
+    configure_logging("WARNING")
+    counts = [int(c) for c in args.calls.split(",") if c.strip()]
+    per_call_max = max(args.per_call_max, 1000)
+    rows: list[dict] = []
+    notes: dict[str, float] = {}
+    for calls in counts:
+        ticks = args.ticks
+        console.log(f"{calls} calls x {args.legs} legs at {args.rate} Hz, {ticks} ticks")
+        batched, push_ms = bench_batched(calls, args.legs, args.rate, ticks, args.warmup, args.kernel)
+        notes[f"push_ms_p50@{calls}"] = round(push_ms, 4)
+        rows.append(batched)
+        if calls <= per_call_max:
+            rows.append(bench_per_call(calls, args.legs, args.rate, max(10, ticks // 4 if calls > 100 else ticks),
+                                       args.warmup))
+        rows.append(bench_copy(calls, args.legs, args.rate, ticks, args.warmup))
+
+    table = Table(title=f"Mixing latency ({args.legs} legs/call, {args.rate} Hz, 20 ms frames)")
+    for col in ("engine", "calls", "p50 ms", "p99 ms", "max ms", "vs copy (p50)", "per_call / batched"):
+        table.add_column(col, justify="right")
+    by = {(r["engine"], r["calls"]): r for r in rows}
+    for r in rows:
+        copy = by[("copy", r["calls"])]["tick_ms_p50"]
+        batched = by[("batched", r["calls"])]["tick_ms_p50"]
+        speedup = f"{r['tick_ms_p50'] / batched:.1f}x" if r["engine"] == "per_call" else ""
+        table.add_row(r["engine"], str(r["calls"]), f"{r['tick_ms_p50']:.3f}", f"{r['tick_ms_p99']:.3f}",
+                      f"{r['tick_ms_max']:.3f}", f"{r['tick_ms_p50'] / copy:.2f}x", speedup)
+    console.print(table)
+    console.print(f"batched kernel: {rows[0].get('kernel')}; queueing input with push_many (not in tick time): "
+                  + ", ".join(f"{k}={v} ms" for k, v in notes.items()))
+
+    realtime = None
+    if args.realtime:
+        calls = max(counts)
+        console.log(f"real-time clock: {calls} calls for {args.realtime} s")
+        realtime = asyncio.run(realtime_run(calls, args.legs, args.rate, args.realtime, args.kernel))
+        console.print(realtime)
+
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                "numpy": np.__version__}
+        out = [{**r, **meta} for r in rows] + ([{**realtime, **meta}] if realtime else [])
+        args.json.write_text(json.dumps(out, indent=2))
+        console.log(f"wrote {args.json}")
+    if args.plot:
+        plot(rows, args.plot)
+        console.log(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
