@@ -336,7 +336,11 @@ class MixerEngine:
         if frames.shape != (len(legs), self.n_samples):
             raise FrameError(f"frames shape is {frames.shape}: expected ({len(legs)}, {self.n_samples})")
         loc = self._locate_many(legs)
-        for w in np.unique(loc[:, 0]):
+        widths = np.unique(loc[:, 0])
+        if len(widths) == 1:  # common case: every leg in one pool, no regrouping copy
+            self._write(self._pools[int(widths[0])], loc[:, 1], loc[:, 2], frames)
+            return
+        for w in widths:
             sel = np.flatnonzero(loc[:, 0] == w)
             self._write(self._pools[int(w)], loc[sel, 1], loc[sel, 2], frames[sel])
 
@@ -357,7 +361,8 @@ class MixerEngine:
             rd = rd + full
             pool.rd[rows, slots] = rd
             np.add.at(self._dropped[pool.w], (rows[full], slots[full]), 1)
-        pool.planes[wr % pool.depth, rows, slots] = frames
+        # one flat row index per frame: numpy copies whole rows for a single index array
+        pool.ring[(wr % pool.depth) * pool.plane_stride + rows * pool.w + slots] = frames
         pool.wr[rows, slots] = wr + 1
         self.frames_pushed += len(rows)
 

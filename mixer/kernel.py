@@ -60,3 +60,4 @@ def mix_pool(ring: np.ndarray, src: np.ndarray, gains: np.ndarray, out: np.ndarr
                                n, w, ring.shape[1], zero_row, int(soft))
     if rc != 0:
         raise ValueError(f"mix kernel refused frames of {ring.shape[1]} samples")
+
