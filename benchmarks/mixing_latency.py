@@ -61,9 +61,10 @@ def stats(name: str, calls: int, legs: int, rate: int, times_s: list[float]) -> 
     }
 
 
-def bench_batched(calls: int, legs: int, rate: int, ticks: int, warmup: int, kernel: str) -> tuple[dict, float]:
+def bench_batched(calls: int, legs: int, rate: int, ticks: int, warmup: int, kernel: str,
+                  threads: int = 1) -> tuple[dict, float]:
     n = samples_per_frame(rate)
-    engine = MixerEngine(rate=rate, kernel=kernel)
+    engine = MixerEngine(rate=rate, kernel=kernel, threads=threads)
     routing = call_routing(legs)
     leg_ids = [engine.add_leg(c, r) for c in range(calls) for r in routing]
     frames = synthetic_input(calls, legs, n).reshape(calls * legs, n)
@@ -79,6 +80,7 @@ def bench_batched(calls: int, legs: int, rate: int, ticks: int, warmup: int, ker
             push_times.append(t1 - t0)
     row = stats("batched", calls, legs, rate, times)
     row["kernel"] = engine.kernel
+    row["threads"] = threads
     return row, float(np.median(push_times) * 1000)
 
 
@@ -179,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ticks", type=int, default=200, help="timed ticks per engine and call count")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--kernel", default="auto", choices=["auto", "c", "numpy"], help="batched engine's mix kernel")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="also measure the batched engine split over this many threads (C kernel only)")
     ap.add_argument("--per-call-max", type=int, default=PER_CALL_MAX,
                     help="skip the per-call baseline above this many calls (never below 1000)")
     ap.add_argument("--json", type=Path, help="write result rows here")
@@ -197,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         batched, push_ms = bench_batched(calls, args.legs, args.rate, ticks, args.warmup, args.kernel)
         notes[f"push_ms_p50@{calls}"] = round(push_ms, 4)
         rows.append(batched)
+        if args.threads > 1:
+            threaded, _ = bench_batched(calls, args.legs, args.rate, ticks, args.warmup, "c", args.threads)
+            threaded["engine"] = f"batched_{args.threads}threads"
+            rows.append(threaded)
         if calls <= per_call_max:
             rows.append(bench_per_call(calls, args.legs, args.rate, max(10, ticks // 4 if calls > 100 else ticks),
                                        args.warmup))

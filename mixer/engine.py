@@ -14,6 +14,7 @@ then round, limit and clamp once to int16.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -129,6 +130,7 @@ class MixerEngine:
         buffer_frames: int = 4,
         limiter: LimiterKind = "soft",
         kernel: Literal["auto", "c", "numpy"] = "auto",
+        threads: int = 1,
     ) -> None:
         check_rate(rate)
         if not 1 <= buffer_frames <= 64:
@@ -142,6 +144,13 @@ class MixerEngine:
         if kernel not in ("c", "numpy"):
             raise ValueError(f"kernel must be 'auto', 'c' or 'numpy', got {kernel!r}")
         self.kernel = kernel
+        if not 1 <= threads <= 64:
+            raise ValueError(f"threads must be between 1 and 64, got {threads}")
+        if threads > 1 and kernel != "c":
+            raise ValueError("threads > 1 needs the C kernel (it releases the GIL; numpy's path does not split)")
+        self.threads = threads
+        # the C kernel runs without the GIL, so large pools can be split across worker threads
+        self._workers = ThreadPoolExecutor(threads - 1, thread_name_prefix="bargein-mix") if threads > 1 else None
         self.rate = rate
         self.n_samples = samples_per_frame(rate)
         self.limits = limits or CallLimits()
@@ -414,7 +423,17 @@ class MixerEngine:
         missing[:n] += ~has
         rd += has
         if self.kernel == "c":
-            _kernel.mix_pool(pool.ring, src, pool.gains[:n], pool.out[:n], pool.zero_row, self.limiter == "soft")
+            soft = self.limiter == "soft"
+            if self._workers is None or n < 64 * self.threads:
+                _kernel.mix_pool(pool.ring, src, pool.gains[:n], pool.out[:n], pool.zero_row, soft)
+                return
+            bounds = np.linspace(0, n, self.threads + 1).astype(int)
+            jobs = [self._workers.submit(_kernel.mix_pool, pool.ring, src[a:b], pool.gains[a:b], pool.out[a:b],
+                                         pool.zero_row, soft) for a, b in zip(bounds[1:-1], bounds[2:], strict=True)]
+            _kernel.mix_pool(pool.ring, src[: bounds[1]], pool.gains[: bounds[1]], pool.out[: bounds[1]],
+                             pool.zero_row, soft)
+            for job in jobs:
+                job.result()
             return
         rows_per_chunk = max(1, _CHUNK_BYTES // (w * ns * 4))
         self._ensure_scratch(min(n, rows_per_chunk) * w * ns)

@@ -56,6 +56,7 @@ def mix_pool(ring: np.ndarray, src: np.ndarray, gains: np.ndarray, out: np.ndarr
     """Mix ``src.shape[0]`` call rows of one pool into ``out`` (all arrays C-contiguous)."""
     assert _LIB is not None
     n, w = src.shape
+    src = np.ascontiguousarray(src)
     rc = _LIB.bargein_mix_pool(ring.ctypes.data, src.ctypes.data, gains.ctypes.data, out.ctypes.data,
                                n, w, ring.shape[1], zero_row, int(soft))
     if rc != 0:

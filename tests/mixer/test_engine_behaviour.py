@@ -192,3 +192,23 @@ def test_leaving_supervisor_does_not_leave_agent_muted(engine: MixerEngine) -> N
     engine.push(a, tone(750, RATE, N))
     engine.tick()
     assert level_dbfs(engine.output(c), 750, RATE) > -20
+
+
+def test_threaded_c_kernel_equals_single_thread_and_numpy() -> None:
+    rng = np.random.default_rng(3)
+    outs = []
+    for kernel, threads in (("numpy", 1), ("c", 1), ("c", 2)):
+        engine = MixerEngine(rate=RATE, kernel=kernel, threads=threads)
+        roles = [LegRouting(Role.CUSTOMER), LegRouting(Role.AGENT), LegRouting(SUP, SupervisorMode.BARGE)]
+        legs = [engine.add_leg(c, r) for c in range(500) for r in roles]
+        engine.push_many(legs, rng.integers(-32768, 32767, (len(legs), N), dtype=np.int16))
+        rng = np.random.default_rng(3)
+        engine.tick()
+        outs.append(engine.outputs(legs))
+    np.testing.assert_array_equal(outs[1], outs[2])
+    assert np.abs(outs[0].astype(np.int32) - outs[1]).max() <= 1  # soft clipper: tanh in C vs numpy
+
+
+def test_threads_need_the_c_kernel() -> None:
+    with pytest.raises(ValueError, match="threads > 1 needs the C kernel"):
+        MixerEngine(kernel="numpy", threads=2)
