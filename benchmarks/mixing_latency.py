@@ -153,7 +153,8 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for engine, style in (("per_call", "s--"), ("batched", "o-"), ("copy", "^:")):
+    threaded = sorted({r["engine"] for r in rows if r["engine"].startswith("batched_")})
+    for engine, style in (("per_call", "s--"), ("batched", "o-"), *[(t, "d-.") for t in threaded], ("copy", "^:")):
         pts = sorted((r["calls"], r["tick_ms_p50"], r["tick_ms_p99"]) for r in rows if r["engine"] == engine)
         if pts:
             x, p50, p99 = zip(*pts, strict=True)
