@@ -196,6 +196,16 @@ class MixerEngine:
         c = self._get_call(call)
         return self._pool(len(c.legs)).gains[c.row].copy()
 
+    def shared_mix_groups(self, call: CallKey) -> list[list[LegId]]:
+        """Legs of ``call`` that hear exactly the same mix (equal gain rows), e.g. two monitoring
+        supervisors: an encoder can encode once per group. Singletons included."""
+        c = self._get_call(call)
+        gains = self._pool(len(c.legs)).gains[c.row]
+        groups: dict[bytes, list[LegId]] = {}
+        for i, leg in enumerate(c.legs):
+            groups.setdefault(gains[i].tobytes(), []).append(leg)
+        return list(groups.values())
+
     def add_leg(self, call: CallKey, routing: LegRouting) -> LegId:
         """Add a leg to ``call`` (created on first leg). Raises LimitError when a limit would break."""
         c = self._calls.get(call)

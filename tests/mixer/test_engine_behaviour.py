@@ -212,3 +212,17 @@ def test_threaded_c_kernel_equals_single_thread_and_numpy() -> None:
 def test_threads_need_the_c_kernel() -> None:
     with pytest.raises(ValueError, match="threads > 1 needs the C kernel"):
         MixerEngine(kernel="numpy", threads=2)
+
+
+def test_two_monitoring_supervisors_share_one_mix(engine: MixerEngine) -> None:
+    c = engine.add_leg(1, LegRouting(Role.CUSTOMER))
+    a = engine.add_leg(1, LegRouting(Role.AGENT))
+    s1 = engine.add_leg(1, LegRouting(SUP, SupervisorMode.MONITOR))
+    s2 = engine.add_leg(1, LegRouting(SUP, SupervisorMode.MONITOR))
+    assert sorted(map(sorted, engine.shared_mix_groups(1))) == [[c], [a], [s1, s2]]
+    engine.push(c, frame(3))
+    engine.push(a, frame(4))
+    engine.tick()
+    np.testing.assert_array_equal(engine.output(s1), engine.output(s2))
+    engine.update_leg(s1, mode=SupervisorMode.BARGE)  # s2 now hears s1, s1 does not hear itself
+    assert sorted(map(sorted, engine.shared_mix_groups(1))) == [[c], [a], [s1], [s2]]
