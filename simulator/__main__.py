@@ -1,0 +1,7 @@
+"""``python -m simulator``: the ``bargein simulate`` command on its own."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
