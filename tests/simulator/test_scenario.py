@@ -2,8 +2,8 @@
 
 import pytest
 
-from simulator.scenario import ScenarioError, load_scenario
 from simulator.cli import main
+from simulator.scenario import ScenarioError, load_scenario
 
 
 def test_toml_and_json_load(tmp_path):

@@ -7,9 +7,9 @@ import pytest
 
 import mixer.engine
 from mixer import MixerEngine, Role, SupervisorMode
-from simulator.sim import Simulation
 from simulator.cli import main
 from simulator.report import TIMING_FIELDS
+from simulator.sim import Simulation
 
 REQUIRED = {
     "calls_started", "calls_completed", "peak_concurrent_calls", "monitor_sessions", "barge_toggles",
