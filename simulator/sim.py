@@ -113,6 +113,7 @@ class Simulation:
         self._dirty = True
         self._act = np.zeros(0, np.int64)
         self._act_mixer: list[int] = []
+        self._frames = np.empty((0, self.table.shape[1]), np.int16)
         self.agents = [f"agent-{i + 1}" for i in range(sc.agent_count)]
         self.supervisors = [f"supervisor-{i + 1}" for i in range(sc.supervisor_count)]
         self._sup_call: dict[str, int | None] = {s: None for s in self.supervisors}
@@ -497,7 +498,11 @@ class Simulation:
         act = self._active()
         if act.size:
             src = np.where(self.leg_talking[act], self.leg_bin[act], SILENCE)
-            self.engine.push_many(self._act_mixer, self.table[src])
+            if self._frames.shape[0] < act.size:  # reused: a fresh (legs x samples) array per tick page-faults
+                self._frames = np.empty((2 * act.size, self.table.shape[1]), np.int16)
+            frames = self._frames[: act.size]
+            np.take(self.table, src, axis=0, out=frames)
+            self.engine.push_many(self._act_mixer, frames)
         self.engine.tick()
         if self.t % self.sc.verification.every_ticks == 0 and act.size:
             self._check(act)
