@@ -74,8 +74,9 @@ class Voices(_Section):
 class Verification(_Section):
     """Which ticks and listeners are checked against the routing table."""
 
-    every_ticks: int = Field(10, ge=1, description="check on every n-th tick")
-    max_listeners: int = Field(2000, ge=1, description="listeners checked per checked tick (random sample above)")
+    every_ticks: int = Field(10, ge=1, description="each listener is checked every n-th tick (spread over ticks)")
+    max_listeners: int = Field(
+        2000, ge=1, description="at most this many listeners per n ticks (a random sample at scale)")
     max_listed: int = Field(100, ge=0, description="violations listed in the report (all are counted)")
 
 
