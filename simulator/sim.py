@@ -111,10 +111,12 @@ class Simulation:
         self._gen = 0
         self._n_customers = 0
         self._n_parties = 0
-        self._dirty = True
-        self._act = np.zeros(0, np.int64)
+        # live legs in a dense order (swap-remove): position -> sim leg, its mixer leg and its current frame,
+        # so a tick pushes one contiguous block without gathering; only talk toggles rewrite rows
+        self._order = np.zeros(1024, np.int64)
+        self._pos = np.full(1024, -1, np.int64)
         self._act_mixer: list[int] = []
-        self._frames = np.empty((0, self.table.shape[1]), np.int16)
+        self._frames = np.zeros((1024, self.table.shape[1]), np.int16)
         self.agents = [f"agent-{i + 1}" for i in range(sc.agent_count)]
         self.supervisors = [f"supervisor-{i + 1}" for i in range(sc.supervisor_count)]
         self._sup_call: dict[str, int | None] = {s: None for s in self.supervisors}
@@ -145,6 +147,10 @@ class Simulation:
         grow("leg_next_toggle", np.int64, np.iinfo(np.int64).max)
         grow("leg_bin", np.int64, SILENCE)
         grow("leg_active", bool, False)
+        if old:
+            pos = np.full(cap, -1, np.int64)
+            pos[:old] = self._pos
+            self._pos = pos
         self.leg_names.extend([""] * (cap - old))
         self._free_legs.extend(range(cap - 1, old - 1, -1))
         self._leg_cap = cap
@@ -171,16 +177,32 @@ class Simulation:
         self.leg_bin[s] = c.free_bins.pop()
         self.leg_active[s] = True
         self.leg_names[s] = user
+        n = self._n_legs
+        if n == self._order.shape[0]:
+            self._order = np.concatenate([self._order, np.zeros(n, np.int64)])
+            self._frames = np.concatenate([self._frames, np.zeros_like(self._frames)])
+        self._order[n] = s
+        self._pos[s] = n
+        self._act_mixer.append(mixer_leg)
+        self._frames[n] = self.table[self.leg_bin[s] if talking else SILENCE]
         row = self.call_members[c.idx]
         row[np.flatnonzero(row < 0)[0]] = s
         c.legs[user] = s
         self._n_legs += 1
         self.report.peak_legs = max(self.report.peak_legs, self._n_legs)
-        self._dirty = True
         return s
 
     def _drop_leg(self, c: SimCall, user: str) -> None:
         s = c.legs.pop(user)
+        p, last = int(self._pos[s]), self._n_legs - 1
+        if p != last:
+            moved = int(self._order[last])
+            self._order[p] = moved
+            self._pos[moved] = p
+            self._act_mixer[p] = self._act_mixer[last]
+            self._frames[p] = self._frames[last]
+        self._act_mixer.pop()
+        self._pos[s] = -1
         c.free_bins.append(int(self.leg_bin[s]))
         self.leg_active[s] = False
         self.leg_mixer[s] = -1
@@ -191,7 +213,6 @@ class Simulation:
         c.muted_by.pop(user, None)
         self._free_legs.append(s)
         self._n_legs -= 1
-        self._dirty = True
 
     def _spurt(self, talking: bool) -> int:
         v = self.sc.voices
@@ -479,11 +500,8 @@ class Simulation:
 
     # ------------------------------------------------------------------ the tick
     def _active(self) -> np.ndarray:
-        if self._dirty:
-            self._act = np.flatnonzero(self.leg_active)
-            self._act_mixer = self.leg_mixer[self._act].tolist()
-            self._dirty = False
-        return self._act
+        """Sim legs in dense order (position i is pushed from ``_frames[i]`` to mixer leg ``_act_mixer[i]``)."""
+        return self._order[: self._n_legs]
 
     def step(self) -> None:
         """One 20 ms tick: due events, talk spurts, push every leg's frame, mix, check (on checked ticks)."""
@@ -496,14 +514,10 @@ class Simulation:
             means = np.where(talking, v.talk_mean_s, v.silence_mean_s)
             spurts = np.maximum(1, (self.talk_rng.exponential(means) / TICK_S).astype(np.int64))
             self.leg_next_toggle[due] = self.t + spurts
+            self._frames[self._pos[due]] = self.table[np.where(talking, self.leg_bin[due], SILENCE)]
         act = self._active()
         if act.size:
-            src = np.where(self.leg_talking[act], self.leg_bin[act], SILENCE)
-            if self._frames.shape[0] < act.size:  # reused: a fresh (legs x samples) array per tick page-faults
-                self._frames = np.empty((2 * act.size, self.table.shape[1]), np.int16)
-            frames = self._frames[: act.size]
-            np.take(self.table, src, axis=0, out=frames)
-            self.engine.push_many(self._act_mixer, frames)
+            self.engine.push_many(self._act_mixer, self._frames[: act.size])
         self.engine.tick()
         if act.size:
             self._check(act)
@@ -618,8 +632,7 @@ class Simulation:
             self.engine.remove_call(key)
         act = self._active()
         if act.size:
-            self._frames = np.zeros((2 * act.size, self.table.shape[1]), np.int16)
-            self.engine.push_many(self._act_mixer, self._frames[: act.size])
+            self.engine.push_many(self._act_mixer, np.zeros((act.size, self.table.shape[1]), np.int16))
             self.engine.tick()
             lis = self._act_mixer[: self.sc.verification.max_listeners]
             self.meter.levels(self.engine.outputs(lis))  # first use of the matmul starts BLAS threads
