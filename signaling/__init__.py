@@ -1,0 +1,1 @@
+"""SIP-like signaling for bargein: sans-IO core, aiohttp server, WebRTC gateway, CLI."""

@@ -1,0 +1,109 @@
+"""Users and security profiles: who may do what.
+
+Profiles grant permissions (as in product.md): ``ccp_access`` (use the softphone: take or place calls),
+``access_metrics`` (see the real-time agents view and records), ``realtime_monitor`` and
+``realtime_barge`` (barge and coach need monitor too). A built-in demo directory works with no file;
+``load_directory(path)`` reads TOML or JSON with the same shape as :data:`DEMO`.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Permission = Literal["ccp_access", "access_metrics", "realtime_monitor", "realtime_barge"]
+UserRole = Literal["agent", "customer", "supervisor"]
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    permissions: frozenset[Permission] = frozenset()
+
+    @model_validator(mode="after")
+    def _barge_needs_monitor(self) -> Profile:
+        if "realtime_barge" in self.permissions and "realtime_monitor" not in self.permissions:
+            raise ValueError(f"profile {self.name!r}: realtime_barge requires realtime_monitor")
+        return self
+
+
+class User(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    token: str = Field(min_length=1, max_length=256)
+    role: UserRole
+    profile: str
+    display_name: str = ""
+
+
+class Directory(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    profiles: list[Profile]
+    users: list[User]
+
+    @model_validator(mode="after")
+    def _check(self) -> Directory:
+        names = {p.name for p in self.profiles}
+        for u in self.users:
+            if u.profile not in names:
+                raise ValueError(f"user {u.name!r}: unknown profile {u.profile!r}")
+        if len({u.token for u in self.users}) != len(self.users):
+            raise ValueError("tokens must be unique")
+        if len({u.name for u in self.users}) != len(self.users):
+            raise ValueError("user names must be unique")
+        return self
+
+    def by_token(self, token: str) -> User | None:
+        return next((u for u in self.users if u.token == token), None)
+
+    def user(self, name: str) -> User | None:
+        return next((u for u in self.users if u.name == name), None)
+
+    def permissions(self, user: User) -> frozenset[str]:
+        return next(p.permissions for p in self.profiles if p.name == user.profile)
+
+
+_AGENT = ["ccp_access"]
+_MANAGER = ["ccp_access", "access_metrics", "realtime_monitor", "realtime_barge"]
+DEMO = {
+    "profiles": [
+        {"name": "Agent", "permissions": _AGENT},
+        {"name": "CallCenterManager", "permissions": _MANAGER},
+        {"name": "MonitorOnly", "permissions": ["ccp_access", "access_metrics", "realtime_monitor"]},
+        {"name": "Customer", "permissions": ["ccp_access"]},
+    ],
+    "users": [
+        *({"name": f"customer{i}", "token": f"customer{i}", "role": "customer", "profile": "Customer",
+           "display_name": f"Customer {i}"} for i in range(1, 6)),
+        *({"name": f"agent{i}", "token": f"agent{i}", "role": "agent", "profile": "Agent",
+           "display_name": f"Agent {i}"} for i in range(1, 6)),
+        {"name": "supervisor1", "token": "supervisor1", "role": "supervisor", "profile": "CallCenterManager",
+         "display_name": "Supervisor 1"},
+        {"name": "supervisor2", "token": "supervisor2", "role": "supervisor", "profile": "CallCenterManager",
+         "display_name": "Supervisor 2"},
+        {"name": "supervisor3", "token": "supervisor3", "role": "supervisor", "profile": "CallCenterManager",
+         "display_name": "Supervisor 3"},
+        {"name": "monitoronly1", "token": "monitoronly1", "role": "supervisor", "profile": "MonitorOnly",
+         "display_name": "Monitor-only supervisor"},
+    ],
+}
+
+
+def demo_directory() -> Directory:
+    return Directory.model_validate(DEMO)
+
+
+def load_directory(path: str | Path | None) -> Directory:
+    if path is None:
+        return demo_directory()
+    p = Path(path)
+    text = p.read_text()
+    data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+    return Directory.model_validate(data)

@@ -1,0 +1,218 @@
+"""Wire messages: every request, response and event is a pydantic model.
+
+A frame on the WebSocket is one JSON object. Requests carry ``method``, a ``cseq`` (the sender's
+transaction number, echoed in the response) and, in a dialog, a ``call_id``. Responses carry
+``status`` and ``reason`` (SIP-style codes) and echo ``cseq`` and ``method``. The server also sends
+requests of its own (INVITE to an agent, BYE, NOTIFY) with its own cseq numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+MAX_MESSAGE_BYTES = 64 * 1024  # SDP offers are a few kB; anything this large is refused
+MAX_SDP = 32 * 1024
+
+REASONS = {
+    100: "Trying",
+    180: "Ringing",
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Request Entity Too Large",
+    429: "Too Many Requests",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    491: "Request Pending",
+    500: "Server Internal Error",
+    503: "Service Unavailable",
+    603: "Decline",
+}
+
+Mode = Literal["monitor", "barge", "coach"]
+AgentState = Literal["available", "away", "offline"]
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=MAX_SDP)
+
+
+class _Request(_Msg):
+    type: Literal["request"] = "request"
+    cseq: int = Field(ge=0, le=2**53)
+
+
+class Register(_Request):
+    """Sign in. Must be the first request on a connection."""
+
+    method: Literal["REGISTER"]
+    token: str = Field(min_length=1, max_length=256)
+
+
+class Publish(_Request):
+    """An agent sets its availability."""
+
+    method: Literal["PUBLISH"]
+    state: AgentState
+
+
+class Invite(_Request):
+    """Create a leg: ``to`` is ``queue:<name>`` (a customer calls), ``call:<call_id>`` (a supervisor
+    monitors a live call, ``mode`` says how to start) or, from the agent's side, answered by response."""
+
+    method: Literal["INVITE"]
+    to: str = Field(min_length=1, max_length=200, pattern=r"^(queue|call):[A-Za-z0-9_.\-]+$")
+    mode: Mode = "monitor"
+    sdp: str | None = None
+
+
+class Ack(_Request):
+    method: Literal["ACK"]
+    call_id: str = Field(max_length=100)
+
+
+class Bye(_Request):
+    """Leave or end a call (an agent or customer ends it; a supervisor only leaves)."""
+
+    method: Literal["BYE"]
+    call_id: str = Field(max_length=100)
+
+
+class Cancel(_Request):
+    """A customer gives up before an agent answers."""
+
+    method: Literal["CANCEL"]
+    call_id: str = Field(max_length=100)
+
+
+class Info(_Request):
+    """In-dialog change. ``action`` = mode (supervisor: monitor/barge/coach), mute (self, or a party while
+    barging: ``target``), drop (supervisor while barging: drop ``target``), hold (agent: ``target``)."""
+
+    method: Literal["INFO"]
+    call_id: str = Field(max_length=100)
+    action: Literal["mode", "mute", "hold", "drop"]
+    mode: Mode | None = None
+    target: str | None = Field(None, max_length=100)
+    value: bool = True
+
+
+class Refer(_Request):
+    """The agent adds a third party (a signed-in user) to its call."""
+
+    method: Literal["REFER"]
+    call_id: str = Field(max_length=100)
+    target: str = Field(min_length=1, max_length=100)
+
+
+class Subscribe(_Request):
+    """``agents`` (the real-time agents view, needs access_metrics) or ``calls``."""
+
+    method: Literal["SUBSCRIBE"]
+    event: Literal["agents", "calls"]
+
+
+class Options(_Request):
+    """Keep-alive / capability probe."""
+
+    method: Literal["OPTIONS"]
+
+
+Request = Annotated[
+    Register | Publish | Invite | Ack | Bye | Cancel | Info | Refer | Subscribe | Options,
+    Field(discriminator="method"),
+]
+
+
+class Response(_Msg):
+    """A client's answer to a server request (an agent answering INVITE)."""
+
+    type: Literal["response"] = "response"
+    cseq: int = Field(ge=0, le=2**53)
+    method: Literal["INVITE", "BYE", "NOTIFY", "ACK"]
+    status: int = Field(ge=100, le=699)
+    reason: str = Field("", max_length=200)
+    call_id: str | None = Field(None, max_length=100)
+    sdp: str | None = None
+
+
+Incoming = Annotated[Request | Response, Field(discriminator="type")]
+_incoming = TypeAdapter(Incoming)
+METHODS = {"REGISTER", "PUBLISH", "INVITE", "ACK", "BYE", "CANCEL", "INFO", "REFER", "SUBSCRIBE", "OPTIONS"}
+
+
+class ParseError(ValueError):
+    def __init__(self, status: int, reason: str, cseq: int | None = None, method: str | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.cseq, self.method = status, reason, cseq, method
+
+
+def parse(raw: str | bytes | dict[str, Any]) -> Request | Response:
+    """Parse one frame; raise ParseError(status, reason naming the problem)."""
+    if isinstance(raw, (str, bytes)):
+        if len(raw) > MAX_MESSAGE_BYTES:
+            raise ParseError(413, f"message is {len(raw)} bytes: at most {MAX_MESSAGE_BYTES}")
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(400, f"malformed JSON: {exc}") from None
+    else:
+        data = raw
+    if not isinstance(data, dict):
+        raise ParseError(400, f"a message must be a JSON object, got {type(data).__name__}")
+    cseq = data.get("cseq") if isinstance(data.get("cseq"), int) and not isinstance(data.get("cseq"), bool) else None
+    method = data.get("method") if isinstance(data.get("method"), str) else None
+    data.setdefault("type", "request")
+    if data.get("type") == "request" and method is not None and method not in METHODS:
+        raise ParseError(405, f"unknown method {method[:40]!r}: expected one of {', '.join(sorted(METHODS))}",
+                         cseq, None)
+    try:
+        return _incoming.validate_python(data)
+    except ValidationError as exc:
+        raise ParseError(400, describe(exc), cseq, method) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """One line naming each offending field."""
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = [str(p) for p in err["loc"] if p not in ("request", "response")]
+        # drop the discriminator tag pydantic puts in the path
+        loc = [p for p in loc if p not in METHODS]
+        field = ".".join(loc) or "message"
+        kind = err["type"]
+        if kind == "missing":
+            parts.append(f"missing field '{field}'")
+        elif kind == "extra_forbidden":
+            parts.append(f"unexpected field '{field}'")
+        else:
+            parts.append(f"field '{field}': {err['msg']}")
+    return "; ".join(parts)
+
+
+def response(req_cseq: int | None, method: str | None, status: int, reason: str | None = None,
+             **fields: Any) -> dict[str, Any]:
+    """A response frame to a client request."""
+    msg: dict[str, Any] = {"type": "response", "cseq": req_cseq, "method": method, "status": status,
+                           "reason": reason or REASONS.get(status, "")}
+    msg.update({k: v for k, v in fields.items() if v is not None})
+    return msg
+
+
+def request(method: str, cseq: int, **fields: Any) -> dict[str, Any]:
+    """A server-originated request frame (INVITE to an agent, BYE, NOTIFY)."""
+    msg: dict[str, Any] = {"type": "request", "method": method, "cseq": cseq}
+    msg.update({k: v for k, v in fields.items() if v is not None})
+    return msg

@@ -1,0 +1,47 @@
+"""Server settings: defaults, an optional TOML file, then ``BARGEIN_*`` environment variables.
+
+Nested fields use ``__``: ``BARGEIN_LIMITS__MAX_PARTIES=4``, ``BARGEIN_QUEUES='{"sales": {"monitoring_allowed": false}}'``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mixer.limits import CallLimits
+
+
+class QueueSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    monitoring_allowed: bool = True  # the flow lets supervisors monitor (and barge into) its calls
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BARGEIN_", env_nested_delimiter="__", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    mixer_rate: int = Field(48000, description="8000, 16000 or 48000")
+    limits: CallLimits = CallLimits()
+    enhanced_monitoring: bool = True  # off: silent monitoring still works, barge and coach are refused
+    queues: dict[str, QueueSettings] = {"support": QueueSettings(), "sales": QueueSettings()}
+    default_queue: str = "support"
+    users_file: Path | None = None
+    ring_timeout_s: float = Field(20.0, gt=0, description="an unanswered INVITE to an agent times out (408)")
+    max_requests_per_second: float = Field(50.0, gt=0, description="per connection; more get 429")
+    max_connections: int = Field(1000, ge=1)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Defaults < TOML file < environment < explicit overrides (CLI flags)."""
+    base: dict[str, Any] = {}
+    if config_file is not None:
+        base = tomllib.loads(Path(config_file).read_text())
+    env = Settings()  # environment only
+    merged = {**base, **env.model_dump(exclude_unset=True), **{k: v for k, v in overrides.items() if v is not None}}
+    return Settings.model_validate(merged)
