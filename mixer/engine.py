@@ -184,6 +184,9 @@ class MixerEngine:
     def calls(self) -> list[CallKey]:
         return list(self._calls)
 
+    def call_of(self, leg: LegId) -> CallKey:
+        return self._call_of(leg)
+
     def legs_of(self, call: CallKey) -> list[LegId]:
         return list(self._get_call(call).legs)
 

@@ -114,3 +114,47 @@ def start_call(h: Harness, customer: str = "customer1", agent: str = "agent1") -
     ok = [m for m in c.inbox if m.get("status") == 200 and m.get("method") == "INVITE"]
     assert ok, c.inbox
     return c, a, call_id
+
+
+class WsClient:
+    """A real WebSocket client for tests and scripts: requests with cseq, and an inbox of what arrived."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws, self.cseq = ws, 0
+        self.inbox: list[dict] = []
+
+    async def request(self, method: str, timeout: float = 10, **fields: Any) -> dict:
+        import asyncio
+
+        self.cseq += 1
+        cseq = self.cseq
+        await self.ws.send_json({"method": method, "cseq": cseq, **fields})
+        return await asyncio.wait_for(self._final(cseq), timeout)
+
+    async def _final(self, cseq: int) -> dict:
+        while True:
+            for i, msg in enumerate(self.inbox):
+                if msg.get("type") == "response" and msg.get("cseq") == cseq and msg["status"] >= 200 \
+                        and msg["status"] != 183:
+                    return self.inbox.pop(i)
+            await self._read()
+
+    async def _read(self) -> None:
+        self.inbox.append(await self.ws.receive_json())
+
+    async def wait_for(self, pred: Any, timeout: float = 10) -> dict:
+        import asyncio
+
+        async def loop() -> dict:
+            while True:
+                for i, msg in enumerate(self.inbox):
+                    if pred(msg):
+                        return self.inbox.pop(i)
+                await self._read()
+        return await asyncio.wait_for(loop(), timeout)
+
+    async def answer(self, sdp: str | None = None, status: int = 200) -> dict:
+        inv = await self.wait_for(lambda x: x.get("type") == "request" and x.get("method") == "INVITE")
+        await self.ws.send_json({"type": "response", "method": "INVITE", "cseq": inv["cseq"], "status": status,
+                                 "call_id": inv["call_id"], **({"sdp": sdp} if sdp else {})})
+        return inv

@@ -1,0 +1,272 @@
+"""The aiohttp server: a thin adapter around the sans-IO core, the mixer and the media gateway.
+
+Routes: ``/ws`` (signaling), ``GET /api/agents`` ``/api/calls`` ``/api/records`` (need a token with
+access_metrics: ``Authorization: Bearer <token>`` or ``?token=``), ``GET /healthz``, ``GET /metrics``
+(Prometheus), and the web client at ``/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import WSMsgType, web
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+from mixer import LimitError, MixerEngine, RealtimeClock
+from mixer.metrics import MixerMetrics
+
+from . import messages as m
+from .core import Action, AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
+from .directory import load_directory
+from .gateway import MediaError, MediaGateway
+from .settings import Settings
+
+log = structlog.get_logger("bargein.server")
+STATIC = Path(__file__).parent / "static"
+SEND_QUEUE = 256  # frames waiting for a slow client before it is disconnected
+POLL_S = 0.25
+
+
+class Service(Protocol):
+    """Something that runs inside the server (e.g. simulated demo calls)."""
+
+    async def start(self, server: BargeinServer) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class _Peer:
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SEND_QUEUE)
+        self.writer: asyncio.Task[None] | None = None
+
+
+class BargeinServer:
+    def __init__(self, settings: Settings | None = None, gateway: MediaGateway | None = None,
+                 services: list[Service] | None = None) -> None:
+        self.settings = settings or Settings()
+        self.directory = load_directory(self.settings.users_file)
+        self.core = SignalingCore(self.settings, self.directory)
+        self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits)
+        self.clock = RealtimeClock(self.engine.tick)
+        self.gateway = gateway
+        self.services = list(services or [])
+        self.legs: dict[str, int] = {}  # core leg key -> mixer leg id
+        self.leg_keys: dict[int, str] = {}
+        self.peers: dict[str, _Peer] = {}
+        self._conn_ids = itertools.count(1)
+        self._lock = asyncio.Lock()  # actions are applied in order, one batch at a time
+        self._tasks: list[asyncio.Task[None]] = []
+        self.registry = CollectorRegistry()
+        MixerMetrics(self.engine, self.clock, self.registry)
+        Gauge("bargein_connections", "Open signaling connections", registry=self.registry).set_function(
+            lambda: len(self.peers))
+        Gauge("bargein_live_calls", "Calls ringing or active", registry=self.registry).set_function(
+            lambda: len(self.core.calls))
+        if gateway is not None:
+            gateway.attach(self.engine, self.clock, self._leg_lost)
+
+    # ------------------------------------------------------------------ app
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1 << 20)
+        app.router.add_get("/ws", self.ws_handler)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/api/agents", self.api(lambda: {"agents": self.core.agents_view()}))
+        app.router.add_get("/api/calls", self.api(lambda: {"calls": self.core.calls_view()}))
+        app.router.add_get("/api/records", self.api(self.core.records.as_dict))
+        if STATIC.is_dir():
+            app.router.add_get("/", self.index)
+            app.router.add_static("/static/", STATIC)
+        app.on_startup.append(self._startup)
+        app.on_shutdown.append(self._shutdown)
+        return app
+
+    async def _startup(self, app: web.Application) -> None:
+        self.clock.start()
+        self._tasks.append(asyncio.get_running_loop().create_task(self._poll(), name="bargein-poll"))
+        for svc in self.services:
+            await svc.start(self)
+        log.info("server.started", rate=self.engine.rate, enhanced_monitoring=self.settings.enhanced_monitoring,
+                 gateway=type(self.gateway).__name__ if self.gateway else None)
+
+    async def _shutdown(self, app: web.Application) -> None:
+        for svc in self.services:
+            await svc.stop()
+        for peer in list(self.peers.values()):
+            await peer.ws.close()
+        for t in self._tasks:
+            t.cancel()
+        if self.gateway is not None:
+            await self.gateway.close()
+        await self.clock.stop()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_S)
+            await self.apply(self.core.poll())
+
+    # ------------------------------------------------------------------ http
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        s = self.clock.stats
+        return web.json_response({"status": "ok", "calls": len(self.core.calls), "connections": len(self.peers),
+                                  "mixer": {"calls": self.engine.call_count, "legs": self.engine.leg_count,
+                                            "ticks": s.ticks, "deadline_misses": s.deadline_misses}})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.registry), content_type="text/plain")
+
+    def api(self, view: Any) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            token = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+            user = self.directory.by_token(token.strip()) if token else None
+            if user is None:
+                return web.json_response({"status": 401, "reason": "a valid token is required"}, status=401)
+            if "access_metrics" not in self.directory.permissions(user):
+                log.info("server.refused", user=user.name, path=request.path, why="lacks access_metrics")
+                return web.json_response({"status": 403, "reason": f"profile {user.profile} lacks access_metrics"},
+                                         status=403)
+            return web.json_response(view())
+        return handler
+
+    # ------------------------------------------------------------------ websocket
+    async def ws_handler(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = f"ws-{next(self._conn_ids)}"
+        peer = self.peers[conn] = _Peer(ws)
+        peer.writer = asyncio.get_running_loop().create_task(self._writer(conn, peer))
+        log.info("server.connected", conn=conn, remote=request.remote)
+        try:
+            await self.apply(self.core.connect(conn))
+            async for msg in ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    await self.apply(self.core.handle(conn, msg.data))
+                    if not await self._drained(peer):
+                        log.warning("server.slow_client", conn=conn)
+                        break
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.peers.pop(conn, None)
+            await self.apply(self.core.disconnect(conn))
+            peer.queue.put_nowait(None) if not peer.queue.full() else None
+            if peer.writer:
+                peer.writer.cancel()
+            log.info("server.disconnected", conn=conn)
+        return ws
+
+    async def _drained(self, peer: _Peer, timeout_s: float = 10.0) -> bool:
+        """Back-pressure: stop reading a client's requests while its replies pile up."""
+        waited = 0.0
+        while peer.queue.qsize() > SEND_QUEUE // 2:
+            if waited >= timeout_s:
+                return False
+            await asyncio.sleep(0.01)
+            waited += 0.01
+        return True
+
+    async def _writer(self, conn: str, peer: _Peer) -> None:
+        while (msg := await peer.queue.get()) is not None:
+            try:
+                await peer.ws.send_json(msg)
+            except (ConnectionError, RuntimeError):
+                return
+
+    def _send(self, conn: str, msg: dict[str, Any]) -> None:
+        peer = self.peers.get(conn)
+        if peer is None:
+            return
+        try:
+            peer.queue.put_nowait(msg)
+        except asyncio.QueueFull:  # a client that does not read is dropped, not buffered forever
+            log.warning("server.slow_client", conn=conn)
+            asyncio.get_running_loop().create_task(peer.ws.close(message=b"too slow"))
+
+    # ------------------------------------------------------------------ actions
+    async def apply(self, actions: list[Action]) -> None:
+        if not actions:
+            return
+        async with self._lock:
+            follow_up: list[Action] = []
+            for a in actions:
+                follow_up += await self._apply_one(a)
+        if follow_up:
+            await self.apply(follow_up)
+
+    async def _apply_one(self, a: Action) -> list[Action]:
+        if isinstance(a, Send):
+            msg = a.message
+            if a.media_leg is not None and a.media_offer is not None:
+                return await self._answer_offer(a)
+            self._send(a.conn, msg)
+        elif isinstance(a, AddLeg):
+            try:
+                leg = self.engine.add_leg(a.call_id, a.routing)
+            except LimitError as exc:  # the core checks first; this is a second line of defence
+                log.error("server.mixer_refused_leg", call_id=a.call_id, leg=a.leg, why=str(exc))
+                return self.core.media_failed(a.leg)
+            self.legs[a.leg], self.leg_keys[leg] = leg, a.leg
+        elif isinstance(a, UpdateLeg):
+            leg = self.legs.get(a.leg)
+            if leg is not None:
+                r = a.routing
+                self.engine.update_leg(leg, mode=r.mode, muted=r.muted, held=r.held)
+        elif isinstance(a, RemoveLeg):
+            leg = self.legs.pop(a.leg, None)
+            if leg is not None:
+                self.leg_keys.pop(leg, None)
+                if self.gateway is not None:
+                    await self.gateway.close_leg(leg)
+                self.engine.remove_leg(leg)
+        elif isinstance(a, CloseConnection):
+            peer = self.peers.get(a.conn)
+            if peer is not None:
+                await peer.ws.close(message=a.reason.encode()[:120])
+        return []
+
+    async def _answer_offer(self, a: Send) -> list[Action]:
+        msg = dict(a.message)
+        leg = self.legs.get(a.media_leg or "")
+        if self.gateway is None or leg is None:
+            msg["media"] = "unavailable"
+            self._send(a.conn, msg)
+            return []
+        try:
+            msg["sdp"] = await self.gateway.open_leg(leg, str(self.engine.call_of(leg)), a.media_offer or "")
+        except MediaError as exc:
+            log.info("server.media_refused", leg=a.media_leg, why=str(exc))
+            self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
+                                          call_id=msg.get("call_id")))
+            return self.core.media_failed(a.media_leg or "")
+        self._send(a.conn, msg)
+        return []
+
+    def _leg_lost(self, leg: int) -> None:
+        key = self.leg_keys.get(leg)
+        if key is not None:
+            asyncio.get_running_loop().create_task(self.apply(self.core.media_failed(key)))
+
+
+def default_gateway() -> MediaGateway | None:
+    """The WebRTC gateway when its module is present."""
+    with contextlib.suppress(ImportError):
+        from .webrtc import WebRTCGateway  # type: ignore[import-not-found]
+
+        return WebRTCGateway()
+    return None
+
+
+def run(settings: Settings, services: list[Service] | None = None) -> None:
+    server = BargeinServer(settings, default_gateway(), services)
+    log.info("server.listening", url=f"http://{settings.host}:{settings.port}/")
+    web.run_app(server.app(), host=settings.host, port=settings.port, print=None)
