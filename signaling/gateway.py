@@ -39,5 +39,5 @@ class MediaGateway(ABC):
     async def close_leg(self, leg: int) -> None:
         """Stop the leg's media (idempotent)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Server shutdown."""

@@ -1,0 +1,196 @@
+"""WebRTC legs on the server (aiortc): one RTCPeerConnection per leg, audio to and from the mixer.
+
+Inbound: a task drains the remote track as fast as it arrives (aiortc's own queue is unbounded, so a
+slow consumer would build delay), converts each frame with PyAV's ``AudioResampler`` to mono s16 at
+the mixer rate, cuts exactly 20 ms frames and pushes them into the leg's bounded mixer buffer.
+
+Outbound: :class:`MixedAudioTrack` returns the leg's mix of each tick. It is fed from the mixer
+clock's tick listener into a bounded queue (drop oldest, counted), so ``recv()`` is paced by the
+drift-free mixer clock: no drift, no growing delay. (Each leg encodes its own mix; sharing one encode
+between legs that hear the same mix, see ``MixerEngine.shared_mix_groups``, is not done yet.)
+
+A monitoring supervisor's microphone is connected from the start; whether it is heard is decided by
+the mixer's routing alone, so barge needs no renegotiation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import time
+from collections import deque
+
+import av
+import numpy as np
+import structlog
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from mixer import TickStats
+
+from .gateway import MediaError, MediaGateway
+
+log = structlog.get_logger("bargein.webrtc")
+
+OUT_QUEUE = 3  # frames; a consumer further behind loses the oldest
+SILENT_PEER_S = 5.0  # browsers send audio continuously: this long without a packet means the peer is gone
+CONNECT_GRACE_S = 20.0  # time to finish ICE/DTLS before the first packet
+
+
+def no_ice_servers() -> RTCConfiguration:
+    """Host candidates only: nothing leaves this machine (aiortc's default would ask a public STUN server)."""
+    return RTCConfiguration(iceServers=[])
+
+
+class MixedAudioTrack(MediaStreamTrack):
+    """Outgoing audio of one leg: the mixer's output for that leg, one frame per tick."""
+
+    kind = "audio"
+
+    def __init__(self, rate: int, samples: int) -> None:
+        super().__init__()
+        self.rate, self.samples = rate, samples
+        self.time_base = fractions.Fraction(1, rate)
+        self._queue: deque[np.ndarray] = deque(maxlen=OUT_QUEUE)
+        self._ready = asyncio.Event()
+        self._pts = 0
+        self.dropped = 0
+
+    def feed(self, pcm: np.ndarray) -> None:
+        if len(self._queue) == self._queue.maxlen:
+            self.dropped += 1
+        self._queue.append(pcm)
+        self._ready.set()
+
+    async def recv(self) -> av.AudioFrame:
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
+        pcm = self._queue.popleft()
+        frame = av.AudioFrame(format="s16", layout="mono", samples=self.samples)
+        frame.planes[0].update(pcm.tobytes())
+        frame.sample_rate = self.rate
+        frame.pts = self._pts
+        frame.time_base = self.time_base
+        self._pts += self.samples
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()
+
+
+class _Leg:
+    def __init__(self, leg: int, pc: RTCPeerConnection, track: MixedAudioTrack) -> None:
+        self.leg, self.pc, self.track = leg, pc, track
+        self.pump: asyncio.Task[None] | None = None
+        self.frames_in = 0
+        self.opened = time.monotonic()
+        self.last_in: float | None = None
+
+
+class WebRTCGateway(MediaGateway):
+    def __init__(self) -> None:
+        self.legs: dict[int, _Leg] = {}
+        self._listening = False
+
+    # ------------------------------------------------------------------ gateway interface
+    async def open_leg(self, leg: int, call_id: str, offer_sdp: str) -> str:
+        if not self._listening:
+            self.clock.add_listener(self._on_tick)
+            self._listening = True
+        pc = RTCPeerConnection(no_ice_servers())
+        track = MixedAudioTrack(self.engine.rate, self.engine.n_samples)
+        state = _Leg(leg, pc, track)
+        self.legs[leg] = state
+
+        @pc.on("track")
+        def on_track(remote: MediaStreamTrack) -> None:
+            if remote.kind == "audio" and state.pump is None:
+                state.pump = asyncio.get_running_loop().create_task(self._pump(state, remote))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            log.info("webrtc.connection_state", leg=leg, call_id=call_id, state=pc.connectionState)
+            if pc.connectionState in ("failed", "closed"):
+                await self._lost(leg)
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
+            if not audio:
+                raise MediaError("the offer has no audio section")
+            pc.addTrack(track)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except MediaError:
+            await self.close_leg(leg)
+            raise
+        except Exception as exc:  # malformed SDP and friends: refuse the leg, keep the server
+            await self.close_leg(leg)
+            raise MediaError(f"cannot answer the SDP offer: {exc}") from exc
+        log.info("webrtc.leg_opened", leg=leg, call_id=call_id)
+        return pc.localDescription.sdp
+
+    async def close_leg(self, leg: int) -> None:
+        state = self.legs.pop(leg, None)
+        if state is None:
+            return
+        state.track.stop()
+        if state.pump is not None:
+            state.pump.cancel()
+        with contextlib.suppress(Exception):
+            await state.pc.close()
+        log.info("webrtc.leg_closed", leg=leg, frames_in=state.frames_in, frames_out_dropped=state.track.dropped)
+
+    async def close(self) -> None:
+        for leg in list(self.legs):
+            await self.close_leg(leg)
+
+    # ------------------------------------------------------------------ audio
+    def _on_tick(self, stats: TickStats) -> None:
+        if stats.index % 25 == 0:
+            self._watchdog()
+        for leg, state in list(self.legs.items()):
+            try:
+                pcm = self.engine.output(leg).copy()
+            except KeyError:
+                continue
+            state.track.feed(pcm)
+
+    def _watchdog(self) -> None:
+        """A peer that vanished without closing (browser killed, network gone) stops sending: free its leg."""
+        now = time.monotonic()
+        for leg, state in list(self.legs.items()):
+            silent = now - state.last_in > SILENT_PEER_S if state.last_in else now - state.opened > CONNECT_GRACE_S
+            if silent:
+                log.info("webrtc.peer_silent", leg=leg, frames_in=state.frames_in)
+                asyncio.get_running_loop().create_task(self._lost(leg))
+
+    async def _lost(self, leg: int) -> None:
+        if leg in self.legs:
+            await self.close_leg(leg)
+            self.on_leg_lost(leg)
+
+    async def _pump(self, state: _Leg, remote: MediaStreamTrack) -> None:
+        n = self.engine.n_samples
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=self.engine.rate)
+        pending = np.zeros(0, dtype=np.int16)
+        try:
+            while True:
+                frame = await remote.recv()
+                state.last_in = time.monotonic()
+                for out in resampler.resample(frame):
+                    pending = np.concatenate([pending, out.to_ndarray().reshape(-1)])
+                while len(pending) >= n:
+                    chunk, pending = pending[:n], pending[n:]
+                    if state.leg not in self.legs:
+                        return
+                    self.engine.push(state.leg, np.ascontiguousarray(chunk))
+                    state.frames_in += 1
+        except (MediaStreamError, asyncio.CancelledError):
+            return
+        except KeyError:  # the leg left the mixer
+            return
