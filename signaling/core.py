@@ -314,7 +314,8 @@ class SignalingCore:
         out.append(self._ok(c, msg, user=user.name, role=user.role, profile=user.profile,
                             display_name=user.display_name or user.name,
                             permissions=sorted(self.directory.permissions(user)),
-                            queues=sorted(self.settings.queues), enhanced_monitoring=self.settings.enhanced_monitoring,
+                            queues=sorted(self.settings.queues), default_queue=self.settings.default_queue,
+                            enhanced_monitoring=self.settings.enhanced_monitoring,
                             state=self.agents[user.name].state if user.name in self.agents else None))
         return out + self._notify_views()
 
