@@ -204,14 +204,13 @@ class SignalingCore:
         try:
             msg = m.parse(raw)
         except m.ParseError as exc:
+            if not self._take_token(c):
+                return [self._too_many(c, exc.cseq, exc.method)]
             log.info("signaling.bad_message", conn=conn, user=c.user.name if c.user else None,
                      status=exc.status, why=exc.reason)
             return [Send(conn, m.response(exc.cseq, exc.method, exc.status, exc.reason))]
         if not self._take_token(c):
-            log.warning("signaling.rate_limited", conn=conn, user=c.user.name if c.user else None)
-            method = getattr(msg, "method", None)
-            return [Send(conn, m.response(msg.cseq, method, 429,
-                                          f"too many requests: at most {self.settings.max_requests_per_second:g}/s"))]
+            return [self._too_many(c, msg.cseq, getattr(msg, "method", None))]
         if isinstance(msg, m.Response):
             return self._on_response(c, msg)
         if msg.cseq <= c.last_cseq:
@@ -226,6 +225,11 @@ class SignalingCore:
         except Exception:  # a bug must cost one request, not the connection or the server
             log.exception("signaling.internal_error", conn=conn, method=msg.method)
             return [Send(conn, m.response(msg.cseq, msg.method, 500, "internal error; the server is still up"))]
+
+    def _too_many(self, c: Connection, cseq: int | None, method: str | None) -> Send:
+        log.warning("signaling.rate_limited", conn=c.conn, user=c.user.name if c.user else None)
+        return Send(c.conn, m.response(cseq, method, 429,
+                                       f"too many requests: at most {self.settings.max_requests_per_second:g}/s"))
 
     def _take_token(self, c: Connection) -> bool:
         now = self.clock()
