@@ -166,8 +166,26 @@ class SignalingCore:
         self.calls: dict[str, Call] = {}
         self.user_call: dict[str, str] = {}  # user -> call they are in (or ringing for)
         self.records = Records()
+        self._idle: dict[str, None] = {}  # available agents not on a call, longest idle first
+        self._pending: dict[tuple[ConnId, int], str] = {}  # (conn, server cseq) of an INVITE -> call id
+        self._subscribers: set[ConnId] = set()
         self._ids = itertools.count(1)
         self._legs = itertools.count(1)
+
+    def _clear_pending(self, call: Call) -> None:
+        if call.pending is not None:
+            self._pending.pop((call.pending.conn, call.pending.cseq), None)
+            call.pending = None
+
+    def _refresh_idle(self, name: str) -> None:
+        """Keep ``_idle`` in step with an agent's availability and calls (queue order: longest idle first)."""
+        st = self.agents.get(name)
+        idle = (st is not None and st.state == "available" and st.call_id is None and name in self.online
+                and name not in self.user_call)
+        if idle and name not in self._idle:
+            self._idle[name] = None
+        elif not idle:
+            self._idle.pop(name, None)
 
     # ------------------------------------------------------------------------------ transport
     def connect(self, conn: ConnId) -> list[Action]:
@@ -188,6 +206,7 @@ class SignalingCore:
             del self.online[name]
             if name in self.agents:
                 self.agents[name].state = "offline"
+            self._refresh_idle(name)
         log.info("signaling.disconnected", user=name, conn=conn)
         out += self._user_gone(name, conn, why="disconnected")
         out += self._notify_views()
@@ -245,8 +264,9 @@ class SignalingCore:
         """Expire unanswered INVITEs (ring timeout)."""
         now = self.clock()
         out: list[Action] = []
-        for call in list(self.calls.values()):
-            p = call.pending
+        for call_id in {cid for cid in self._pending.values()}:
+            call = self.calls.get(call_id)
+            p = call.pending if call else None
             if p is not None and now >= p.deadline:
                 log.info("signaling.ring_timeout", call_id=call.call_id, user=p.user)
                 out += self._invite_failed(call, p, 408, f"{p.user} did not answer in {self.settings.ring_timeout_s:g} s",
@@ -312,6 +332,7 @@ class SignalingCore:
             out.append(CloseConnection(old, "signed in from another connection"))
         c.user = user
         self.online[user.name] = c.conn
+        self._refresh_idle(user.name)
         if user.name in self.agents:
             self.agents[user.name].since = self.clock()
         log.info("signaling.registered", user=user.name, role=user.role, profile=user.profile, conn=c.conn)
@@ -332,6 +353,7 @@ class SignalingCore:
             return [self._refuse(c, msg, 403, "only agents have an availability state")]
         st = self.agents[c.user.name]
         st.state, st.since = msg.state, self.clock()
+        self._refresh_idle(c.user.name)
         log.info("signaling.agent_state", user=c.user.name, state=msg.state)
         return [self._ok(c, msg, state=msg.state), *self._notify_views()]
 
@@ -339,6 +361,7 @@ class SignalingCore:
         if not self._perm(c, "access_metrics"):
             return [self._refuse(c, msg, 403, f"profile {c.user.profile} lacks access_metrics")]  # type: ignore[union-attr]
         c.subscriptions.add(msg.event)
+        self._subscribers.add(c.conn)
         view = self.agents_view() if msg.event == "agents" else self.calls_view()
         return [self._ok(c, msg, event=msg.event), self._notify(c.conn, msg.event, **{msg.event: view})]
 
@@ -377,10 +400,7 @@ class SignalingCore:
         return out
 
     def _pick_agent(self, call: Call) -> str | None:
-        free = [(st.since, name) for name, st in self.agents.items()
-                if st.state == "available" and st.call_id is None and name in self.online
-                and name not in self.user_call and name not in call.tried_agents]
-        return min(free)[1] if free else None  # longest idle first
+        return next((name for name in self._idle if name not in call.tried_agents), None)
 
     def _ring(self, call: Call, agent: str) -> list[Action]:
         conn = self.online[agent]
@@ -388,9 +408,11 @@ class SignalingCore:
                                           queue=call.queue, kind="queue")
         call.pending = PendingInvite(call.call_id, agent, conn, cseq, Role.AGENT,
                                      self.clock() + self.settings.ring_timeout_s)
+        self._pending[(conn, cseq)] = call.call_id
         call.tried_agents.add(agent)
         self.user_call[agent] = call.call_id
         self.agents[agent].call_id = call.call_id
+        self._refresh_idle(agent)
         log.info("signaling.ringing", call_id=call.call_id, agent=agent)
         return [send, Send(call.customer_conn, m.response(call.customer_cseq, "INVITE", 180, call_id=call.call_id,
                                                           agent=agent)), *self._notify_views()]
@@ -398,9 +420,8 @@ class SignalingCore:
     def _on_response(self, c: Connection, msg: m.Response) -> list[Action]:
         if c.user is None or msg.method != "INVITE":
             return []  # responses to our BYE / NOTIFY need no action
-        call = next((k for k in self.calls.values() if k.pending and k.pending.conn == c.conn
-                     and k.pending.cseq == msg.cseq), None)
-        if call is None or call.pending is None:
+        call = self.calls.get(self._pending.get((c.conn, msg.cseq), ""))
+        if call is None or call.pending is None or (call.pending.conn, call.pending.cseq) != (c.conn, msg.cseq):
             log.info("signaling.stray_response", user=c.user.name, cseq=msg.cseq, status=msg.status)
             return []
         p = call.pending
@@ -408,7 +429,7 @@ class SignalingCore:
             return []
         if msg.status >= 300:
             return self._invite_failed(call, p, msg.status, f"{p.user} declined ({msg.status})")
-        call.pending = None
+        self._clear_pending(call)
         now = self.clock()
         part = Participant(p.user, p.role, self._new_leg(), c.conn)
         trial = [(q.role, q.mode) for q in call.participants.values()] + [(part.role, None)]
@@ -416,6 +437,7 @@ class SignalingCore:
             self.settings.limits.check(trial)
         except LimitError as exc:
             self.user_call.pop(p.user, None)
+            self._refresh_idle(p.user)
             return [self._server_request(c.conn, "BYE", call_id=call.call_id, reason=str(exc))[0]]
         call.participants[p.user] = part
         out: list[Action] = [AddLeg(call.call_id, part.leg, part.routing(), c.conn, p.user)]
@@ -436,10 +458,11 @@ class SignalingCore:
         return out + self._notify_views()
 
     def _invite_failed(self, call: Call, p: PendingInvite, status: int, why: str, cancel: bool = False) -> list[Action]:
-        call.pending = None
+        self._clear_pending(call)
         self.user_call.pop(p.user, None)
         if p.user in self.agents and self.agents[p.user].call_id == call.call_id:
             self.agents[p.user].call_id = None
+        self._refresh_idle(p.user)
         out: list[Action] = []
         if cancel and p.conn in self.conns:
             out.append(self._server_request(p.conn, "CANCEL", call_id=call.call_id, reason=why)[0])
@@ -605,7 +628,9 @@ class SignalingCore:
                                           queue=call.queue, kind="conference")
         call.pending = PendingInvite(call.call_id, target.name, conn, cseq, Role.PARTY,
                                      self.clock() + self.settings.ring_timeout_s, referred_by=c.user.name)
+        self._pending[(conn, cseq)] = call.call_id
         self.user_call[target.name] = call.call_id
+        self._refresh_idle(target.name)
         log.info("signaling.refer", call_id=call.call_id, by=c.user.name, target=target.name)
         return [self._ok(c, msg, 202, target=target.name), send]
 
@@ -645,6 +670,7 @@ class SignalingCore:
             return self._end_call(call, f"the customer hung up ({why})", by=p.user)
         del call.participants[p.user]
         self.user_call.pop(p.user, None)
+        self._refresh_idle(p.user)
         now = self.clock()
         out: list[Action] = [RemoveLeg(call.call_id, p.leg)]
         if p.role is Role.SUPERVISOR:
@@ -669,13 +695,15 @@ class SignalingCore:
             self.user_call.pop(p.user, None)
             if p.user in self.agents and self.agents[p.user].call_id == call.call_id:
                 self.agents[p.user].call_id = None
-            call.pending = None
+            self._refresh_idle(p.user)
+            self._clear_pending(call)
         for p in list(call.participants.values()):
             out.append(RemoveLeg(call.call_id, p.leg))
             self.user_call.pop(p.user, None)
             if p.user in self.agents:
                 self.agents[p.user].call_id = None
                 self.agents[p.user].since = now
+            self._refresh_idle(p.user)
             if p.user == by or p.conn not in self.conns:
                 continue
             if p.role is Role.SUPERVISOR:
@@ -764,7 +792,11 @@ class SignalingCore:
     def _notify_views(self) -> list[Action]:
         out: list[Action] = []
         agents = calls = None
-        for c in self.conns.values():
+        for conn in list(self._subscribers):
+            c = self.conns.get(conn)
+            if c is None:
+                self._subscribers.discard(conn)
+                continue
             if "agents" in c.subscriptions:
                 agents = agents if agents is not None else self.agents_view()
                 out.append(self._notify(c.conn, "agents", agents=agents))

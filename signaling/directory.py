@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 Permission = Literal["ccp_access", "access_metrics", "realtime_monitor", "realtime_barge"]
 UserRole = Literal["agent", "customer", "supervisor"]
@@ -47,6 +47,14 @@ class Directory(BaseModel):
 
     profiles: list[Profile]
     users: list[User]
+    _by_token: dict[str, User] = PrivateAttr(default_factory=dict)
+    _by_name: dict[str, User] = PrivateAttr(default_factory=dict)
+    _perms: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, __context: object) -> None:
+        self._perms = {p.name: p.permissions for p in self.profiles}
+        for u in self.users:
+            self._by_token[u.token], self._by_name[u.name] = u, u
 
     @model_validator(mode="after")
     def _check(self) -> Directory:
@@ -61,13 +69,22 @@ class Directory(BaseModel):
         return self
 
     def by_token(self, token: str) -> User | None:
-        return next((u for u in self.users if u.token == token), None)
+        return self._by_token.get(token)
 
     def user(self, name: str) -> User | None:
-        return next((u for u in self.users if u.name == name), None)
+        return self._by_name.get(name)
 
     def permissions(self, user: User) -> frozenset[str]:
-        return next(p.permissions for p in self.profiles if p.name == user.profile)
+        return self._perms[user.profile]
+
+    def add_user(self, user: User) -> None:
+        """Add a user at run time (the simulator creates its parties)."""
+        if user.profile not in self._perms:
+            raise ValueError(f"user {user.name!r}: unknown profile {user.profile!r}")
+        if user.name in self._by_name or user.token in self._by_token:
+            raise ValueError(f"user {user.name!r} or its token already exists")
+        self.users.append(user)
+        self._by_token[user.token], self._by_name[user.name] = user, user
 
 
 _AGENT = ["ccp_access"]
