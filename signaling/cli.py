@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> Any:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level, json=True if args.log_json else None)
+    quiet = "WARNING" if args.command == "simulate" else None  # per-call events would drown the progress bar
+    configure_logging(args.log_level or quiet, json=True if args.log_json else None)
     return args.func(args)
 
 

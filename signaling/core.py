@@ -331,6 +331,8 @@ class SignalingCore:
             out += self.disconnect(old)
             out.append(CloseConnection(old, "signed in from another connection"))
         c.user = user
+        if user.role == "agent" and user.name not in self.agents:  # added to the directory at run time
+            self.agents[user.name] = AgentStatus()
         self.online[user.name] = c.conn
         self._refresh_idle(user.name)
         if user.name in self.agents:

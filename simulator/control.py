@@ -128,10 +128,17 @@ class DirectControl:
         return leg
 
     def set_mode(self, supervisor: str, call_id: str, mode: Mode) -> Refused | None:
+        c = self._calls[call_id]
+        leg = c.legs[supervisor]
+        was = self.engine.routing_of(leg).mode
         try:
-            self.engine.update_leg(self._calls[call_id].legs[supervisor], mode=SupervisorMode(mode))
+            self.engine.update_leg(leg, mode=SupervisorMode(mode))
         except LimitError as err:
             return Refused(486, str(err))
+        if was is SupervisorMode.BARGE and mode != "barge":  # a barge's mutes end with it, as in the core
+            for who, by in list(c.muted_by.items()):
+                if by == supervisor:
+                    self.set_muted(call_id, who, False, by=supervisor)
         return None
 
     def leave(self, supervisor: str, call_id: str) -> None:

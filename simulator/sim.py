@@ -490,6 +490,12 @@ class Simulation:
         if isinstance(res, Refused):
             self.report.refuse(res.code, f"{action}: {res.reason}")
             return
+        if self.leg_mode[s] == BARGE:
+            # parties this supervisor muted while barging are unmuted when the barge ends (nobody else could)
+            for who, by in list(c.muted_by.items()):
+                if by == sup:
+                    self.leg_muted[c.legs[who]] = False
+                    del c.muted_by[who]
         self.leg_mode[s] = code
         if code == BARGE:
             self.report.barge_toggles += 1
