@@ -184,6 +184,9 @@ class MixerEngine:
     def calls(self) -> list[CallKey]:
         return list(self._calls)
 
+    def has_leg(self, leg: LegId) -> bool:
+        return leg in self._leg_call
+
     def call_of(self, leg: LegId) -> CallKey:
         return self._call_of(leg)
 

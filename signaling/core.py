@@ -402,7 +402,14 @@ class SignalingCore:
         return out
 
     def _pick_agent(self, call: Call) -> str | None:
-        return next((name for name in self._idle if name not in call.tried_agents), None)
+        staffed = self.settings.queues[call.queue].agents
+        for name in self._idle:
+            if name in call.tried_agents or (staffed is not None and name not in staffed):
+                continue
+            user = self.directory.user(name)
+            if user is None or user.queues is None or call.queue in user.queues:
+                return name
+        return None
 
     def _ring(self, call: Call, agent: str) -> list[Action]:
         conn = self.online[agent]

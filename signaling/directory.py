@@ -40,6 +40,7 @@ class User(BaseModel):
     role: UserRole
     profile: str
     display_name: str = ""
+    queues: list[str] | None = None  # agents: the queues they take calls from (None: every open queue)
 
 
 class Directory(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,6 +61,7 @@ class BargeinServer:
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg id
         self.leg_keys: dict[int, str] = {}
         self.peers: dict[str, _Peer] = {}
+        self.local: dict[str, Callable[[dict[str, Any]], None]] = {}  # in-process users (demo calls)
         self._conn_ids = itertools.count(1)
         self._lock = asyncio.Lock()  # actions are applied in order, one batch at a time
         self._tasks: list[asyncio.Task[None]] = []
@@ -183,6 +185,10 @@ class BargeinServer:
                 return
 
     def _send(self, conn: str, msg: dict[str, Any]) -> None:
+        handler = self.local.get(conn)
+        if handler is not None:
+            handler(msg)
+            return
         peer = self.peers.get(conn)
         if peer is None:
             return

@@ -19,6 +19,7 @@ class QueueSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     monitoring_allowed: bool = True  # the flow lets supervisors monitor (and barge into) its calls
+    agents: list[str] | None = None  # who takes this queue's calls (None: any agent)
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,47 @@
+"""The live demo: simulated calls inside a real server, visible to and monitorable by a supervisor."""
+
+import asyncio
+
+import aiohttp
+import numpy as np
+from aiohttp import web
+
+from signaling.inprocess import WsClient
+from signaling.server import BargeinServer
+from signaling.settings import Settings
+from simulator.demo import DemoCalls
+
+
+async def test_demo_calls_show_in_agents_view_and_can_be_monitored_and_barged() -> None:
+    srv = BargeinServer(Settings(port=0, mixer_rate=16000), services=[DemoCalls(3)])
+    runner = web.AppRunner(srv.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session:
+            rows: list = []
+            for _ in range(100):
+                async with session.get(base + "/api/agents?token=supervisor1") as r:
+                    rows = [a for a in (await r.json())["agents"] if a["agent"].startswith("demo-agent")]
+                if len(rows) == 3 and all(a["state"] == "on-call" for a in rows):
+                    break
+                await asyncio.sleep(0.05)
+            assert len(rows) == 3 and all(a["state"] == "on-call" for a in rows), rows
+            call_id = rows[0]["call_id"]
+            sup = WsClient(await session.ws_connect(base + "/ws"))
+            assert (await sup.request("REGISTER", token="supervisor1"))["status"] == 200
+            r = await sup.request("INVITE", to=f"call:{call_id}")
+            assert r["status"] == 200
+            leg = int(srv.engine.legs_of(call_id)[-1])
+            await asyncio.sleep(0.3)
+            heard = []
+            for _ in range(30):
+                await srv.clock.wait_tick()
+                heard.append(srv.engine.output(leg).copy())
+            assert np.abs(np.concatenate(heard)).max() > 1000  # the supervisor hears the demo voices
+            assert (await sup.request("INFO", call_id=call_id, action="mode", mode="barge"))["status"] == 200
+            await sup.ws.close()
+    finally:
+        await runner.cleanup()
