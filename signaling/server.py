@@ -120,9 +120,15 @@ class BargeinServer:
 
     async def healthz(self, request: web.Request) -> web.Response:
         s = self.clock.stats
+        counters = self.engine.counters
+        tick_ms = {"p50": round(s.percentile("compute_ms", 50), 3), "p99": round(s.percentile("compute_ms", 99), 3),
+                   "max": round(s.max_compute_ms, 3)}
         return web.json_response({"status": "ok", "calls": len(self.core.calls), "connections": len(self.peers),
                                   "mixer": {"calls": self.engine.call_count, "legs": self.engine.leg_count,
-                                            "ticks": s.ticks, "deadline_misses": s.deadline_misses}})
+                                            "rate": self.engine.rate, "ticks": s.ticks,
+                                            "deadline_misses": s.deadline_misses, "skipped_ticks": self.clock.skipped,
+                                            "tick_ms": tick_ms, "frames_missing": counters.frames_missing,
+                                            "frames_dropped": counters.frames_dropped}})
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), content_type="text/plain")

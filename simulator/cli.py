@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         TextColumn("[bold]simulating[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("ticks"), TimeElapsedColumn(), console=console, disable=args.quiet, transient=False,
     ) as progress:
-        task = progress.add_task(f"{scenario.calls} calls, {scenario.clock} clock", total=ticks)
+        where = "server, real-time" if scenario.server else f"{scenario.clock} clock"
+        task = progress.add_task(f"{scenario.calls} calls, {where}", total=ticks)
 
         def on_progress(done: int) -> None:
             progress.update(task, completed=done)

@@ -1,0 +1,201 @@
+"""The server path: drive a running ``bargein serve`` over its WebSocket protocol, some calls over WebRTC.
+
+Simulated customers, agents and supervisors sign in as the server's users (the built-in demo
+directory has 5 agents, 5 customers and 3 supervisors, so at most 5 concurrent calls unless the
+server has a larger users file). The first ``webrtc_calls`` calls carry audio over real aiortc peer
+connections, one distinct tone per leg; every second each of their listeners' received audio is
+measured (single-bin DFT) and compared with the routing table of :mod:`simulator.expected`, then each
+supervisor switches mode at random. The other calls exercise signaling only. Mixer timing comes
+from the server's ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import numpy as np
+import structlog
+
+from signaling.inprocess import WsClient
+from signaling.webrtc_client import ClientLeg
+
+from .expected import AGENT, BARGE, COACH, CUSTOMER, MONITOR, SUPERVISOR, should_hear
+from .report import Report
+from .scenario import Scenario
+
+log = structlog.get_logger("bargein.simulator.remote")
+
+TONES = {CUSTOMER: 500.0, AGENT: 750.0, SUPERVISOR: 1650.0}
+HEARD_DB, SILENT_DB = -30.0, -50.0  # tones are sent at -12 dBFS
+MODES = {"monitor": MONITOR, "barge": BARGE, "coach": COACH}
+DEMO = {"agent": [f"agent{i}" for i in range(1, 6)], "customer": [f"customer{i}" for i in range(1, 6)],
+        "supervisor": [f"supervisor{i}" for i in range(1, 4)]}
+
+
+class _Call:
+    def __init__(self, i: int, customer: WsClient, agent: WsClient, webrtc: bool) -> None:
+        self.i, self.customer, self.agent, self.webrtc = i, customer, agent, webrtc
+        self.call_id = ""
+        self.legs: dict[int, ClientLeg] = {}
+        self.sup: WsClient | None = None
+        self.sup_name = ""
+        self.mode = MONITOR
+
+
+async def _sign_in(session: aiohttp.ClientSession, url: str, token: str) -> WsClient:
+    c = WsClient(await session.ws_connect(url))
+    r = await c.request("REGISTER", token=token)
+    if r["status"] != 200:
+        raise RuntimeError(f"cannot sign in as {token}: {r['status']} {r['reason']}")
+    return c
+
+
+async def _healthz(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    http = url.replace("ws://", "http://").replace("wss://", "https://").rsplit("/ws", 1)[0]
+    async with session.get(http + "/healthz") as r:
+        return await r.json()
+
+
+async def _place(session: aiohttp.ClientSession, url: str, i: int, webrtc: bool) -> _Call:
+    agent = await _sign_in(session, url, DEMO["agent"][i])
+    assert (await agent.request("PUBLISH", state="available"))["status"] == 200
+    customer = await _sign_in(session, url, DEMO["customer"][i])
+    call = _Call(i, customer, agent, webrtc)
+    sdp = None
+    if webrtc:
+        call.legs[CUSTOMER] = ClientLeg(TONES[CUSTOMER])
+        sdp = await call.legs[CUSTOMER].offer()
+    customer.cseq += 1
+    cseq = customer.cseq
+    await customer.ws.send_json({"method": "INVITE", "cseq": cseq, "to": "queue:support",
+                                 **({"sdp": sdp} if sdp else {})})
+    if webrtc:
+        early = await customer.wait_for(lambda x: x.get("cseq") == cseq and x.get("status") == 183)
+        await call.legs[CUSTOMER].accept(early["sdp"])
+        call.legs[AGENT] = ClientLeg(TONES[AGENT])
+        await agent.answer(sdp=await call.legs[AGENT].offer())
+        ack = await agent.wait_for(lambda x: x.get("method") == "ACK")
+        await call.legs[AGENT].accept(ack["sdp"])
+    else:
+        await agent.answer()
+    ok = await customer.wait_for(lambda x: x.get("cseq") == cseq and x.get("status", 0) >= 200)
+    if ok["status"] != 200:
+        raise RuntimeError(f"call {i} failed: {ok['status']} {ok['reason']}")
+    call.call_id = ok["call_id"]
+    return call
+
+
+async def _supervise(session: aiohttp.ClientSession, url: str, call: _Call, name: str) -> bool:
+    sup = await _sign_in(session, url, name)
+    leg = ClientLeg(TONES[SUPERVISOR]) if call.webrtc else None
+    fields = {"sdp": await leg.offer()} if leg else {}
+    r = await sup.request("INVITE", to=f"call:{call.call_id}", **fields)
+    if r["status"] != 200:
+        return False
+    if leg:
+        await leg.accept(r["sdp"])
+        call.legs[SUPERVISOR] = leg
+    call.sup, call.sup_name = sup, name
+    return True
+
+
+def _check(call: _Call, tick: int, report: Report) -> None:
+    roles = list(call.legs)
+    for li in roles:
+        for si in roles:
+            if li == si:
+                continue
+            expected = bool(should_hear(
+                np.array(li), np.array(li), np.array(False), np.array(si), np.array(si),
+                np.array(call.mode if si == SUPERVISOR else 0), np.array(False), np.array(False), np.array(True)))
+            db = call.legs[li].level(TONES[si])
+            report.routing_checks += 1
+            wrong = (expected and db < SILENT_DB) or (not expected and db > HEARD_DB)
+            if wrong:
+                report.routing_violations += 1
+                if len(report.violations) < 50:
+                    names = {CUSTOMER: "customer", AGENT: "agent", SUPERVISOR: f"supervisor ({call.mode})"}
+                    report.violations.append({"tick": tick, "call": call.call_id, "listener": names[li],
+                                              "speaker": names[si], "expected": "heard" if expected else "silent",
+                                              "measured_db": round(db, 1)})
+
+
+async def _run(sc: Scenario, progress: Callable[[int], object] | None) -> Report:
+    assert sc.server is not None
+    report = Report(scenario=sc.model_dump(mode="json"), path="server", control="signaling (WebSocket)",
+                    clock="realtime", rate=sc.rate)
+    n_calls = min(sc.calls, len(DEMO["agent"]))
+    if n_calls < sc.calls:
+        report.notes.append(f"the server's demo directory has {n_calls} agents: ran {n_calls} calls, not {sc.calls}")
+    webrtc = min(sc.webrtc_calls, n_calls)
+    rng = np.random.default_rng(sc.seed)
+    t0 = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        before = await _healthz(session, sc.server)
+        calls = [await _place(session, sc.server, i, i < webrtc) for i in range(n_calls)]
+        report.calls_started = report.peak_concurrent_calls = len(calls)
+        for call, sup in zip(calls, DEMO["supervisor"], strict=False):
+            if await _supervise(session, sc.server, call, sup):
+                report.monitor_sessions += 1
+        ticks = int(sc.duration_s / 0.02)
+        start = time.monotonic()
+        tick = 0
+        while (elapsed := time.monotonic() - start) < sc.duration_s:
+            media = [c for c in calls if c.webrtc and c.legs]
+            await asyncio.gather(*(leg.fresh(40) for c in media for leg in c.legs.values()))
+            tick = int((time.monotonic() - start) / 0.02)
+            for c in media:
+                _check(c, tick, report)
+            report.checked_ticks += 1
+            for c in calls:  # each supervisor switches mode at random
+                if c.sup is None:
+                    continue
+                mode = str(rng.choice(["monitor", "barge", "coach"]))
+                r = await c.sup.request("INFO", call_id=c.call_id, action="mode", mode=mode)
+                if r["status"] != 200:
+                    report.refuse(r["status"], f"{mode}: {r['reason']}")
+                    continue
+                if MODES[mode] != c.mode:
+                    report.barge_toggles += mode == "barge"
+                    report.coach_toggles += mode == "coach"
+                    report.monitor_toggles += mode == "monitor"
+                c.mode = MODES[mode]
+            if progress:
+                progress(min(ticks, int(elapsed / 0.02)))
+        for k, c in enumerate(calls):  # hang up: half by the agent, half by the customer
+            by = c.agent if k % 2 == 0 else c.customer
+            await by.request("BYE", call_id=c.call_id)
+            report.calls_completed += 1
+            if k % 2 == 0:
+                report.calls_hung_up_by_agent += 1
+            else:
+                report.calls_hung_up_by_customer += 1
+            if c.sup is not None:
+                ended = await c.sup.wait_for(lambda x: x.get("event") == "session-ended")
+                report.supervision_ended_by_call_end += 1
+                report.supervision_end_reasons_missing += not ended.get("reason")
+        after = await _healthz(session, sc.server)
+        for c in calls:
+            for leg in c.legs.values():
+                await leg.close()
+            for ws in (c.customer, c.agent, c.sup):
+                if ws is not None:
+                    await ws.ws.close()
+    mixer_before, mixer_after = before.get("mixer", {}), after.get("mixer", {})
+    report.ticks = mixer_after.get("ticks", 0) - mixer_before.get("ticks", 0)
+    report.deadline_misses = mixer_after.get("deadline_misses", 0) - mixer_before.get("deadline_misses", 0)
+    report.tick_ms = mixer_after.get("tick_ms", report.tick_ms)
+    report.frames_missing = mixer_after.get("frames_missing", 0) - mixer_before.get("frames_missing", 0)
+    report.frames_dropped = mixer_after.get("frames_dropped", 0) - mixer_before.get("frames_dropped", 0)
+    report.simulated_s = sc.duration_s
+    report.wall_time_s = round(time.perf_counter() - t0, 2)
+    report.notes.append(f"{webrtc} of {n_calls} calls over WebRTC; tick_ms is the server mixer's recent window")
+    return report
+
+
+def run_remote(sc: Scenario, progress: Callable[[int], object] | None = None) -> Report:
+    return asyncio.run(_run(sc, progress))
