@@ -93,9 +93,15 @@ class _Leg:
 
 
 class WebRTCGateway(MediaGateway):
-    def __init__(self) -> None:
+    """``silent_peer_s``: a leg whose peer sent no audio for this long is lost (like a BYE);
+    ``connect_grace_s``: how long a new leg may take to deliver its first packet."""
+
+    def __init__(self, silent_peer_s: float = SILENT_PEER_S, connect_grace_s: float = CONNECT_GRACE_S) -> None:
         self.legs: dict[int, _Leg] = {}
+        self.silent_peer_s, self.connect_grace_s = silent_peer_s, connect_grace_s
+        self.lost = 0  # legs freed because their peer closed, failed or went silent
         self._listening = False
+        self._tasks: set[asyncio.Task[None]] = set()  # lost-peer clean-ups in flight (kept referenced)
 
     # ------------------------------------------------------------------ gateway interface
     async def open_leg(self, leg: int, call_id: str, offer_sdp: str) -> str:
@@ -164,13 +170,19 @@ class WebRTCGateway(MediaGateway):
         """A peer that vanished without closing (browser killed, network gone) stops sending: free its leg."""
         now = time.monotonic()
         for leg, state in list(self.legs.items()):
-            silent = now - state.last_in > SILENT_PEER_S if state.last_in else now - state.opened > CONNECT_GRACE_S
+            if state.last_in is not None:
+                silent = now - state.last_in > self.silent_peer_s
+            else:
+                silent = now - state.opened > self.connect_grace_s
             if silent:
                 log.info("webrtc.peer_silent", leg=leg, frames_in=state.frames_in)
-                asyncio.get_running_loop().create_task(self._lost(leg))
+                task = asyncio.get_running_loop().create_task(self._lost(leg))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     async def _lost(self, leg: int) -> None:
         if leg in self.legs:
+            self.lost += 1
             await self.close_leg(leg)
             self.on_leg_lost(leg)
 

@@ -93,6 +93,15 @@ class ClientLeg:
                 raise TimeoutError(f"only {self.frames - target + frames} of {frames} frames arrived")
             await asyncio.sleep(0.02)
 
+    def vanish(self) -> None:
+        """Drop every datagram this peer sends from now on, without a BYE, DTLS close or ICE goodbye:
+        what the server sees when a browser is killed or its network goes away."""
+        for transceiver in self.pc.getTransceivers():
+            connection = transceiver.sender.transport.transport._connection  # aioice.Connection
+            for protocol in connection._protocols:
+                if getattr(protocol, "transport", None) is not None:
+                    protocol.transport.sendto = lambda *args, **kwargs: None  # type: ignore[method-assign]
+
     async def close(self) -> None:
         if self._task:
             self._task.cancel()

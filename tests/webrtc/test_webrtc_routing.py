@@ -19,7 +19,7 @@ HEARD, SILENT = -30.0, -50.0  # tones are sent at -12 dBFS; Opus keeps them with
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[BargeinServer, str]]:
-    srv = BargeinServer(Settings(port=0), gateway=WebRTCGateway())
+    srv = BargeinServer(Settings(port=0), gateway=WebRTCGateway(silent_peer_s=2.0))
     runner = web.AppRunner(srv.app())
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -116,18 +116,19 @@ async def test_peer_that_vanishes_without_bye_is_cleaned_up(server: tuple[Bargei
         customer, agent, call_id = await live_call(session, base)
         sup = await supervise(session, base, call_id, "supervisor1", TONE["supervisor"])
         await sup["leg"].fresh(10)  # media is flowing
-        await sup["leg"].close()  # the supervisor's peer goes away; its signaling socket stays
-        for _ in range(400):  # the gateway notices a silent peer after 5 s
+        await sup["leg"].close()  # the supervisor's peer closes; its signaling socket stays
+        for _ in range(400):  # failure guard only
             if len(srv.engine.legs_of(call_id)) == 2:
                 break
             await asyncio.sleep(0.05)
         assert len(srv.engine.legs_of(call_id)) == 2, "the vanished supervisor leg was not freed"
         assert call_id in srv.core.calls  # the call goes on
         await agent["leg"].fresh(10)
-        await agent["leg"].close()  # the agent's peer vanishes: the call ends
+        agent["leg"].vanish()  # the agent's peer goes silent without closing (killed browser): the call ends
         bye = await customer["ws"].wait_for(lambda x: x.get("method") == "BYE", timeout=20)
         assert bye["call_id"] == call_id
         assert srv.engine.call_count == 0
+        assert srv.gateway.lost == 2  # type: ignore[union-attr]
         for x in (customer, agent, sup):
             await x["leg"].close()
             await x["ws"].ws.close()

@@ -1,0 +1,164 @@
+"""The media path without signaling: WebRTCGateway wired straight to a MixerEngine and RealtimeClock,
+real aiortc client peers over loopback, and the gateway's parts (paced track, inbound pump) alone."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+from collections.abc import AsyncIterator
+
+import av
+import numpy as np
+import pytest
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from mixer import LegRouting, MixerEngine, RealtimeClock, Role, SupervisorMode
+from mixer.tones import level_dbfs, tone
+from signaling.webrtc import OUT_QUEUE, MixedAudioTrack, WebRTCGateway, _Leg
+from signaling.webrtc_client import ClientLeg
+
+HEARD, SILENT = -30.0, -50.0
+CUSTOMER, AGENT, SUPERVISOR = 500.0, 750.0, 1650.0
+
+
+class Rig:
+    def __init__(self, rate: int, silent_peer_s: float = 5.0) -> None:
+        self.engine = MixerEngine(rate=rate)
+        self.clock = RealtimeClock(self.engine.tick)
+        self.gateway = WebRTCGateway(silent_peer_s=silent_peer_s)
+        self.lost: list[int] = []
+        self.gateway.attach(self.engine, self.clock, self.lost.append)
+        self.clients: list[ClientLeg] = []
+
+    async def join(self, routing: LegRouting, freq: float) -> tuple[int, ClientLeg]:
+        leg = self.engine.add_leg("call-1", routing)
+        client = ClientLeg(freq)
+        self.clients.append(client)
+        await client.accept(await self.gateway.open_leg(leg, "call-1", await client.offer()))
+        return leg, client
+
+
+@pytest.fixture(params=[16000, 48000], ids=["mixer16k", "mixer48k"])
+async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    r = Rig(request.param)
+    r.clock.start()
+    yield r
+    for c in r.clients:
+        await c.close()
+    await r.gateway.close()
+    await r.clock.stop()
+
+
+async def test_media_path_without_signaling(rig: Rig) -> None:
+    """Resampled inbound audio reaches the mixer, each leg's mix comes back; the supervisor's mic is
+    connected from the start but only heard once the routing says so (no renegotiation)."""
+    cust_leg, customer = await rig.join(LegRouting(Role.CUSTOMER), CUSTOMER)
+    _, agent = await rig.join(LegRouting(Role.AGENT), AGENT)
+    sup_leg, sup = await rig.join(LegRouting(Role.SUPERVISOR, SupervisorMode.MONITOR), SUPERVISOR)
+    await asyncio.gather(customer.fresh(30), agent.fresh(30), sup.fresh(30))
+    assert customer.level(AGENT) > HEARD and customer.level(SUPERVISOR) < SILENT
+    assert agent.level(CUSTOMER) > HEARD and agent.level(SUPERVISOR) < SILENT
+    assert sup.level(CUSTOMER) > HEARD and sup.level(AGENT) > HEARD
+    assert customer.level(CUSTOMER) < SILENT  # mix-minus
+    assert rig.gateway.legs[sup_leg].frames_in > 0  # the monitoring supervisor's mic is flowing
+
+    rig.engine.update_leg(sup_leg, mode=SupervisorMode.BARGE)
+    await asyncio.gather(customer.fresh(30), agent.fresh(30))
+    assert customer.level(SUPERVISOR) > HEARD and agent.level(SUPERVISOR) > HEARD
+
+    rig.engine.update_leg(cust_leg, muted=True)
+    await asyncio.gather(agent.fresh(30), sup.fresh(30))
+    assert agent.level(CUSTOMER) < SILENT and sup.level(CUSTOMER) < SILENT
+    assert agent.level(SUPERVISOR) > HEARD
+
+    for leg in list(rig.gateway.legs):
+        await rig.gateway.close_leg(leg)
+    assert not rig.gateway.legs and rig.lost == []  # closing on our side is not a lost peer
+
+
+async def test_vanished_peer_is_reported_lost() -> None:
+    """A peer that stops sending without closing anything (killed browser) is found by the watchdog."""
+    rig = Rig(48000, silent_peer_s=1.0)
+    rig.clock.start()
+    try:
+        _, customer = await rig.join(LegRouting(Role.CUSTOMER), CUSTOMER)
+        agent_leg, agent = await rig.join(LegRouting(Role.AGENT), AGENT)
+        await asyncio.gather(customer.fresh(10), agent.fresh(10))
+        agent.vanish()
+        for _ in range(200):  # failure guard only
+            if rig.lost:
+                break
+            await asyncio.sleep(0.05)
+        assert rig.lost == [agent_leg]
+        assert agent_leg not in rig.gateway.legs and len(rig.gateway.legs) == 1
+        assert rig.gateway.lost == 1
+    finally:
+        for c in rig.clients:
+            await c.close()
+        await rig.gateway.close()
+        await rig.clock.stop()
+
+
+async def test_mixed_track_queue_is_bounded_and_pts_advance_by_frame() -> None:
+    track = MixedAudioTrack(16000, 320)
+    frames = [np.full(320, i, np.int16) for i in range(OUT_QUEUE + 2)]
+    for f in frames:
+        track.feed(f)
+    assert track.dropped == 2  # the two oldest made room
+    got = [await track.recv() for _ in range(OUT_QUEUE)]
+    assert [int(f.to_ndarray()[0, 0]) for f in got] == [2, 3, 4]
+    assert [f.pts for f in got] == [0, 320, 640]
+    assert all(f.sample_rate == 16000 and f.samples == 320 and f.time_base == fractions.Fraction(1, 16000)
+               for f in got)
+    pending = asyncio.ensure_future(track.recv())  # nothing due: recv waits for the next tick
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not pending.done()
+    track.feed(frames[0])
+    assert (await asyncio.wait_for(pending, 5)).pts == 960
+    pending = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0)
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await asyncio.wait_for(pending, 5)
+
+
+class _OpusLikeTrack(MediaStreamTrack):
+    """What aiortc's Opus decoder hands out: s16 stereo 48 kHz frames of 960 samples."""
+
+    kind = "audio"
+
+    def __init__(self, freq: float, n: int) -> None:
+        super().__init__()
+        self.freq, self.n, self.i = freq, n, 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.i == self.n:
+            raise MediaStreamError
+        mono = tone(self.freq, 48000, 960, 0.25, start=self.i * 960)
+        frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2)[None, :], format="s16", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = 48000, self.i * 960, fractions.Fraction(1, 48000)
+        self.i += 1
+        return frame
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 48000])
+async def test_pump_resamples_and_rechunks_into_mixer_frames(rate: int) -> None:
+    engine = MixerEngine(rate=rate, buffer_frames=64)
+    speaker = engine.add_leg("c", LegRouting(Role.CUSTOMER))
+    listener = engine.add_leg("c", LegRouting(Role.AGENT))
+    gateway = WebRTCGateway()
+    gateway.attach(engine, RealtimeClock(engine.tick), lambda leg: None)
+    state = _Leg(speaker, None, MixedAudioTrack(rate, engine.n_samples))  # type: ignore[arg-type]
+    gateway.legs[speaker] = state
+    await gateway._pump(state, _OpusLikeTrack(CUSTOMER, 50))
+    assert 48 <= state.frames_in <= 50  # 1 s in, 20 ms frames out (the resampler may hold a little back)
+    assert engine.buffered(speaker) == state.frames_in
+    heard = []
+    for _ in range(state.frames_in):
+        engine.tick()
+        heard.append(engine.output(listener).copy())
+    pcm = np.concatenate(heard[5:])
+    assert level_dbfs(pcm, CUSTOMER, rate) > -15  # sent at -12 dBFS
+    assert level_dbfs(pcm, AGENT, rate) < SILENT
