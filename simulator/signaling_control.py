@@ -27,7 +27,8 @@ class SignalingControl:
 
     def __init__(self, engine: MixerEngine) -> None:
         self.engine = engine
-        settings = Settings(limits=engine.limits, mixer_rate=engine.rate, max_requests_per_second=1e12)
+        settings = Settings(limits=engine.limits, mixer_rate=engine.rate, max_requests_per_second=1e12,
+                            max_connections=10**9)
         self.core = SignalingCore(settings, demo_directory())
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg
         self.user_leg: dict[tuple[str, str], int] = {}  # (call id, user) -> mixer leg

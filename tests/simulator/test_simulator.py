@@ -137,3 +137,11 @@ def test_realtime_clock_short_run(busy):
     r = Simulation(busy(clock="realtime", duration_s=1.0, calls=4)).run()
     assert r.ticks + r.ticks_skipped == 50
     assert r.routing_violations == 0
+
+
+def test_signaling_path_scales_past_the_servers_connection_limit():
+    from simulator.scenario import Scenario
+
+    r = Simulation(Scenario(calls=1100, duration_s=0.4, seed=3, rate=8000)).run()
+    assert r.control == "signaling"
+    assert r.peak_concurrent_calls >= 1100 and r.routing_violations == 0
