@@ -163,16 +163,20 @@ function cleanupCall() {
   clearInterval(state.timer);
   if (state.role === "agent") { $("agent-call").hidden = true; $("incoming").hidden = true; }
   if (state.role === "customer") { customerStatus("Call ended", "idle"); setCustomerButtons(false); }
-  if (state.role === "supervisor") { $("session").hidden = true; renderAgents(); }
+  if (state.role === "supervisor") { state.parties = []; $("session").hidden = true; renderSessionParties(); renderAgents(); }
 }
 
-function setMuted(muted) {
+function showMuted(muted) {
   state.muted = muted;
   if (state.mic) state.mic.getAudioTracks().forEach((t) => { t.enabled = !muted; });
   for (const id of ["agent-mute", "customer-mute"]) {
     $(id).textContent = muted ? "Unmute" : "Mute";
     $(id).classList.toggle("on", muted);
   }
+}
+
+function setMuted(muted) {
+  showMuted(muted);
   if (state.callId) request("INFO", { call_id: state.callId, action: "mute", value: muted });
 }
 
@@ -217,6 +221,11 @@ function startTimer(id) {
 function renderCallState(msg) {
   if (msg.call_id !== state.callId) return;
   const parts = (msg.participants || []).filter((p) => p.role !== "supervisor");
+  const me = parts.find((p) => p.user === state.user);
+  if (me && me.muted !== state.muted && (state.role === "agent" || state.role === "customer")) {
+    showMuted(me.muted);  // a barging supervisor muted or unmuted us
+    if (me.muted) banner("A supervisor muted your microphone.", "info"); else hideBanner();
+  }
   if (state.role === "agent") {
     $("agent-participants").innerHTML = parts.map((p) =>
       `<li>${esc(p.user)} <span class="muted">${p.role}${p.muted ? " · muted" : ""}${p.held ? " · on hold" : ""}</span></li>`).join("");
@@ -229,11 +238,32 @@ function renderCallState(msg) {
     state.supervisors = sups;
   }
   if (state.role === "supervisor") {
-    $("session-parties").textContent = "· " + parts.map((p) => `${p.user} (${p.role})`).join(", ");
+    state.parties = parts;
+    renderSessionParties();
   }
 }
 
 // ------------------------------------------------------------------ supervisor
+function renderSessionParties() {
+  // while barging, a supervisor may mute or drop a participant (the agent cannot be dropped)
+  const barging = state.mode === "barge";
+  const why = barging ? "" : 'title="barge first to act on participants"';
+  $("session-participants").innerHTML = (state.parties || []).map((p) => `<li data-user="${esc(p.user)}">
+    ${esc(p.user)} <span class="muted">${p.role}${p.muted ? " · muted" : ""}${p.held ? " · on hold" : ""}</span>
+    <button class="mini" data-act="mute" data-user="${esc(p.user)}" data-value="${p.muted ? "false" : "true"}" ${barging ? "" : "disabled"} ${why}>${p.muted ? "Unmute" : "Mute"}</button>
+    ${p.role === "agent" ? "" : `<button class="mini danger" data-act="drop" data-user="${esc(p.user)}" ${barging ? "" : "disabled"} ${why}>Drop</button>`}
+  </li>`).join("");
+}
+
+async function actOn(button) {
+  if (!state.callId) return;
+  const fields = { call_id: state.callId, action: button.dataset.act, target: button.dataset.user };
+  if (button.dataset.act === "mute") fields.value = button.dataset.value === "true";
+  const r = await request("INFO", fields);
+  if (r.status !== 200) { state.messages.push(r.reason); banner(`Could not ${button.dataset.act} ${button.dataset.user}: ${r.reason}`); }
+  else log(`${button.dataset.act === "drop" ? "Dropped" : fields.value ? "Muted" : "Unmuted"} ${button.dataset.user}`);
+}
+
 function renderAgents() {
   const body = $("agents-body");
   if (!state.agents.length) { body.innerHTML = `<tr><td colspan="7" class="muted">No agents</td></tr>`; return; }
@@ -243,7 +273,7 @@ function renderAgents() {
     const mine = a.call_id && a.call_id === state.callId;
     const canMonitor = a.state === "on-call" && !state.callId && a.monitoring_allowed !== false;
     const action = a.call_id && a.state === "on-call"
-      ? `<button class="monitor-btn" data-call="${a.call_id}" ${canMonitor ? "" : "disabled"} title="${a.monitoring_allowed === false ? "monitoring not allowed for this queue" : ""}">${mine ? "Monitoring" : "Monitor"}</button>` : "";
+      ? `<button class="monitor-btn" data-call="${a.call_id}" ${canMonitor ? "" : "disabled"} title="${a.monitoring_allowed === false ? "monitoring not allowed for this queue" : ""}">${mine ? STATUS[state.mode] || "Monitoring" : "Monitor"}</button>` : "";
     return `<tr class="${mine ? "mine" : ""}" data-agent="${esc(a.agent)}"><td><strong>${esc(a.display_name)}</strong></td>
       <td><span class="badge ${a.state}">${a.state}</span></td><td>${esc(a.queue || "")}</td><td>${esc(a.customer || "")}</td>
       <td class="timer">${dur}</td><td>${sup}</td><td>${action}</td></tr>`;
@@ -261,9 +291,9 @@ async function monitor(callId) {
     state.messages.push(r.reason);
     return banner(`Monitoring refused: ${r.reason}`);
   }
-  await pc.setRemoteDescription({ type: "answer", sdp: r.sdp });
-  state.callId = callId;
+  state.callId = callId;  // before any await: the call-state NOTIFY follows the 200 at once
   setMode("monitor");
+  await pc.setRemoteDescription({ type: "answer", sdp: r.sdp });
   $("session").hidden = false;
   $("session-call").textContent = callId;
   renderAgents();
@@ -280,6 +310,7 @@ function setMode(mode) {
   $("session-status").className = `badge big ${mode}`;
   $("mode-hint").textContent = HINT[mode];
   for (const b of $("mode").querySelectorAll("button")) b.classList.toggle("selected", b.dataset.mode === mode);
+  renderSessionParties();
 }
 
 async function changeMode(mode) {
@@ -334,7 +365,13 @@ function hideBanner() { $("banner").hidden = true; }
 async function signIn(token) {
   hideBanner();
   let r;
-  try { r = await connect(token); } catch (e) { return alert(`Sign-in failed: ${e.message}`); }
+  $("signin-error").hidden = true;
+  try { r = await connect(token); } catch (e) {
+    if (state.ws) state.ws.close();
+    $("signin-error").textContent = `Sign-in failed: ${e.message || "the server refused the token"}`;
+    $("signin-error").hidden = false;
+    return;
+  }
   Object.assign(state, { user: r.user, role: r.role, permissions: r.permissions });
   $("signin").hidden = true; $("app").hidden = false; $("who").hidden = false;
   $("who-name").textContent = r.display_name;
@@ -374,6 +411,7 @@ document.addEventListener("click", (ev) => {
   else if (t.dataset.state) setAvailability(t.dataset.state);
   else if (t.dataset.mode) changeMode(t.dataset.mode);
   else if (t.classList.contains("monitor-btn")) monitor(t.dataset.call);
+  else if (t.dataset.act) actOn(t);
 });
 $("token-form").onsubmit = (ev) => { ev.preventDefault(); signIn($("token").value.trim()); };
 $("signout").onclick = () => { state.user = null; state.ws && state.ws.close(); location.reload(); };

@@ -81,9 +81,20 @@ async def test_monitor_barge_coach_in_real_chromium(live_server: tuple[BargeinSe
         await expect_hearing(pages, {"customer": {"agent", "supervisor"}, "agent": {"customer", "supervisor"},
                                      "supervisor": {"customer", "agent"}})
         assert "barging" in await agent.text_content("#supervised")
+        # while barging the supervisor may mute a participant: nobody hears the customer, then everybody again
+        await sup.click("#session-participants [data-act=mute][data-user=customer1]")
+        await sup.wait_for_selector("#session-participants [data-act=mute][data-user=customer1][data-value=false]")
+        await expect_hearing(pages, {"customer": {"agent", "supervisor"}, "agent": {"supervisor"},
+                                     "supervisor": {"agent"}})
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        await sup.screenshot(path=str(SHOTS / "supervisor-barging.png"), full_page=True)
+        await sup.click("#session-participants [data-act=mute][data-user=customer1]")
+        await expect_hearing(pages, {"customer": {"agent", "supervisor"}, "agent": {"customer", "supervisor"},
+                                     "supervisor": {"customer", "agent"}})
 
         await sup.click("#mode [data-mode=coach]")
         await sup.wait_for_selector("#session-status.coach")
+        assert await sup.is_disabled("#session-participants [data-act=mute][data-user=customer1]")
         assert await sup.text_content("#session-status") == "Coaching"
         await expect_hearing(pages, {"customer": {"agent"}, "agent": {"customer", "supervisor"},
                                      "supervisor": {"customer", "agent"}})
