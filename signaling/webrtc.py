@@ -6,8 +6,14 @@ the mixer rate, cuts exactly 20 ms frames and pushes them into the leg's bounded
 
 Outbound: :class:`MixedAudioTrack` returns the leg's mix of each tick. It is fed from the mixer
 clock's tick listener into a bounded queue (drop oldest, counted), so ``recv()`` is paced by the
-drift-free mixer clock: no drift, no growing delay. (Each leg encodes its own mix; sharing one encode
-between legs that hear the same mix, see ``MixerEngine.shared_mix_groups``, is not done yet.)
+drift-free mixer clock: no drift, no growing delay.
+
+Shared encode (default): legs that hear exactly the same mix (``MixerEngine.shared_mix_groups``, e.g.
+two monitoring supervisors) share one Opus encode per tick. The gateway encodes each group's mix once
+(libopus at the mixer rate, mono) on one worker thread, in tick order, and hands every leg of the group
+the same payload as an ``av.Packet`` stamped with that leg's own timestamps; aiortc sends packets
+as they are. A group whose membership changes gets a fresh encoder. With ``shared_encode=False`` each
+leg returns PCM frames and aiortc encodes per leg.
 
 A monitoring supervisor's microphone is connected from the start; whether it is heard is decided by
 the mixer's routing alone, so barge needs no renegotiation.
@@ -20,6 +26,7 @@ import contextlib
 import fractions
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import av
 import numpy as np
@@ -44,7 +51,8 @@ def no_ice_servers() -> RTCConfiguration:
 
 
 class MixedAudioTrack(MediaStreamTrack):
-    """Outgoing audio of one leg: the mixer's output for that leg, one frame per tick."""
+    """Outgoing audio of one leg: the mixer's output for that leg, one frame (PCM) or one encoded
+    Opus payload (bytes, from a shared encode) per tick."""
 
     kind = "audio"
 
@@ -52,24 +60,29 @@ class MixedAudioTrack(MediaStreamTrack):
         super().__init__()
         self.rate, self.samples = rate, samples
         self.time_base = fractions.Fraction(1, rate)
-        self._queue: deque[np.ndarray] = deque(maxlen=OUT_QUEUE)
+        self._queue: deque[np.ndarray | bytes] = deque(maxlen=OUT_QUEUE)
         self._ready = asyncio.Event()
         self._pts = 0
         self.dropped = 0
 
-    def feed(self, pcm: np.ndarray) -> None:
+    def feed(self, item: np.ndarray | bytes) -> None:
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
-        self._queue.append(pcm)
+        self._queue.append(item)
         self._ready.set()
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | av.Packet:
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
             self._ready.clear()
             await self._ready.wait()
         pcm = self._queue.popleft()
+        if isinstance(pcm, bytes):  # already encoded (shared encode): aiortc packs it as it is
+            packet = av.Packet(pcm)
+            packet.pts, packet.time_base = self._pts, self.time_base
+            self._pts += self.samples
+            return packet
         frame = av.AudioFrame(format="s16", layout="mono", samples=self.samples)
         frame.planes[0].update(pcm.tobytes())
         frame.sample_rate = self.rate
@@ -81,6 +94,24 @@ class MixedAudioTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._ready.set()
+
+
+class _GroupEncoder:
+    """One Opus encoder for a group of legs that hear the same mix (used on the encode thread only)."""
+
+    def __init__(self, rate: int) -> None:
+        self.codec = av.CodecContext.create("libopus", "w")
+        self.codec.format, self.codec.layout, self.codec.sample_rate = "s16", "mono", rate
+        self.codec.bit_rate = 32000 if rate < 48000 else 48000
+        self.codec.options = {"application": "voip"}
+        self.codec.time_base = fractions.Fraction(1, rate)
+        self.rate, self.pts = rate, 0
+
+    def encode(self, pcm: np.ndarray) -> list[bytes]:
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = self.rate, self.pts, self.codec.time_base
+        self.pts += len(pcm)
+        return [bytes(p) for p in self.codec.encode(frame)]
 
 
 class _Leg:
@@ -96,8 +127,15 @@ class WebRTCGateway(MediaGateway):
     """``silent_peer_s``: a leg whose peer sent no audio for this long is lost (like a BYE);
     ``connect_grace_s``: how long a new leg may take to deliver its first packet."""
 
-    def __init__(self, silent_peer_s: float = SILENT_PEER_S, connect_grace_s: float = CONNECT_GRACE_S) -> None:
+    def __init__(self, silent_peer_s: float = SILENT_PEER_S, connect_grace_s: float = CONNECT_GRACE_S,
+                 shared_encode: bool = True) -> None:
         self.legs: dict[int, _Leg] = {}
+        self.shared_encode = shared_encode
+        self.encodes = 0  # Opus encodes done by the shared encoder (one per group and tick)
+        self.deliveries = 0  # encoded payloads handed to legs (> encodes when legs share)
+        self._encoders: dict[frozenset[int], _GroupEncoder] = {}  # touched on the encode thread only
+        self._encode_pool: ThreadPoolExecutor | None = None
+        self._encode_failed = False
         self.silent_peer_s, self.connect_grace_s = silent_peer_s, connect_grace_s
         self.lost = 0  # legs freed because their peer closed, failed or went silent
         self._listening = False
@@ -154,17 +192,70 @@ class WebRTCGateway(MediaGateway):
     async def close(self) -> None:
         for leg in list(self.legs):
             await self.close_leg(leg)
+        if self._encode_pool is not None:
+            self._encode_pool.shutdown(wait=False, cancel_futures=True)
+            self._encode_pool = None
 
     # ------------------------------------------------------------------ audio
     def _on_tick(self, stats: TickStats) -> None:
         if stats.index % 25 == 0:
             self._watchdog()
+        if not self.legs:
+            return
+        if self.shared_encode and not self._encode_failed:
+            self._encode_tick()
+            return
         for leg, state in list(self.legs.items()):
             try:
                 pcm = self.engine.output(leg).copy()
             except KeyError:
                 continue
             state.track.feed(pcm)
+
+    def _encode_tick(self) -> None:
+        """Hand this tick's mixes to the encode thread: one job per group of legs hearing the same mix."""
+        calls = set()
+        for leg in self.legs:
+            with contextlib.suppress(KeyError):
+                calls.add(self.engine.call_of(leg))
+        jobs: list[tuple[frozenset[int], np.ndarray]] = []
+        for call in calls:
+            for group in self.engine.shared_mix_groups(call):
+                mine = frozenset(leg for leg in group if leg in self.legs)
+                if mine:
+                    jobs.append((mine, self.engine.output(next(iter(mine))).copy()))
+        if self._encode_pool is None:  # one thread: encodes stay in tick order
+            self._encode_pool = ThreadPoolExecutor(1, thread_name_prefix="bargein-opus")
+        fut = asyncio.get_running_loop().run_in_executor(self._encode_pool, self._encode_jobs, jobs)
+        fut.add_done_callback(self._deliver)
+
+    def _encode_jobs(self, jobs: list[tuple[frozenset[int], np.ndarray]]) -> list[tuple[frozenset[int], list[bytes]]]:
+        out, used = [], set()
+        for legs, pcm in jobs:
+            enc = self._encoders.get(legs)
+            if enc is None:
+                enc = self._encoders[legs] = _GroupEncoder(self.engine.rate)
+            used.add(legs)
+            out.append((legs, enc.encode(pcm)))
+        for gone in self._encoders.keys() - used:  # the group changed or left: its stream ends
+            del self._encoders[gone]
+        return out
+
+    def _deliver(self, fut: asyncio.Future[list[tuple[frozenset[int], list[bytes]]]]) -> None:
+        if fut.cancelled():
+            return
+        if fut.exception() is not None:  # never leave legs mute: fall back to one encode per leg
+            log.error("webrtc.shared_encode_failed", error=repr(fut.exception()))
+            self._encode_failed = True
+            return
+        self.encodes += len(fut.result())
+        for legs, payloads in fut.result():
+            for leg in legs:
+                state = self.legs.get(leg)
+                if state is not None:
+                    for payload in payloads:
+                        state.track.feed(payload)
+                        self.deliveries += 1
 
     def _watchdog(self) -> None:
         """A peer that vanished without closing (browser killed, network gone) stops sending: free its leg."""

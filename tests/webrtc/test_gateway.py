@@ -23,10 +23,10 @@ CUSTOMER, AGENT, SUPERVISOR = 500.0, 750.0, 1650.0
 
 
 class Rig:
-    def __init__(self, rate: int, silent_peer_s: float = 5.0) -> None:
+    def __init__(self, rate: int, silent_peer_s: float = 5.0, shared_encode: bool = True) -> None:
         self.engine = MixerEngine(rate=rate)
         self.clock = RealtimeClock(self.engine.tick)
-        self.gateway = WebRTCGateway(silent_peer_s=silent_peer_s)
+        self.gateway = WebRTCGateway(silent_peer_s=silent_peer_s, shared_encode=shared_encode)
         self.lost: list[int] = []
         self.gateway.attach(self.engine, self.clock, self.lost.append)
         self.clients: list[ClientLeg] = []
@@ -39,9 +39,11 @@ class Rig:
         return leg, client
 
 
-@pytest.fixture(params=[16000, 48000], ids=["mixer16k", "mixer48k"])
+@pytest.fixture(params=[(16000, True), (48000, True), (48000, False)],
+                ids=["mixer16k-shared-encode", "mixer48k-shared-encode", "mixer48k-encode-per-leg"])
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
-    r = Rig(request.param)
+    rate, shared = request.param
+    r = Rig(rate, shared_encode=shared)
     r.clock.start()
     yield r
     for c in r.clients:
@@ -75,6 +77,39 @@ async def test_media_path_without_signaling(rig: Rig) -> None:
     for leg in list(rig.gateway.legs):
         await rig.gateway.close_leg(leg)
     assert not rig.gateway.legs and rig.lost == []  # closing on our side is not a lost peer
+    assert (rig.gateway.encodes > 0) == rig.gateway.shared_encode
+
+
+async def test_listeners_hearing_the_same_mix_share_one_encode() -> None:
+    """Two monitoring supervisors hear the same mix: one Opus encode per tick serves both, and both
+    still hear the right audio; once one barges their mixes differ and each gets its own stream."""
+    rig = Rig(48000)
+    rig.clock.start()
+    try:
+        _, customer = await rig.join(LegRouting(Role.CUSTOMER), CUSTOMER)
+        _, agent = await rig.join(LegRouting(Role.AGENT), AGENT)
+        sup1_leg, sup1 = await rig.join(LegRouting(Role.SUPERVISOR, SupervisorMode.MONITOR), SUPERVISOR)
+        _, sup2 = await rig.join(LegRouting(Role.SUPERVISOR, SupervisorMode.MONITOR), 2200.0)
+        await asyncio.gather(sup1.fresh(30), sup2.fresh(30))
+        encodes, deliveries = rig.gateway.encodes, rig.gateway.deliveries
+        await asyncio.gather(sup1.fresh(30), sup2.fresh(30))
+        # 4 legs, 3 distinct mixes: fewer encodes than payloads handed out
+        assert (rig.gateway.deliveries - deliveries) >= 4 * (rig.gateway.encodes - encodes) // 3
+        assert rig.gateway.deliveries - deliveries > rig.gateway.encodes - encodes
+        for sup in (sup1, sup2):
+            assert sup.level(CUSTOMER) > HEARD and sup.level(AGENT) > HEARD
+        assert sup1.level(2200.0) < SILENT and sup2.level(SUPERVISOR) < SILENT
+
+        rig.engine.update_leg(sup1_leg, mode=SupervisorMode.BARGE)
+        await asyncio.gather(customer.fresh(30), sup1.fresh(30), sup2.fresh(30))
+        assert sup2.level(SUPERVISOR) > HEARD and customer.level(SUPERVISOR) > HEARD
+        assert sup1.level(CUSTOMER) > HEARD and sup1.level(SUPERVISOR) < SILENT
+        assert agent.level(2200.0) < SILENT
+    finally:
+        for c in rig.clients:
+            await c.close()
+        await rig.gateway.close()
+        await rig.clock.stop()
 
 
 async def test_vanished_peer_is_reported_lost() -> None:

@@ -96,7 +96,11 @@ async def test_monitor_barge_coach_matrix_over_webrtc(server: tuple[BargeinServe
         r = await sup2["ws"].request("INFO", call_id=call_id, action="mode", mode="barge")
         assert r["status"] == 403 and "realtime_barge" in r["reason"]
         legs["supervisor2"] = sup2
+        gw = srv.gateway
+        encodes, deliveries = gw.encodes, gw.deliveries  # type: ignore[union-attr]
         heard = await hears(legs)
+        # both supervisors hear the same mix: one Opus encode serves the two of them
+        assert gw.deliveries - deliveries > gw.encodes - encodes  # type: ignore[union-attr]
         assert "supervisor2" not in heard["customer"] | heard["agent"] | heard["supervisor"]
         assert heard["supervisor2"] == {"customer", "agent"}
         # the agent hangs up: both supervisor sessions end with a reason
