@@ -88,7 +88,10 @@ async def test_monitor_barge_coach_in_real_chromium(live_server: tuple[BargeinSe
                                      "supervisor": {"agent"}})
         SHOTS.mkdir(parents=True, exist_ok=True)
         await sup.screenshot(path=str(SHOTS / "supervisor-barging.png"), full_page=True)
+        await customer.wait_for_selector("#customer-mute.on")  # the customer sees who muted them
+        assert "supervisor muted" in await customer.text_content("#banner")
         await sup.click("#session-participants [data-act=mute][data-user=customer1]")
+        await customer.wait_for_selector("#customer-mute:not(.on)")
         await expect_hearing(pages, {"customer": {"agent", "supervisor"}, "agent": {"customer", "supervisor"},
                                      "supervisor": {"customer", "agent"}})
 
