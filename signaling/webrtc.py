@@ -146,6 +146,8 @@ class WebRTCGateway(MediaGateway):
         if not self._listening:
             self.clock.add_listener(self._on_tick)
             self._listening = True
+        if leg in self.legs:  # a new offer for a leg replaces its old peer
+            await self.close_leg(leg)
         pc = RTCPeerConnection(no_ice_servers())
         track = MixedAudioTrack(self.engine.rate, self.engine.n_samples)
         state = _Leg(leg, pc, track)

@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 import av
 import numpy as np
 import pytest
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from mixer import LegRouting, MixerEngine, RealtimeClock, Role, SupervisorMode
 from mixer.tones import level_dbfs, tone
+from signaling.gateway import MediaError
 from signaling.webrtc import OUT_QUEUE, MixedAudioTrack, WebRTCGateway, _Leg
 from signaling.webrtc_client import ClientLeg
 
@@ -197,3 +198,20 @@ async def test_pump_resamples_and_rechunks_into_mixer_frames(rate: int) -> None:
     pcm = np.concatenate(heard[5:])
     assert level_dbfs(pcm, CUSTOMER, rate) > -15  # sent at -12 dBFS
     assert level_dbfs(pcm, AGENT, rate) < SILENT
+
+
+async def test_unanswerable_offers_are_refused_without_leaking_a_leg() -> None:
+    engine = MixerEngine(rate=48000)
+    gateway = WebRTCGateway()
+    gateway.attach(engine, RealtimeClock(engine.tick), lambda leg: None)
+    leg = engine.add_leg("c", LegRouting(Role.CUSTOMER))
+    with pytest.raises(MediaError):
+        await gateway.open_leg(leg, "c", "this is not SDP")
+    video_only = RTCPeerConnection()
+    video_only.addTransceiver("video")
+    await video_only.setLocalDescription(await video_only.createOffer())
+    with pytest.raises(MediaError, match="no audio"):
+        await gateway.open_leg(leg, "c", video_only.localDescription.sdp)
+    await video_only.close()
+    assert not gateway.legs
+    await gateway.close()
