@@ -24,6 +24,7 @@ Time comes from the injected ``clock`` (seconds), so tests control it.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,11 @@ from .settings import Settings
 log = structlog.get_logger("bargein.signaling")
 
 ConnId = str
+
+
+def _natural(name: str) -> list[Any]:
+    """Sort key that puts agent2 before agent10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 # ---------------------------------------------------------------------------------------- actions
@@ -771,7 +777,7 @@ class SignalingCore:
     def agents_view(self) -> list[dict[str, Any]]:
         now = self.clock()
         rows = []
-        for name, st in sorted(self.agents.items()):
+        for name, st in sorted(self.agents.items(), key=lambda kv: _natural(kv[0])):
             user = self.directory.user(name)
             call = self.calls.get(st.call_id) if st.call_id else None
             rows.append({
