@@ -88,7 +88,7 @@ async function getMic() {
     $("mic-state").textContent = "";
   } catch (e) {
     $("mic-state").textContent = "microphone blocked";
-    banner("Microphone permission is needed for calls.");
+    banner("Microphone permission is needed for calls: allow it for this site in your browser.");
     throw e;
   }
   sentAnalyser = analyser(state.mic);
@@ -126,8 +126,18 @@ setInterval(() => {
   $("meter-heard").style.width = pct(heardAnalyser) + "%";
 }, 100);
 
+function silentStream() {
+  // a supervisor without a microphone can still monitor: send silence so the leg stays alive
+  audioCtx = audioCtx || new AudioContext();
+  const stream = audioCtx.createMediaStreamDestination().stream;
+  banner("No microphone: you can monitor, but nobody can hear you if you barge or coach.", "info");
+  $("mic-state").textContent = "no microphone";
+  state.silentMic = true;
+  return stream;
+}
+
 async function newPeer() {
-  const mic = await getMic();
+  const mic = state.role === "supervisor" ? await getMic().catch(silentStream) : await getMic();
   const pc = new RTCPeerConnection({ iceServers: [] });
   mic.getAudioTracks().forEach((t) => { t.enabled = !state.muted; pc.addTrack(t, mic); });
   pc.ontrack = (ev) => {
@@ -195,9 +205,14 @@ async function onInvite(msg) {
 async function acceptIncoming() {
   const inv = state.incoming;
   if (!inv) return;
+  let pc;
+  try { pc = await newPeer(); } catch (e) {
+    banner("Microphone permission is needed to take the call: allow it, then accept again (or decline).");
+    return;
+  }
+  if (state.incoming !== inv) { pc.close(); state.pc = null; return; }  // cancelled meanwhile
   state.incoming = null;
   $("incoming").hidden = true;
-  const pc = await newPeer();
   const sdp = await offer(pc);
   state.callId = inv.call_id;
   respond(inv, 200, { sdp });
@@ -282,7 +297,7 @@ function renderAgents() {
 }
 
 async function monitor(callId) {
-  hideBanner();
+  if (!state.silentMic) hideBanner();
   const pc = await newPeer();
   const sdp = await offer(pc);
   const r = await request("INVITE", { to: `call:${callId}`, mode: "monitor", sdp });
@@ -337,7 +352,12 @@ function setCustomerButtons(inCall) {
 async function customerCall() {
   hideBanner();
   setCustomerButtons(true);
-  const pc = await newPeer();
+  let pc;
+  try { pc = await newPeer(); } catch (e) {
+    setCustomerButtons(false);
+    customerStatus("Allow the microphone in your browser, then call again.", "idle");
+    return;
+  }
   const sdp = await offer(pc);
   customerStatus("Calling…", "ringing");
   const r = await request("INVITE", { to: `queue:${$("queue").value}`, sdp });

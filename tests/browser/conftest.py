@@ -62,6 +62,9 @@ async def playwright() -> AsyncIterator[object]:
         yield p
 
 
-async def launch(playwright: object, wav: Path | None = None) -> object:
-    args = FLAGS + ([f"--use-file-for-fake-audio-capture={wav}"] if wav else [])
+async def launch(playwright: object, wav: Path | None = None, mic_allowed: bool = True) -> object:
+    """One Chromium per role; ``mic_allowed=False`` leaves out the flag that grants the microphone, so
+    getUserMedia is refused as when a user blocks it."""
+    flags = FLAGS if mic_allowed else [f for f in FLAGS if f != "--use-fake-ui-for-media-stream"]
+    args = flags + ([f"--use-file-for-fake-audio-capture={wav}"] if wav else [])
     return await playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)  # type: ignore[attr-defined]

@@ -149,9 +149,39 @@ async def test_refused_barge_is_explained_and_keeps_supervisor_silent(
         assert await sup.text_content("#session-status") == "Monitoring"
         await expect_hearing(pages, {"customer": {"agent"}, "agent": {"customer"},
                                      "supervisor": {"customer", "agent"}})
+        # a second supervisor whose browser blocks the microphone still monitors (it sends silence)
+        nomic = await launch(playwright, mic_allowed=False)
+        browsers.append(nomic)
+        sup2 = await nomic.new_page()  # type: ignore[attr-defined]
+        await sup2.goto(f"{base}/?token=supervisor1")
+        await sup2.click(".monitor-btn:not([disabled])", timeout=15000)
+        await sup2.wait_for_selector("#session-status.monitor")
+        assert "No microphone" in await sup2.text_content("#banner")
+        await expect_hearing({**pages, "supervisor2": sup2},
+                             {"customer": {"agent"}, "agent": {"customer"}, "supervisor": {"customer", "agent"},
+                              "supervisor2": {"customer", "agent"}})
+        assert len(srv.engine.legs_of(next(iter(srv.core.calls)))) == 4
         await sup.click("#leave")  # leaving never ends the call
         await sup.wait_for_selector("#session", state="hidden")
         assert srv.engine.call_count == 1 and len(srv.core.calls) == 1
     finally:
         for b in browsers:
             await b.close()  # type: ignore[attr-defined]
+
+
+async def test_blocked_microphone_is_explained(live_server: tuple[BargeinServer, str], playwright: object) -> None:
+    srv, base = live_server
+    browser = await launch(playwright, mic_allowed=False)
+    try:
+        page = await browser.new_page()  # type: ignore[attr-defined]
+        await page.goto(f"{base}/?token=customer1")
+        await page.wait_for_selector("#customer-view:not([hidden])")
+        await page.click("#customer-call")
+        await page.wait_for_selector("#customer-call:not([disabled])")  # the customer can try again
+        assert "Allow the microphone" in await page.text_content("#customer-status")
+        assert "Microphone permission" in await page.text_content("#banner")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SHOTS / "customer-no-mic.png"), full_page=True)
+        assert srv.engine.call_count == 0 and not srv.core.calls
+    finally:
+        await browser.close()  # type: ignore[attr-defined]
