@@ -355,7 +355,7 @@ class MixerEngine:
 
     def push_many(self, legs: Iterable[LegId], frames: np.ndarray) -> None:
         """Queue one frame per leg: ``frames`` is ``(len(legs), samples_per_frame)`` int16."""
-        legs = list(legs)
+        legs = legs if isinstance(legs, np.ndarray) else list(legs)
         if not isinstance(frames, np.ndarray) or frames.dtype != np.int16:
             raise FrameError("frames must be an int16 numpy array")
         if frames.shape != (len(legs), self.n_samples):
@@ -369,10 +369,10 @@ class MixerEngine:
             sel = np.flatnonzero(loc[:, 0] == w)
             self._write(self._pools[int(w)], loc[sel, 1], loc[sel, 2], frames[sel])
 
-    def _locate_many(self, legs: list[LegId]) -> np.ndarray:
+    def _locate_many(self, legs: list[LegId] | np.ndarray) -> np.ndarray:
         ids = np.asarray(legs, dtype=np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= self._leg_loc.shape[0]):
-            bad = next(leg for leg in legs if leg not in self._leg_call)
+            bad = next(int(leg) for leg in ids if int(leg) not in self._leg_call)
             raise UnknownLegError(bad)
         loc = self._leg_loc[ids]
         if ids.size and loc[:, 0].min() < 0:

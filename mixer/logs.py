@@ -25,5 +25,5 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,  # a bound logger per call site, not a re-bind per event
     )

@@ -32,6 +32,7 @@ class SignalingControl:
         self.core = SignalingCore(settings, demo_directory())
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg
         self.user_leg: dict[tuple[str, str], int] = {}  # (call id, user) -> mixer leg
+        self.call_users: dict[str, list[str]] = {}
         self.conn: dict[str, str] = {}  # user -> connection
         self.cseq: dict[str, int] = {}
         self.responses: dict[tuple[str, int], dict[str, Any]] = {}
@@ -74,6 +75,7 @@ class SignalingControl:
                 leg = self.engine.add_leg(a.call_id, a.routing)
                 self.legs[a.leg] = leg
                 self.user_leg[(a.call_id, a.user)] = leg
+                self.call_users.setdefault(a.call_id, []).append(a.user)
             elif isinstance(a, UpdateLeg):
                 r = a.routing
                 self.engine.update_leg(self.legs[a.leg], mode=r.mode, muted=r.muted, held=r.held)
@@ -155,8 +157,8 @@ class SignalingControl:
             self._drop_user(user)
 
     def _forget(self, call_id: str) -> None:
-        for key in [k for k in self.user_leg if k[0] == call_id]:
-            del self.user_leg[key]
+        for user in self.call_users.pop(call_id, []):
+            self.user_leg.pop((call_id, user), None)
 
     def _drop_user(self, name: str) -> None:
         conn = self.conn.pop(name, None)
