@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write result rows here")
     ap.add_argument("--plot", type=Path, help="write a PNG plot here")
     ap.add_argument("--realtime", type=float, metavar="SECONDS",
-                    help="also run the real-time clock for SECONDS with the largest call count")
+                    help="also run the real-time clock for SECONDS (input queueing included in each tick)")
+    ap.add_argument("--realtime-calls", type=int, metavar="N", help="calls for --realtime (default: the largest count)")
     args = ap.parse_args(argv)
     configure_logging("WARNING")
     counts = [int(c) for c in args.calls.split(",") if c.strip()]
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
     realtime = None
     if args.realtime:
-        calls = max(counts)
+        calls = args.realtime_calls or max(counts)
         console.log(f"real-time clock: {calls} calls for {args.realtime} s")
         realtime = asyncio.run(realtime_run(calls, args.legs, args.rate, args.realtime, args.kernel))
         console.print(realtime)
