@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -267,6 +267,20 @@ class BargeinServer:
         key = self.leg_keys.get(leg)
         if key is not None:
             asyncio.get_running_loop().create_task(self.apply(self.core.media_failed(key)))
+
+
+@contextlib.asynccontextmanager
+async def serving(server: BargeinServer, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Run ``server`` inside the current event loop (tests, embedding); yields its base URL."""
+    runner = web.AppRunner(server.app())
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        await runner.cleanup()
 
 
 def default_gateway() -> MediaGateway | None:

@@ -6,24 +6,18 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from mixer import SupervisorMode
 from signaling.inprocess import WsClient
-from signaling.server import BargeinServer
+from signaling.server import BargeinServer, serving
 from signaling.settings import Settings
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[BargeinServer, str]]:
     srv = BargeinServer(Settings(port=0))
-    runner = web.AppRunner(srv.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield srv, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(srv) as base:
+        yield srv, base
 
 
 async def connect(session: aiohttp.ClientSession, base: str, token: str, state: str | None = None) -> WsClient:

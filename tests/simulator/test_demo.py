@@ -4,22 +4,16 @@ import asyncio
 
 import aiohttp
 import numpy as np
-from aiohttp import web
 
 from signaling.inprocess import WsClient
-from signaling.server import BargeinServer
+from signaling.server import BargeinServer, serving
 from signaling.settings import Settings
 from simulator.demo import DemoCalls
 
 
 async def test_demo_calls_show_in_agents_view_and_can_be_monitored_and_barged() -> None:
     srv = BargeinServer(Settings(port=0, mixer_rate=16000), services=[DemoCalls(3)])
-    runner = web.AppRunner(srv.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    try:
+    async with serving(srv) as base:
         async with aiohttp.ClientSession() as session:
             rows: list = []
             for _ in range(100):
@@ -43,5 +37,3 @@ async def test_demo_calls_show_in_agents_view_and_can_be_monitored_and_barged() 
             assert np.abs(np.concatenate(heard)).max() > 1000  # the supervisor hears the demo voices
             assert (await sup.request("INFO", call_id=call_id, action="mode", mode="barge"))["status"] == 200
             await sup.ws.close()
-    finally:
-        await runner.cleanup()

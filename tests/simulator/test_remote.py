@@ -4,11 +4,10 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-from aiohttp import web
 
 import mixer.engine
 from mixer.routing import route
-from signaling.server import BargeinServer
+from signaling.server import BargeinServer, serving
 from signaling.settings import Settings
 from signaling.webrtc import WebRTCGateway
 from simulator.remote import _run
@@ -17,13 +16,8 @@ from simulator.scenario import Scenario
 
 @pytest.fixture
 async def ws_url() -> AsyncIterator[str]:
-    srv = BargeinServer(Settings(port=0), gateway=WebRTCGateway())
-    runner = web.AppRunner(srv.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"ws://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/ws"  # type: ignore[union-attr]
-    await runner.cleanup()
+    async with serving(BargeinServer(Settings(port=0), gateway=WebRTCGateway())) as base:
+        yield base.replace("http://", "ws://") + "/ws"
 
 
 async def test_remote_run_with_webrtc_calls_passes(ws_url: str) -> None:
