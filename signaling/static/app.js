@@ -129,7 +129,13 @@ setInterval(() => {
 function silentStream() {
   // a supervisor without a microphone can still monitor: send silence so the leg stays alive
   audioCtx = audioCtx || new AudioContext();
-  const stream = audioCtx.createMediaStreamDestination().stream;
+  const dst = audioCtx.createMediaStreamDestination();
+  const zero = audioCtx.createConstantSource();  // a source is needed, or no audio flows at all
+  zero.offset.value = 0;
+  zero.connect(dst);
+  zero.start();
+  if (audioCtx.state === "suspended") audioCtx.resume();
+  const stream = dst.stream;
   banner("No microphone: you can monitor, but nobody can hear you if you barge or coach.", "info");
   $("mic-state").textContent = "no microphone";
   state.silentMic = true;
