@@ -19,7 +19,7 @@ HEARD, SILENT = -30.0, -50.0  # tones are sent at -12 dBFS; Opus keeps them with
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[BargeinServer, str]]:
-    srv = BargeinServer(Settings(port=0), gateway=WebRTCGateway(silent_peer_s=2.0))
+    srv = BargeinServer(Settings(port=0), gateway=WebRTCGateway(silent_peer_s=3.0))
     runner = web.AppRunner(srv.app())
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
