@@ -578,6 +578,8 @@ class SignalingCore:
                                                 reason=f"dropped by supervisor {c.user.name}")[0])
             return out + self._leave(call, target, why=f"dropped by {c.user.name}")
         if msg.action == "mute":
+            if not acting_on_other and not msg.value and target.muted_by is not None:
+                return [self._refuse(c, msg, 403, f"muted by supervisor {target.muted_by}: only they can unmute you")]
             target.muted = msg.value
             target.muted_by = c.user.name if (msg.value and acting_on_other) else None
         else:
