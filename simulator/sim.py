@@ -626,6 +626,16 @@ class Simulation:
 
     def _prime(self) -> None:
         """Touch every buffer once before real time starts (first-touch page faults would miss deadlines)."""
+        # the simulator's own per-leg and per-call arrays too: doubling them inside a tick costs tens of ms
+        legs = 4 * self.sc.calls + 64
+        if self._leg_cap < legs:
+            self._grow_legs(legs)
+        if self._order.shape[0] < legs:
+            n = self._order.shape[0]
+            self._order = np.concatenate([self._order, np.zeros(legs - n, np.int64)])
+            self._frames = np.concatenate([self._frames, np.zeros((legs - n, self._frames.shape[1]), np.int16)])
+        if self._call_cap < 2 * self.sc.calls + 16:
+            self._grow_calls(2 * self.sc.calls + 16)
         # grow the mixer's pools once, now: a pool doubling mid-run copies its buffers inside a tick
         dummies = []
         for width, share in ((2, 1.6), (3, 0.5), (4, 0.2), (5, 0.1), (6, 0.05)):
