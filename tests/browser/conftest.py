@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aiohttp import web
 
 from mixer.tones import tone
-from signaling.server import BargeinServer
+from signaling.server import BargeinServer, serving
 from signaling.settings import Settings
 from signaling.webrtc import WebRTCGateway
 
@@ -43,13 +42,8 @@ def write_tone_wav(path: Path, freq: float, seconds: float = 10.0, rate: int = 4
 @pytest.fixture
 async def live_server() -> AsyncIterator[tuple[BargeinServer, str]]:
     srv = BargeinServer(Settings(port=0), gateway=WebRTCGateway())
-    runner = web.AppRunner(srv.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield srv, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(srv) as base:
+        yield srv, base
 
 
 @pytest.fixture

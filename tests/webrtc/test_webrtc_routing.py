@@ -5,10 +5,9 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from signaling.inprocess import WsClient
-from signaling.server import BargeinServer
+from signaling.server import BargeinServer, serving
 from signaling.settings import Settings
 from signaling.webrtc import WebRTCGateway
 from signaling.webrtc_client import ClientLeg
@@ -20,13 +19,8 @@ HEARD, SILENT = -30.0, -50.0  # tones are sent at -12 dBFS; Opus keeps them with
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[BargeinServer, str]]:
     srv = BargeinServer(Settings(port=0), gateway=WebRTCGateway(silent_peer_s=3.0))
-    runner = web.AppRunner(srv.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield srv, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(srv) as base:
+        yield srv, base
 
 
 async def sign_in(session: aiohttp.ClientSession, base: str, token: str) -> WsClient:
