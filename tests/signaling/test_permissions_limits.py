@@ -8,15 +8,18 @@ from signaling.settings import QueueSettings
 
 # profile (demo user) -> action -> expected status
 MATRIX = {
-    "agent2": {"subscribe": 403, "monitor": 403, "barge": None, "call_queue": 200},
-    "customer2": {"subscribe": 403, "monitor": 403, "barge": None, "call_queue": 200},
-    "supervisor1": {"subscribe": 200, "monitor": 200, "barge": 200, "call_queue": 403},
-    "monitoronly1": {"subscribe": 200, "monitor": 200, "barge": 403, "call_queue": 403},
+    "agent2": {"subscribe": 403, "monitor": 403, "barge": None, "coach": None, "call_queue": 200, "publish": 200},
+    "customer2": {"subscribe": 403, "monitor": 403, "barge": None, "coach": None, "call_queue": 200,
+                  "publish": 403},
+    "supervisor1": {"subscribe": 200, "monitor": 200, "barge": 200, "coach": 200, "call_queue": 403,
+                    "publish": 403},
+    "monitoronly1": {"subscribe": 200, "monitor": 200, "barge": 403, "coach": 403, "call_queue": 403,
+                     "publish": 403},
 }
 
 
 @pytest.mark.parametrize("user", list(MATRIX))
-@pytest.mark.parametrize("action", ["subscribe", "monitor", "barge", "call_queue"])
+@pytest.mark.parametrize("action", ["subscribe", "monitor", "barge", "coach", "call_queue", "publish"])
 def test_permission_matrix(user: str, action: str) -> None:
     h = Harness()
     _, _, call_id = start_call(h)
@@ -26,16 +29,22 @@ def test_permission_matrix(user: str, action: str) -> None:
         status = u.request("SUBSCRIBE", event="agents")["status"]
     elif action == "monitor":
         status = u.request("INVITE", to=f"call:{call_id}")["status"]
-    elif action == "barge":
-        if expected is None:  # cannot even monitor
+    elif action in ("barge", "coach"):
+        if expected is None:  # cannot even monitor, nor start straight in that mode
             assert u.request("INVITE", to=f"call:{call_id}")["status"] == 403
+            assert u.request("INVITE", to=f"call:{call_id}", mode=action)["status"] == 403
+            assert user not in h.legs_of(call_id)
             return
         assert u.request("INVITE", to=f"call:{call_id}")["status"] == 200
-        r = u.request("INFO", call_id=call_id, action="mode", mode="barge")
+        r = u.request("INFO", call_id=call_id, action="mode", mode=action)
         status = r["status"]
         if status == 403:
             assert "realtime_barge" in r["reason"]
             assert h.legs_of(call_id)[user].mode.value == "monitor"  # still silent
+        else:
+            assert h.legs_of(call_id)[user].mode.value == action
+    elif action == "publish":
+        status = u.request("PUBLISH", state="available")["status"]
     else:
         h.client("agent3", state="available")
         status = u.request("INVITE", to="queue:support")["status"]
