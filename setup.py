@@ -5,7 +5,7 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "mixer._kernel",
+            "bargein.mixer._kernel",
             sources=["mixer/_kernel.c"],
             extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math"],
             optional=True,  # without a C compiler the numpy path is used

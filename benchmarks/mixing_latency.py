@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bargein.mixer import LegRouting, MixerEngine, RealtimeClock, Role, SupervisorMode, samples_per_frame
+from bargein.mixer.reference import PerCallMixer
 from rich.console import Console
 from rich.table import Table
 
-from mixer import LegRouting, MixerEngine, RealtimeClock, Role, SupervisorMode, samples_per_frame
-from mixer.logs import configure_logging
-from mixer.reference import PerCallMixer
+from bargein.logs import configure_logging
 
 console = Console()
 PER_CALL_MAX = 1000  # above this the per-call baseline takes too long; never skipped at 1000

@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-
-from mixer.limits import LimitError
-from mixer.roles import Role, SupervisorMode
-from mixer.routing import LegRouting
+from bargein.mixer.limits import LimitError
+from bargein.mixer.roles import Role, SupervisorMode
+from bargein.mixer.routing import LegRouting
 
 from . import messages as m
 from .directory import Directory, User, demo_directory

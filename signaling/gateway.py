@@ -15,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from mixer import MixerEngine, RealtimeClock
+from bargein.mixer import MixerEngine, RealtimeClock
 
 
 class MediaError(Exception):

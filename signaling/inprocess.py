@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from signaling.core import AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
-from signaling.settings import Settings
+from bargein.signaling.core import AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
+from bargein.signaling.settings import Settings
 
 
 class FakeClock:

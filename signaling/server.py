@@ -16,10 +16,9 @@ from typing import Any, Protocol
 
 import structlog
 from aiohttp import WSMsgType, web
+from bargein.mixer import LimitError, MixerEngine, RealtimeClock
+from bargein.mixer.metrics import MixerMetrics
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
-
-from mixer import LimitError, MixerEngine, RealtimeClock
-from mixer.metrics import MixerMetrics
 
 from . import messages as m
 from .core import Action, AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg

@@ -9,10 +9,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from bargein.mixer.limits import CallLimits
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from mixer.limits import CallLimits
 
 
 class QueueSettings(BaseModel):

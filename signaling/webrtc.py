@@ -33,8 +33,7 @@ import numpy as np
 import structlog
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-
-from mixer import TickStats
+from bargein.mixer import TickStats
 
 from .gateway import MediaError, MediaGateway
 

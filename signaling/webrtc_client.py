@@ -12,8 +12,7 @@ import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-
-from mixer.tones import level_dbfs, tone
+from bargein.mixer.tones import level_dbfs, tone
 
 from .webrtc import no_ice_servers
 

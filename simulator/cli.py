@@ -147,7 +147,7 @@ def print_summary(r: Report, console: Console) -> None:
 def main(argv: list[str] | None = None) -> int:
     import structlog
 
-    from mixer.logs import configure_logging
+    from bargein.logs import configure_logging
 
     if not structlog.is_configured():
         configure_logging(level="WARNING")

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from mixer import LegRouting, MixerEngine, Role, SupervisorMode
-from mixer.limits import LimitError
+from bargein.mixer import LegRouting, MixerEngine, Role, SupervisorMode
+from bargein.mixer.limits import LimitError
 
 Mode = Literal["monitor", "barge", "coach"]
 

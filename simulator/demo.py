@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
-
-from mixer import TickStats
-from signaling.directory import User
-from signaling.settings import QueueSettings
+from bargein.mixer import TickStats
+from bargein.signaling.directory import User
+from bargein.signaling.settings import QueueSettings
 
 from .voicebank import VoiceBank
 
 if TYPE_CHECKING:
-    from signaling.server import BargeinServer
+    from bargein.signaling.server import BargeinServer
 
 log = structlog.get_logger("bargein.demo")
 DEMO_QUEUE = "demo"

@@ -19,9 +19,8 @@ from typing import Any
 import aiohttp
 import numpy as np
 import structlog
-
-from signaling.inprocess import WsClient
-from signaling.webrtc_client import ClientLeg
+from bargein.signaling.inprocess import WsClient
+from bargein.signaling.webrtc_client import ClientLeg
 
 from .expected import AGENT, BARGE, COACH, CUSTOMER, MONITOR, SUPERVISOR, should_hear
 from .report import Report

@@ -12,9 +12,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+from bargein.mixer.limits import CallLimits
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from mixer.limits import CallLimits
 
 
 class ScenarioError(ValueError):

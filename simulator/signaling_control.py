@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Literal
 
-from mixer import MixerEngine
-from signaling.core import AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
-from signaling.directory import User, demo_directory
-from signaling.settings import Settings
+from bargein.mixer import MixerEngine
+from bargein.signaling.core import AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
+from bargein.signaling.directory import User, demo_directory
+from bargein.signaling.settings import Settings
 
 from .control import Ended, Mode, PlacedCall, Refused
 

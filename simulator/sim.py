@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 import structlog
-
-from mixer import LegRouting, MixerEngine, RealtimeClock, Role, VirtualClock
-from mixer.tones import FULL_SCALE
+from bargein.mixer import LegRouting, MixerEngine, RealtimeClock, Role, VirtualClock
+from bargein.mixer.tones import FULL_SCALE
 
 from .control import CallControl, DirectControl, PlacedCall, Refused
 from .expected import (

@@ -9,9 +9,8 @@ legs for one tick come from one fancy-indexing gather, so pushing N demo calls c
 from __future__ import annotations
 
 import numpy as np
-
-from mixer.frames import samples_per_frame
-from mixer.tones import FULL_SCALE
+from bargein.mixer.frames import samples_per_frame
+from bargein.mixer.tones import FULL_SCALE
 
 # fundamentals (Hz) of the bank's voices: lower ones read as "agent-like", higher as "customer-like"
 PITCHES = (105.0, 125.0, 150.0, 185.0, 215.0, 240.0)

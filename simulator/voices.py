@@ -16,9 +16,8 @@ same at 48 kHz as at 8 kHz.
 from __future__ import annotations
 
 import numpy as np
-
-from mixer.frames import samples_per_frame
-from mixer.tones import FULL_SCALE
+from bargein.mixer.frames import samples_per_frame
+from bargein.mixer.tones import FULL_SCALE
 
 BIN_HZ = 50  # 1 / 20 ms
 POOL = 24

@@ -2,6 +2,6 @@
 
 import os
 
-from mixer.logs import configure_logging
+from bargein.logs import configure_logging
 
 configure_logging(level=os.environ.get("BARGEIN_TEST_LOG_LEVEL", "WARNING"), json=False)

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from mixer.tones import tone
-from signaling.server import BargeinServer, serving
-from signaling.settings import Settings
-from signaling.webrtc import WebRTCGateway
+from bargein.mixer.tones import tone
+from bargein.signaling.server import BargeinServer, serving
+from bargein.signaling.settings import Settings
+from bargein.signaling.webrtc import WebRTCGateway
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [

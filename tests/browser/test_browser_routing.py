@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from signaling.server import BargeinServer
+from bargein.signaling.server import BargeinServer
 
 from .conftest import launch, write_tone_wav
 

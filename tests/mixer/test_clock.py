@@ -3,8 +3,7 @@
 import asyncio
 
 import pytest
-
-from mixer import RealtimeClock, VirtualClock
+from bargein.mixer import RealtimeClock, VirtualClock
 
 
 class FakeTime:

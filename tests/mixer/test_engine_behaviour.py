@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-
-from mixer import (
+from bargein.mixer import (
     CallLimits,
     FrameError,
     LegRouting,
@@ -13,7 +12,7 @@ from mixer import (
     SupervisorMode,
     UnknownLegError,
 )
-from mixer.tones import level_dbfs, tone
+from bargein.mixer.tones import level_dbfs, tone
 
 SUP = Role.SUPERVISOR
 RATE, N = 16000, 320

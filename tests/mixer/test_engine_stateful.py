@@ -3,11 +3,10 @@
 from collections import deque
 
 import numpy as np
+from bargein.mixer import CallLimits, LegRouting, LimitError, MixerEngine, Role, SupervisorMode
+from bargein.mixer.reference import mix_call
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from mixer import CallLimits, LegRouting, LimitError, MixerEngine, Role, SupervisorMode
-from mixer.reference import mix_call
 
 N = 80
 DEPTH = 3

@@ -1,11 +1,10 @@
 """Hypothesis: the batched engine (both kernels) equals the plain per-call reference mixer."""
 
 import numpy as np
+from bargein.mixer import CallLimits, LegRouting, MixerEngine, Role, SupervisorMode
+from bargein.mixer.reference import mix_call
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from mixer import CallLimits, LegRouting, MixerEngine, Role, SupervisorMode
-from mixer.reference import mix_call
 
 N = 160  # 20 ms at 8 kHz keeps examples small; rates are covered elsewhere
 LIMITS = CallLimits(max_parties=6, max_supervisors=2, max_barging=2)
@@ -89,7 +88,7 @@ def test_loud_sum_clamps_once_and_keeps_mix_minus() -> None:
 
 
 def test_soft_limiter_is_identity_below_knee_and_bounded() -> None:
-    from mixer.limiter import KNEE, finish
+    from bargein.mixer.limiter import KNEE, finish
 
     x = np.linspace(-200000, 200000, 4001, dtype=np.float32)
     out = np.empty(x.shape, np.int16)

@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-
-from mixer import LegRouting, MixerEngine, Role, SupervisorMode
-from mixer.tones import spectrum_dbfs
+from bargein.mixer import LegRouting, MixerEngine, Role, SupervisorMode
+from bargein.mixer.tones import spectrum_dbfs
 
 CALLS, LEGS = 1000, 3
 

@@ -1,8 +1,7 @@
 import numpy as np
+from bargein.mixer import LegRouting, MixerEngine, Role, VirtualClock
+from bargein.mixer.metrics import MixerMetrics
 from prometheus_client import CollectorRegistry, generate_latest
-
-from mixer import LegRouting, MixerEngine, Role, VirtualClock
-from mixer.metrics import MixerMetrics
 
 
 def test_metrics_follow_ticks_and_counters() -> None:

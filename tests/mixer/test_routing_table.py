@@ -4,9 +4,8 @@ import itertools
 
 import numpy as np
 import pytest
-
-from mixer import LegRouting, Role, SupervisorMode, route
-from mixer.routing import hears
+from bargein.mixer import LegRouting, Role, SupervisorMode, route
+from bargein.mixer.routing import hears
 
 C, A, P = Role.CUSTOMER, Role.AGENT, Role.PARTY
 SUP = Role.SUPERVISOR

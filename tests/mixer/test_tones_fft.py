@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-
-from mixer import LegRouting, MixerEngine, Role, SupervisorMode, samples_per_frame
-from mixer.tones import level_dbfs, tone
+from bargein.mixer import LegRouting, MixerEngine, Role, SupervisorMode, samples_per_frame
+from bargein.mixer.tones import level_dbfs, tone
 
 SUP = Role.SUPERVISOR
 HEARD_DB = -20.0  # tones are sent at -12 dBFS

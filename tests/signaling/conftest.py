@@ -1,6 +1,5 @@
 import pytest
-
-from signaling.inprocess import Harness
+from bargein.signaling.inprocess import Harness
 
 
 @pytest.fixture

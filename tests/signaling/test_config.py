@@ -4,13 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+from bargein.cli import build_parser
+from bargein.signaling.core import SignalingCore
+from bargein.signaling.directory import load_directory
+from bargein.signaling.inprocess import Harness, start_call
+from bargein.signaling.settings import Settings, load_settings
 from pydantic import ValidationError
-
-from signaling.cli import build_parser
-from signaling.core import SignalingCore
-from signaling.directory import load_directory
-from signaling.inprocess import Harness, start_call
-from signaling.settings import Settings, load_settings
 
 USERS = {
     "profiles": [

@@ -3,12 +3,11 @@
 import json
 
 import aiohttp
+from bargein.signaling.core import Send
+from bargein.signaling.inprocess import Harness, start_call
+from bargein.signaling.messages import METHODS, REASONS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from signaling.core import Send
-from signaling.inprocess import Harness, start_call
-from signaling.messages import METHODS, REASONS
 
 from .test_server import full_call, server  # noqa: F401  (fixture)
 

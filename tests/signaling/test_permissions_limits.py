@@ -1,10 +1,9 @@
 """Permission matrix (each profile x each action), switches and limits, on the sans-IO core."""
 
 import pytest
-
-from mixer.limits import CallLimits
-from signaling.inprocess import Harness, start_call
-from signaling.settings import QueueSettings
+from bargein.mixer.limits import CallLimits
+from bargein.signaling.inprocess import Harness, start_call
+from bargein.signaling.settings import QueueSettings
 
 # profile (demo user) -> action -> expected status
 MATRIX = {

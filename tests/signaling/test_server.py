@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-
-from mixer import SupervisorMode
-from signaling.inprocess import WsClient
-from signaling.server import BargeinServer, serving
-from signaling.settings import Settings
+from bargein.mixer import SupervisorMode
+from bargein.signaling.inprocess import WsClient
+from bargein.signaling.server import BargeinServer, serving
+from bargein.signaling.settings import Settings
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@
 from collections.abc import Callable
 
 import pytest
-
-from simulator.scenario import Scenario
+from bargein.simulator.scenario import Scenario
 
 
 def _busy(**kw) -> Scenario:

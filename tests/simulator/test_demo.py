@@ -4,11 +4,10 @@ import asyncio
 
 import aiohttp
 import numpy as np
-
-from signaling.inprocess import WsClient
-from signaling.server import BargeinServer, serving
-from signaling.settings import Settings
-from simulator.demo import DemoCalls
+from bargein.signaling.inprocess import WsClient
+from bargein.signaling.server import BargeinServer, serving
+from bargein.signaling.settings import Settings
+from bargein.simulator.demo import DemoCalls
 
 
 async def test_demo_calls_show_in_agents_view_and_can_be_monitored_and_barged() -> None:

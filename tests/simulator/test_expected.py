@@ -3,11 +3,20 @@
 import itertools
 
 import numpy as np
-
-from mixer import LegRouting, Role, SupervisorMode
-from mixer.routing import hears
-from simulator.expected import AGENT, BARGE, COACH, CUSTOMER, MONITOR, NO_MODE, PARTY, SUPERVISOR, should_hear
-from simulator.voices import POOL, POOL_HZ, ToneMeter, tone_table
+from bargein.mixer import LegRouting, Role, SupervisorMode
+from bargein.mixer.routing import hears
+from bargein.simulator.expected import (
+    AGENT,
+    BARGE,
+    COACH,
+    CUSTOMER,
+    MONITOR,
+    NO_MODE,
+    PARTY,
+    SUPERVISOR,
+    should_hear,
+)
+from bargein.simulator.voices import POOL, POOL_HZ, ToneMeter, tone_table
 
 # (listener, speaker) -> hears, transcribed from product.md's table for a few cells that matter most
 CELLS = {

@@ -4,14 +4,13 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-
-import mixer.engine
-from mixer.routing import route
-from signaling.server import BargeinServer, serving
-from signaling.settings import Settings
-from signaling.webrtc import WebRTCGateway
-from simulator.remote import _run
-from simulator.scenario import Scenario
+from bargein.mixer import engine as mixer_engine
+from bargein.mixer.routing import route
+from bargein.signaling.server import BargeinServer, serving
+from bargein.signaling.settings import Settings
+from bargein.signaling.webrtc import WebRTCGateway
+from bargein.simulator.remote import _run
+from bargein.simulator.scenario import Scenario
 
 
 @pytest.fixture
@@ -38,7 +37,7 @@ async def test_remote_checker_catches_a_server_that_lets_monitors_be_heard(ws_ur
                 g[s, s] = 0.0
         return g.astype(np.float32)
 
-    monkeypatch.setattr(mixer.engine, "route", leaky)
+    monkeypatch.setattr(mixer_engine, "route", leaky)
     sc = Scenario(server=ws_url, calls=1, webrtc_calls=1, duration_s=3, seed=2)
     r = await _run(sc, None)
     assert r.routing_violations > 0

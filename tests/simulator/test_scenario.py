@@ -1,9 +1,8 @@
 """Scenario files: TOML and JSON, flags win, unknown or invalid fields refused by name."""
 
 import pytest
-
-from simulator.cli import main
-from simulator.scenario import ScenarioError, load_scenario
+from bargein.simulator.cli import main
+from bargein.simulator.scenario import ScenarioError, load_scenario
 
 
 def test_toml_and_json_load(tmp_path):

@@ -4,12 +4,11 @@ import json
 
 import numpy as np
 import pytest
-
-import mixer.engine
-from mixer import MixerEngine, Role, SupervisorMode
-from simulator.cli import main
-from simulator.report import TIMING_FIELDS
-from simulator.sim import Simulation
+from bargein.mixer import MixerEngine, Role, SupervisorMode
+from bargein.mixer import engine as mixer_engine
+from bargein.simulator.cli import main
+from bargein.simulator.report import TIMING_FIELDS
+from bargein.simulator.sim import Simulation
 
 REQUIRED = {
     "calls_started", "calls_completed", "peak_concurrent_calls", "monitor_sessions", "barge_toggles",
@@ -55,7 +54,7 @@ def _wrong_route(real_route):
 
 
 def test_broken_routing_table_is_caught(busy, monkeypatch):
-    monkeypatch.setattr(mixer.engine, "route", _wrong_route(mixer.engine.route))
+    monkeypatch.setattr(mixer_engine, "route", _wrong_route(mixer_engine.route))
     r = Simulation(busy()).run()
     assert r.routing_violations > 0
     assert r.violations, "violations are listed"
@@ -116,7 +115,7 @@ def test_cli_json_report_and_exit_status(tmp_path, busy, monkeypatch):
     assert REQUIRED <= data.keys()
     assert set(data["tick_ms"]) == {"p50", "p99", "max"}
     assert data["ticks"] == 200 and data["routing_violations"] == 0 and data["routing_checks"] > 0
-    monkeypatch.setattr(mixer.engine, "route", _wrong_route(mixer.engine.route))
+    monkeypatch.setattr(mixer_engine, "route", _wrong_route(mixer_engine.route))
     scenario = tmp_path / "busy.json"
     scenario.write_text(busy().model_dump_json())
     assert main(["--scenario", str(scenario), "--quiet"]) == 1
@@ -124,8 +123,8 @@ def test_cli_json_report_and_exit_status(tmp_path, busy, monkeypatch):
 
 @pytest.mark.parametrize("control", ["signaling", "direct"])
 def test_both_controls_pass(busy, control):
-    from simulator.control import DirectControl
-    from simulator.sim import default_control_factory
+    from bargein.simulator.control import DirectControl
+    from bargein.simulator.sim import default_control_factory
 
     factory = DirectControl if control == "direct" else default_control_factory()
     r = Simulation(busy(duration_s=8), control=factory).run()
@@ -140,7 +139,7 @@ def test_realtime_clock_short_run(busy):
 
 
 def test_signaling_path_scales_past_the_servers_connection_limit():
-    from simulator.scenario import Scenario
+    from bargein.simulator.scenario import Scenario
 
     r = Simulation(Scenario(calls=1100, duration_s=0.4, seed=3, rate=8000)).run()
     assert r.control == "signaling"

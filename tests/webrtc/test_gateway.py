@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
-
-from mixer import LegRouting, MixerEngine, RealtimeClock, Role, SupervisorMode
-from mixer.tones import level_dbfs, tone
-from signaling.gateway import MediaError
-from signaling.webrtc import OUT_QUEUE, MixedAudioTrack, WebRTCGateway, _Leg
-from signaling.webrtc_client import ClientLeg
+from bargein.mixer import LegRouting, MixerEngine, RealtimeClock, Role, SupervisorMode
+from bargein.mixer.tones import level_dbfs, tone
+from bargein.signaling.gateway import MediaError
+from bargein.signaling.webrtc import OUT_QUEUE, MixedAudioTrack, WebRTCGateway, _Leg
+from bargein.signaling.webrtc_client import ClientLeg
 
 HEARD, SILENT = -30.0, -50.0
 CUSTOMER, AGENT, SUPERVISOR = 500.0, 750.0, 1650.0

@@ -5,12 +5,11 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-
-from signaling.inprocess import WsClient
-from signaling.server import BargeinServer, serving
-from signaling.settings import Settings
-from signaling.webrtc import WebRTCGateway
-from signaling.webrtc_client import ClientLeg
+from bargein.signaling.inprocess import WsClient
+from bargein.signaling.server import BargeinServer, serving
+from bargein.signaling.settings import Settings
+from bargein.signaling.webrtc import WebRTCGateway
+from bargein.signaling.webrtc_client import ClientLeg
 
 TONE = {"customer": 500.0, "agent": 750.0, "supervisor": 1650.0, "supervisor2": 2200.0}
 HEARD, SILENT = -30.0, -50.0  # tones are sent at -12 dBFS; Opus keeps them within a few dB

@@ -6,14 +6,14 @@ import argparse
 import sys
 from typing import Any
 
-from mixer.logs import configure_logging
+from bargein.logs import configure_logging
 
 
 def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from .server import Service, run
-    from .settings import load_settings
+    from bargein.signaling.server import Service, run
+    from bargein.signaling.settings import load_settings
 
     try:
         settings = load_settings(args.config, host=args.host, port=args.port)
@@ -23,7 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
     services: list[Service] = []
     if args.demo_calls:
         try:
-            from simulator.demo import DemoCalls  # type: ignore[import-not-found]
+            from bargein.simulator.demo import DemoCalls  # type: ignore[import-not-found]
         except ImportError as exc:
             sys.stderr.write(f"bargein serve: --demo-calls needs the simulator's demo service ({exc})\n")
             return 2
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run N simulated agent<->customer calls inside the server")
     serve.set_defaults(func=_serve)
     try:
-        from simulator import cli as sim_cli
+        from bargein.simulator import cli as sim_cli
     except ImportError:
         sim_cli = None
     if sim_cli is not None:
