@@ -263,21 +263,27 @@ class BargeinServer:
 
     # ------------------------------------------------------------------ actions
     async def apply(self, actions: list[Action]) -> None:
-        if not actions:
-            return
-        async with self._lock:
+        """Apply actions in order. SDP offers are answered outside the lock, so one client's slow or
+        large negotiation never holds up anyone else's signaling; what followed an offer waits for it."""
+        while actions:
             follow_up: list[Action] = []
-            for a in actions:
-                follow_up += await self._apply_one(a)
-        if follow_up:
-            await self.apply(follow_up)
+            offer: Send | None = None
+            async with self._lock:
+                for i, a in enumerate(actions):
+                    if isinstance(a, Send) and a.media_leg is not None and a.media_offer is not None:
+                        offer, actions = a, actions[i + 1:]
+                        break
+                    follow_up += await self._apply_one(a)
+                else:
+                    actions = []
+            if offer is not None:
+                follow_up += await self._answer_offer(offer)
+            if follow_up:
+                await self.apply(follow_up)
 
     async def _apply_one(self, a: Action) -> list[Action]:
         if isinstance(a, Send):
-            msg = a.message
-            if a.media_leg is not None and a.media_offer is not None:
-                return await self._answer_offer(a)
-            self._send(a.conn, msg)
+            self._send(a.conn, a.message)
         elif isinstance(a, AddLeg):
             try:
                 leg = self.engine.add_leg(a.call_id, a.routing)
@@ -312,6 +318,9 @@ class BargeinServer:
             return []
         try:
             msg["sdp"] = await self.gateway.open_leg(leg, str(self.engine.call_of(leg)), a.media_offer or "")
+            if self.legs.get(a.media_leg or "") != leg:  # the leg ended while its offer was being answered
+                await self.gateway.close_leg(leg)
+                return []
         except MediaError as exc:
             log.info("server.media_refused", leg=a.media_leg, why=str(exc))
             self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
