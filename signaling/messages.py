@@ -238,3 +238,8 @@ def request(method: str, cseq: int, **fields: Any) -> dict[str, Any]:
     msg: dict[str, Any] = {"type": "request", "method": method, "cseq": cseq}
     msg.update({k: v for k, v in fields.items() if v is not None})
     return msg
+
+
+def is_final(status: int) -> bool:
+    """A final response ends its request; 1xx ones (100 Trying, 180 Ringing, 183 Session Progress) do not."""
+    return status >= 200

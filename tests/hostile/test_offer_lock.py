@@ -4,9 +4,9 @@ import asyncio
 
 import aiohttp
 from bargein.signaling.gateway import MediaGateway
-from bargein.signaling.inprocess import offer
 from bargein.signaling.server import BargeinServer, serving
 from bargein.signaling.settings import Settings
+from helpers.inprocess import offer
 
 
 class StalledGateway(MediaGateway):

@@ -1,8 +1,8 @@
 """Offers the media path cannot serve are refused with 488 before anything is rung (issue 9 items 2 and 10)."""
 
 import pytest
-from bargein.signaling.inprocess import Harness, offer
 from bargein.signaling.sdp import OfferRefused, check_offer
+from helpers.inprocess import Harness, offer
 from hypothesis import given
 from hypothesis import strategies as st
 

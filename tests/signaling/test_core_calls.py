@@ -1,7 +1,7 @@
 """The sans-IO core without sockets: calls, supervision, ending rules, records."""
 
 from bargein.mixer.roles import Role, SupervisorMode
-from bargein.signaling.inprocess import Harness, offer, start_call
+from helpers.inprocess import Harness, offer, start_call
 
 
 def test_customer_calls_agent_answers_and_legs_exist(h: Harness) -> None:
