@@ -396,18 +396,3 @@ async def serving(server: BargeinServer, host: str = "127.0.0.1", port: int = 0)
         yield f"http://{host}:{bound}"
     finally:
         await runner.cleanup()
-
-
-def default_gateway() -> MediaGateway | None:
-    """The WebRTC gateway when its module is present."""
-    with contextlib.suppress(ImportError):
-        from .webrtc import WebRTCGateway  # type: ignore[import-not-found]
-
-        return WebRTCGateway()
-    return None
-
-
-def run(settings: Settings, services: list[Service] | None = None) -> None:
-    server = BargeinServer(settings, default_gateway(), services)
-    log.info("server.listening", url=f"http://{settings.host}:{settings.port}/")
-    web.run_app(server.app(), host=settings.host, port=settings.port, print=None)

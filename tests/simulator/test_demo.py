@@ -5,13 +5,14 @@ import asyncio
 import aiohttp
 import numpy as np
 from bargein.signaling.client import sign_in
-from bargein.signaling.server import BargeinServer, serving
+from bargein.signaling.server import serving
 from bargein.signaling.settings import Settings
-from bargein.simulator.demo import DemoCalls
+
+from bargein.app import build_server
 
 
 async def test_demo_calls_show_in_agents_view_and_can_be_monitored_and_barged() -> None:
-    srv = BargeinServer(Settings(port=0, mixer_rate=16000), services=[DemoCalls(3)])
+    srv = build_server(Settings(port=0, mixer_rate=16000), demo_calls=3, webrtc=False)  # as `bargein serve` wires it
     async with serving(srv) as base:
         async with aiohttp.ClientSession() as session:
             rows: list = []
