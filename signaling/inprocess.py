@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bargein.signaling.core import AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
+from bargein.signaling.messages import is_final
 from bargein.signaling.settings import Settings
 
 
@@ -79,7 +80,7 @@ class Client:
         self.send({"method": method, "cseq": self.cseq, **fields})
         mine = [m for m in self.inbox[start:] if m.get("type") == "response" and m.get("cseq") == self.cseq]
         assert mine, f"no response to {method}: {self.inbox[start:]}"
-        final = [m for m in mine if m["status"] >= 200 and m["status"] != 183]
+        final = [m for m in mine if is_final(m["status"])]
         return final[-1] if final else mine[-1]
 
     def pop(self, method: str | None = None, event: str | None = None) -> dict | None:
@@ -134,8 +135,7 @@ class WsClient:
     async def _final(self, cseq: int) -> dict:
         while True:
             for i, msg in enumerate(self.inbox):
-                if msg.get("type") == "response" and msg.get("cseq") == cseq and msg["status"] >= 200 \
-                        and msg["status"] != 183:
+                if msg.get("type") == "response" and msg.get("cseq") == cseq and is_final(msg["status"]):
                     return self.inbox.pop(i)
             await self._read()
 

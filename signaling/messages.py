@@ -216,3 +216,8 @@ def request(method: str, cseq: int, **fields: Any) -> dict[str, Any]:
     msg: dict[str, Any] = {"type": "request", "method": method, "cseq": cseq}
     msg.update({k: v for k, v in fields.items() if v is not None})
     return msg
+
+
+def is_final(status: int) -> bool:
+    """A final response ends the transaction; 1xx (100, 180, 183) are provisional."""
+    return status >= 200
