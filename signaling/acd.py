@@ -7,12 +7,12 @@ available and free, and leaves it when it takes a call, goes away or signs out.
 from __future__ import annotations
 
 import structlog
-from bargein.mixer.roles import Role
 
 from . import messages as m
 from .actions import Action, Send
 from .directory import Directory
-from .model import AgentStatus, Availability, Call, Connection, PendingInvite
+from .model import AgentStatus, Availability, Call
+from .policy import Refused
 from .settings import Settings
 
 log = structlog.get_logger("bargein.signaling")
@@ -42,8 +42,16 @@ class Acd:
         elif not idle:
             self._idle.pop(name, None)
 
+    def signed_out(self, name: str) -> None:
+        if name in self.agents:
+            self.agents[name].state = Availability.OFFLINE
+        self._idle.pop(name, None)
+
     def publish(self, name: str, state: str, now: float) -> None:
-        st = self.agents[name]
+        """PUBLISH: an agent sets its availability (the core then refreshes the idle line)."""
+        st = self.agents.get(name)
+        if st is None:
+            raise Refused(403, "only agents have an availability state")
         st.state, st.since = Availability(state), now
         log.info("signaling.agent_state", user=name, state=state)
 
@@ -58,14 +66,10 @@ class Acd:
                 return name
         return None
 
-    def ring(self, call: Call, agent: str, conn: Connection, now: float) -> list[Action]:
-        """Offer ``call`` to ``agent`` (INVITE) and tell the customer (180); sets ``call.pending``."""
-        invite = conn.request("INVITE", call_id=call.call_id, **{"from": call.customer}, queue=call.queue,
-                              kind="queue")
-        call.pending = PendingInvite(call.call_id, agent, conn.conn, invite.message["cseq"], Role.AGENT,
-                                     now + self.settings.ring_timeout_s)
+    def ring(self, call: Call, agent: str) -> list[Action]:
+        """``agent`` is being offered ``call`` (the core sent the INVITE): mark it, tell the customer (180)."""
         call.tried_agents.add(agent)
         self.agents[agent].call_id = call.call_id
         log.info("signaling.ringing", call_id=call.call_id, agent=agent)
-        return [invite, Send(call.customer_conn, m.response(call.customer_cseq, "INVITE", 180, call_id=call.call_id,
-                                                            agent=agent))]
+        return [Send(call.customer_conn, m.response(call.customer_cseq, "INVITE", 180, call_id=call.call_id,
+                                                    agent=agent))]

@@ -1,20 +1,12 @@
-"""The sans-IO signaling core: dispatch of requests and the call lifecycle.
+"""The sans-IO signaling core: request dispatch and the call lifecycle. No sockets, no asyncio.
 
-No sockets, no asyncio. Feed it what happened, and the time it happened, and it returns what to do:
-
-    core = SignalingCore(settings, directory)
-    core.connect("c1", now)                      # a transport opened
-    actions = core.handle("c1", raw_json, now)   # a frame arrived (str, bytes or dict)
-    actions = core.disconnect("c1", now)         # the transport went away
-    actions = core.poll(now)                     # ring timeouts; due at core.next_deadline()
-    actions = core.media_failed(leg_key, now)    # the media of a leg died: freed like a BYE
-
-``now`` is in seconds; when omitted it is read from the injected ``clock``. Every call returns a list of
-:mod:`actions <bargein.signaling.actions>`, in order: frames to send, legs to add, update or remove in the
-mixer (:func:`bargein.mixer.routing.route` alone decides who hears whom), connections to close.
-
-Around it: :mod:`.policy` (who may do what, raising :class:`~.policy.Refused`), :mod:`.acd` (agents'
-availability, agent choice, ringing), :mod:`.views` (agents and calls views, call-state NOTIFYs).
+Feed it what happened and when (``now`` in seconds; read from ``clock`` when omitted); it returns the
+:mod:`actions <.actions>` to take, in order (frames to send, mixer legs to add/update/remove, transports to close):
+``connect(conn)``, ``handle(conn, frame)``, ``disconnect(conn)``, ``media_failed(leg)`` (freed like a BYE),
+and ``poll()`` at ``next_deadline()`` (ring timeouts). Around it: :mod:`.sessions` (connections, sign-in),
+:mod:`.policy` (who may do what), :mod:`.acd` (agents, ringing), :mod:`.controls` (modes, mute, hold) and
+:mod:`.views` (agents and calls views, call-state NOTIFYs). :func:`bargein.mixer.routing.route` alone decides
+who hears whom.
 """
 
 from __future__ import annotations
@@ -32,10 +24,10 @@ from . import messages as m
 from .acd import Acd
 from .actions import Action, AddLeg, CloseConnection, ConnId, RemoveLeg, Send, UpdateLeg
 from .directory import Directory, demo_directory
-from .model import Availability, Call, CallState, Connection, Participant, PendingInvite
+from .model import Call, CallState, Connection, Participant, PendingInvite
 from .policy import Refused
-from .ratelimit import TokenBucket, default_burst
 from .records import Records
+from .sessions import Sessions
 from .settings import Settings
 
 __all__ = ["Action", "AddLeg", "CloseConnection", "RemoveLeg", "Send", "SignalingCore", "UpdateLeg"]
@@ -50,8 +42,8 @@ class SignalingCore:
         self.directory = directory or demo_directory()
         self.clock = clock
         self.now = clock()  # the time of the event being handled
-        self.conns: dict[ConnId, Connection] = {}
-        self.online: dict[str, ConnId] = {}
+        self.sessions = Sessions(self.settings, self.directory)
+        self.conns, self.online = self.sessions.conns, self.sessions.online
         self.acd = Acd(self.settings, self.directory)
         self.agents = self.acd.agents
         self.calls: dict[str, Call] = {}
@@ -73,25 +65,16 @@ class SignalingCore:
 
     # ------------------------------------------------------------------------------ transport
     def connect(self, conn: ConnId, now: float | None = None) -> list[Action]:
-        self._at(now)
-        if len(self.conns) >= self.settings.max_connections:
-            log.warning("signaling.refused_connection", conn=conn, why="connection limit")
-            return [CloseConnection(conn, "server full")]
-        rate = self.settings.max_requests_per_second
-        self.conns[conn] = Connection(conn, TokenBucket(rate, default_burst(rate), self.now))
-        return []
+        return [] if self.sessions.open(conn, self._at(now)) else [CloseConnection(conn, "server full")]
 
     def disconnect(self, conn: ConnId, now: float | None = None) -> list[Action]:
         self._at(now)
-        c = self.conns.pop(conn, None)
+        c, offline = self.sessions.close(conn)
         if c is None or c.user is None:
             return []
-        name = c.user.name
-        if self.online.get(name) == conn:
-            del self.online[name]
-            if name in self.agents:
-                self.agents[name].state = Availability.OFFLINE
-            self._refresh_idle(name)
+        name = c.me.name
+        if offline:
+            self.acd.signed_out(name)
         log.info("signaling.disconnected", user=name, conn=conn)
         return self._user_gone(name, conn, why="disconnected") + self._notify_views()
 
@@ -103,22 +86,17 @@ class SignalingCore:
         try:
             msg = m.parse(raw)
         except m.ParseError as exc:
-            if not c.bucket.take(self.now):
-                return [self._too_many(c, exc.cseq, exc.method)]
+            if self.sessions.rate_limited(c, self.now):
+                return [self.sessions.too_many(c, exc.cseq, exc.method)]
             log.info("signaling.bad_message", conn=conn, user=c.user.name if c.user else None,
                      status=exc.status, why=exc.reason)
             return [Send(conn, m.response(exc.cseq, exc.method, exc.status, exc.reason))]
-        if not c.bucket.take(self.now):
-            return [self._too_many(c, msg.cseq, getattr(msg, "method", None))]
+        if self.sessions.rate_limited(c, self.now):
+            return [self.sessions.too_many(c, msg.cseq, getattr(msg, "method", None))]
         if isinstance(msg, m.Response):
             return self._on_response(c, msg)
         try:
-            if msg.cseq <= c.last_cseq:
-                raise Refused(400, f"field 'cseq': {msg.cseq} was already used; cseq must increase "
-                                   f"(last was {c.last_cseq})")
-            c.last_cseq = msg.cseq
-            if c.user is None and not isinstance(msg, m.Register):
-                raise Refused(401, "sign in first: send REGISTER with your token")
+            self.sessions.check_request(c, msg.cseq, msg.method)
             return self._handlers[type(msg)](c, msg)
         except Refused as r:
             log.info("signaling.refused", user=c.user.name if c.user else None, conn=conn, method=msg.method,
@@ -127,11 +105,6 @@ class SignalingCore:
         except Exception:  # a bug must cost one request, not the connection or the server
             log.exception("signaling.internal_error", conn=conn, method=msg.method)
             return [Send(conn, m.response(msg.cseq, msg.method, 500, "internal error; the server is still up"))]
-
-    def _too_many(self, c: Connection, cseq: int | None, method: str | None) -> Send:
-        log.warning("signaling.rate_limited", conn=c.conn, user=c.user.name if c.user else None)
-        return Send(c.conn, m.response(cseq, method, 429,
-                                       f"too many requests: at most {self.settings.max_requests_per_second:g}/s"))
 
     def next_deadline(self) -> float | None:
         """When :meth:`poll` next has something to do (the earliest ring timeout), or None."""
@@ -172,8 +145,7 @@ class SignalingCore:
         return c.request(method, **fields) if c else Send(conn, m.request(method, 0, **fields))
 
     def _perms(self, c: Connection) -> set[str]:
-        assert c.user is not None
-        return self.directory.permissions(c.user)
+        return self.directory.permissions(c.me)
 
     def _new_leg(self) -> str:
         return f"leg-{next(self._legs)}"
@@ -200,9 +172,6 @@ class SignalingCore:
             return []
         return [self._request(p.conn, "CANCEL", call_id=call.call_id, reason=cancel)]
 
-    def _call_state(self, call: Call) -> list[Action]:
-        return views.call_state(call, self.conns)
-
     def agents_view(self, now: float | None = None) -> list[dict[str, Any]]:
         return views.agents_view(self.agents, self.calls, self.online, self.directory, self.settings,
                                  self.clock() if now is None else now)
@@ -216,30 +185,17 @@ class SignalingCore:
 
     # ------------------------------------------------------------------------------ requests
     def _on_register(self, c: Connection, msg: m.Register) -> list[Action]:
-        user = self.directory.by_token(msg.token)
-        if user is None:
-            raise Refused(401, "unknown token")
-        if c.user is not None and c.user.name != user.name:
-            raise Refused(403, f"this connection is signed in as {c.user.name}")
+        user, old = self.sessions.sign_in(c, msg.token)
         out: list[Action] = []
-        old = self.online.get(user.name)
-        if old is not None and old != c.conn:  # signed in elsewhere: the newest session wins
-            log.info("signaling.session_replaced", user=user.name, old=old, new=c.conn)
-            out += self.disconnect(old, self.now)
-            out.append(CloseConnection(old, "signed in from another connection"))
-        c.user = user
+        if old is not None:  # signed in elsewhere: the newest session wins
+            out += [*self.disconnect(old, self.now), CloseConnection(old, "signed in from another connection")]
+        self.sessions.signed_in(c, user)
         if user.role == "agent":
             self.acd.add(user.name)
             self.agents[user.name].since = self.now
-        self.online[user.name] = c.conn
         self._refresh_idle(user.name)
-        log.info("signaling.registered", user=user.name, role=user.role, profile=user.profile, conn=c.conn)
-        out.append(self._ok(c, msg, user=user.name, role=user.role, profile=user.profile,
-                            display_name=user.display_name or user.name,
-                            permissions=sorted(self.directory.permissions(user)),
-                            queues=sorted(self.settings.queues), default_queue=self.settings.default_queue,
-                            enhanced_monitoring=self.settings.enhanced_monitoring,
-                            state=self.agents[user.name].state.value if user.name in self.agents else None))
+        st = self.agents.get(user.name)
+        out.append(self._ok(c, msg, **views.signed_in(user, self.directory, self.settings, st)))
         return out + self._notify_views()
 
     def _on_options(self, c: Connection, msg: m.Options) -> list[Action]:
@@ -249,40 +205,34 @@ class SignalingCore:
         return []  # ACK has no response
 
     def _on_publish(self, c: Connection, msg: m.Publish) -> list[Action]:
-        assert c.user is not None
-        if c.user.name not in self.agents:
-            raise Refused(403, "only agents have an availability state")
-        self.acd.publish(c.user.name, msg.state, self.now)
-        self._refresh_idle(c.user.name)
+        self.acd.publish(c.me.name, msg.state, self.now)
+        self._refresh_idle(c.me.name)
         return [self._ok(c, msg, state=msg.state), *self._notify_views()]
 
     def _on_subscribe(self, c: Connection, msg: m.Subscribe) -> list[Action]:
-        assert c.user is not None
-        policy.require(self._perms(c), "access_metrics", c.user)
-        self.subscribers.add(c, msg.event)
-        view = self.agents_view(self.now) if msg.event == "agents" else self.calls_view(self.now)
-        return [self._ok(c, msg, event=msg.event), c.notify(msg.event, **{msg.event: view})]
+        policy.require(self._perms(c), "access_metrics", c.me)
+        view = self.subscribers.add(c, msg.event, self.agents_view if msg.event == "agents" else self.calls_view)
+        return [self._ok(c, msg, event=msg.event), view]
 
     def _on_invite(self, c: Connection, msg: m.Invite) -> list[Action]:
         kind, _, target = msg.to.partition(":")
         return self._invite_queue(c, msg, target) if kind == "queue" else self._invite_monitor(c, msg, target)
 
     def _invite_queue(self, c: Connection, msg: m.Invite, queue: str) -> list[Action]:
-        assert c.user is not None
-        policy.may_call_queue(c.user, self._perms(c), queue, self.settings)
-        policy.not_busy(self.user_call, c.user.name)
+        policy.may_call_queue(c.me, self._perms(c), queue, self.settings)
+        policy.not_busy(self.user_call, c.me.name)
         call_id = f"call-{next(self._ids)}"
-        call = Call(call_id, queue, c.user.name, c.conn, msg.cseq, self.now)
-        call.record = self.records.open_contact(call_id, queue, c.user.name, self.now)
+        call = Call(call_id, queue, c.me.name, c.conn, msg.cseq, self.now)
+        call.record = self.records.open_contact(call_id, queue, c.me.name, self.now)
         agent = self.acd.pick(call)
         if agent is None:
             self.records.close_contact(call.record, self.now, "no agent available", None)
             raise Refused(480, f"no agent available in queue {queue!r}")
         self.calls[call_id] = call
-        self.user_call[c.user.name] = call_id
-        cust = Participant(c.user.name, Role.CUSTOMER, self._new_leg(), c.conn)
+        self.user_call[c.me.name] = call_id
+        cust = Participant(c.me.name, Role.CUSTOMER, self._new_leg(), c.conn)
         call.participants[cust.user] = cust
-        log.info("signaling.call_created", call_id=call_id, queue=queue, customer=c.user.name)
+        log.info("signaling.call_created", call_id=call_id, queue=queue, customer=c.me.name)
         out: list[Action] = [AddLeg(call_id, cust.leg, cust.routing(), c.conn, cust.user),
                              Send(c.conn, m.response(msg.cseq, "INVITE", 100, call_id=call_id))]
         # early media: the SDP answer travels in 183 so audio flows as soon as the agent answers
@@ -292,19 +242,27 @@ class SignalingCore:
         return out + self._ring(call, agent)
 
     def _ring(self, call: Call, agent: str) -> list[Action]:
-        out = self.acd.ring(call, agent, self.conns[self.online[agent]], self.now)
-        assert call.pending is not None
-        self._pending[(call.pending.conn, call.pending.cseq)] = call.call_id
-        self.user_call[agent] = call.call_id
-        self._refresh_idle(agent)
-        return out + self._notify_views()
+        invite = self._invite(call, agent, Role.AGENT, None, kind="queue")
+        return [invite, *self.acd.ring(call, agent), *self._notify_views()]
+
+    def _invite(self, call: Call, user: str, role: Role, referred_by: str | None, **fields: Any) -> Send:
+        """Offer ``call`` to ``user`` with a server INVITE; it stays pending until answered or timed out."""
+        conn = self.online[user]
+        invite = self.conns[conn].request("INVITE", call_id=call.call_id, **{"from": referred_by or call.customer},
+                                          queue=call.queue, **fields)
+        call.pending = PendingInvite(call.call_id, user, conn, invite.message["cseq"], role,
+                                     self.now + self.settings.ring_timeout_s, referred_by=referred_by)
+        self._pending[(conn, call.pending.cseq)] = call.call_id
+        self.user_call[user] = call.call_id
+        self._refresh_idle(user)
+        return invite
 
     def _on_response(self, c: Connection, msg: m.Response) -> list[Action]:
         if c.user is None or msg.method != "INVITE":
             return []  # responses to our BYE / NOTIFY need no action
         call = self.calls.get(self._pending.get((c.conn, msg.cseq), ""))
         if call is None or call.pending is None or (call.pending.conn, call.pending.cseq) != (c.conn, msg.cseq):
-            log.info("signaling.stray_response", user=c.user.name, cseq=msg.cseq, status=msg.status)
+            log.info("signaling.stray_response", user=c.me.name, cseq=msg.cseq, status=msg.status)
             return []
         p = call.pending
         if not m.is_final(msg.status):
@@ -333,7 +291,7 @@ class SignalingCore:
         else:
             call.record.parties.append(p.user)
             log.info("signaling.party_joined", call_id=call.call_id, party=p.user, referred_by=p.referred_by)
-        return out + self._call_state(call) + self._notify_views()
+        return out + views.call_state(call, self.conns) + self._notify_views()
 
     def _invite_failed(self, call: Call, p: PendingInvite, status: int, why: str, cancel: bool = False) -> list[Action]:
         out = self._release_pending(call, why if cancel else None)
@@ -352,14 +310,13 @@ class SignalingCore:
         return out + self._end_call(call, "no agent answered", by=None, notify_customer=False)
 
     def _invite_monitor(self, c: Connection, msg: m.Invite, call_id: str) -> list[Action]:
-        assert c.user is not None
         perms = self._perms(c)
-        call = policy.may_monitor(c.user, perms, self.settings, self.calls.get(call_id), call_id)
-        policy.not_busy(self.user_call, c.user.name, "you are already on call {}; leave it first")
+        call = policy.may_monitor(c.me, perms, self.settings, self.calls.get(call_id), call_id)
+        policy.not_busy(self.user_call, c.me.name, "you are already on call {}; leave it first")
         mode = SupervisorMode(msg.mode)
-        policy.may_set_mode(c.user, perms, self.settings, call, None, mode)
-        sup = Participant(c.user.name, Role.SUPERVISOR, self._new_leg(), c.conn, mode=mode)
-        sup.record = self.records.open_monitor(call_id, c.user.name, mode.value, self.now)
+        policy.may_set_mode(c.me, perms, self.settings, call, None, mode)
+        sup = Participant(c.me.name, Role.SUPERVISOR, self._new_leg(), c.conn, mode=mode)
+        sup.record = self.records.open_monitor(call_id, c.me.name, mode.value, self.now)
         call.participants[sup.user] = sup
         self.user_call[sup.user] = call_id
         log.info("signaling.monitor_started", call_id=call_id, supervisor=sup.user, mode=mode.value)
@@ -368,11 +325,10 @@ class SignalingCore:
                                                      leg=sup.leg, session_id=sup.record.session_id,
                                                      participants=views.participants(call)),
                                   media_leg=sup.leg if msg.sdp else None, media_offer=msg.sdp)]
-        return out + self._call_state(call) + self._notify_views()
+        return out + views.call_state(call, self.conns) + self._notify_views()
 
     def _on_info(self, c: Connection, msg: m.Info) -> list[Action]:
-        assert c.user is not None
-        call, me = policy.member(self.calls.get(msg.call_id), msg.call_id, c.user.name)
+        call, me = policy.member(self.calls.get(msg.call_id), msg.call_id, c.me.name)
         if me is None:
             raise Refused(481, "the call is not answered yet")
         if msg.action == "mode":
@@ -382,54 +338,43 @@ class SignalingCore:
             raise Refused(404, f"no participant {msg.target!r} in call {call.call_id}")
         policy.may_act_on(me, target, msg.action, msg.value)
         if msg.action == "drop":
-            log.info("signaling.participant_dropped", call_id=call.call_id, by=c.user.name, target=target.user)
+            log.info("signaling.participant_dropped", call_id=call.call_id, by=c.me.name, target=target.user)
             if call.record:
-                call.record.events.append((self.now, f"{target.user} dropped by {c.user.name}"))
+                call.record.events.append((self.now, f"{target.user} dropped by {c.me.name}"))
             out: list[Action] = [self._ok(c, msg)]
             if target.conn in self.conns:
                 out.append(self._request(target.conn, "BYE", call_id=call.call_id,
-                                         reason=f"dropped by supervisor {c.user.name}"))
-            return out + self._leave(call, target, why=f"dropped by {c.user.name}")
+                                         reason=f"dropped by supervisor {c.me.name}"))
+            return out + self._leave(call, target, why=f"dropped by {c.me.name}")
         return [self._ok(c, msg, target=target.user, action=msg.action, value=msg.value),
-                *controls.set_flag(call, me, target, msg.action, msg.value), *self._call_state(call)]
+                *controls.set_flag(call, me, target, msg.action, msg.value), *views.call_state(call, self.conns)]
 
     def _set_mode(self, c: Connection, msg: m.Info, call: Call, me: Participant) -> list[Action]:
-        assert c.user is not None
         mode = policy.may_change_mode(me, msg.mode)
-        policy.may_set_mode(c.user, self._perms(c), self.settings, call, me, mode)
+        policy.may_set_mode(c.me, self._perms(c), self.settings, call, me, mode)
         return [self._ok(c, msg, mode=mode.value, call_id=call.call_id), *controls.set_mode(call, me, mode, self.now),
-                *self._call_state(call), *self._notify_views()]
+                *views.call_state(call, self.conns), *self._notify_views()]
 
     def _on_refer(self, c: Connection, msg: m.Refer) -> list[Action]:
-        assert c.user is not None
-        call, me = policy.member(self.calls.get(msg.call_id), msg.call_id, c.user.name)
+        call, me = policy.member(self.calls.get(msg.call_id), msg.call_id, c.me.name)
         target = policy.may_refer(me, self.directory.user(msg.target), msg.target, self.online, self.user_call,
                                   call, self.settings.limits)
-        conn = self.online[target.name]
-        invite = self.conns[conn].request("INVITE", call_id=call.call_id, **{"from": c.user.name}, queue=call.queue,
-                                          kind="conference")
-        call.pending = PendingInvite(call.call_id, target.name, conn, invite.message["cseq"], Role.PARTY,
-                                     self.now + self.settings.ring_timeout_s, referred_by=c.user.name)
-        self._pending[(conn, call.pending.cseq)] = call.call_id
-        self.user_call[target.name] = call.call_id
-        self._refresh_idle(target.name)
-        log.info("signaling.refer", call_id=call.call_id, by=c.user.name, target=target.name)
+        invite = self._invite(call, target.name, Role.PARTY, c.me.name, kind="conference")
+        log.info("signaling.refer", call_id=call.call_id, by=c.me.name, target=target.name)
         return [self._ok(c, msg, 202, target=target.name), invite]
 
     def _on_cancel(self, c: Connection, msg: m.Cancel | m.Bye) -> list[Action]:
-        assert c.user is not None
-        call = policy.may_cancel(self.calls.get(msg.call_id), msg.call_id, c.user.name)
+        call = policy.may_cancel(self.calls.get(msg.call_id), msg.call_id, c.me.name)
         out: list[Action] = [Send(c.conn, m.response(msg.cseq, "CANCEL", 200)),
                              Send(call.customer_conn, m.response(call.customer_cseq, "INVITE", 487,
                                                                  call_id=call.call_id))]
         if call.pending is not None and call.pending.conn in self.conns:
             out.append(self._request(call.pending.conn, "CANCEL", call_id=call.call_id, reason="caller hung up"))
-        log.info("signaling.cancelled", call_id=call.call_id, customer=c.user.name)
-        return out + self._end_call(call, "customer cancelled", by=c.user.name, notify_customer=False)
+        log.info("signaling.cancelled", call_id=call.call_id, customer=c.me.name)
+        return out + self._end_call(call, "customer cancelled", by=c.me.name, notify_customer=False)
 
     def _on_bye(self, c: Connection, msg: m.Bye) -> list[Action]:
-        assert c.user is not None
-        call, me = policy.member(self.calls.get(msg.call_id), msg.call_id, c.user.name)
+        call, me = policy.member(self.calls.get(msg.call_id), msg.call_id, c.me.name)
         if me is None:  # the customer hangs up while ringing
             return self._on_cancel(c, msg)
         return [self._ok(c, msg), *self._leave(call, me, why="hung up"), *self._notify_views()]
@@ -451,7 +396,7 @@ class SignalingCore:
             log.info("signaling.monitor_ended", call_id=call.call_id, supervisor=p.user, why=f"left ({why})")
         else:
             log.info("signaling.party_left", call_id=call.call_id, party=p.user, why=why)
-        return out + self._call_state(call)
+        return out + views.call_state(call, self.conns)
 
     def _end_call(self, call: Call, reason: str, by: str | None, notify_customer: bool = True) -> list[Action]:
         """End the call for everyone. ``by`` (an agent or customer, or None) is not told; supervisors are

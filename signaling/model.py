@@ -40,6 +40,12 @@ class Connection:
     subscriptions: set[str] = field(default_factory=set)
     server_cseq: itertools.count = field(default_factory=lambda: itertools.count(1))
 
+    @property
+    def me(self) -> User:
+        """The signed-in user (requests other than REGISTER are handled only after sign-in)."""
+        assert self.user is not None
+        return self.user
+
     def request(self, method: str, **fields: Any) -> Send:
         """A server-originated request on this connection, numbered with the server's own cseq."""
         return Send(self.conn, m.request(method, next(self.server_cseq), **fields))

@@ -9,7 +9,7 @@ from typing import Any
 from bargein.mixer.roles import Role
 
 from .actions import Action, ConnId
-from .directory import Directory
+from .directory import Directory, User
 from .model import AgentStatus, Call, CallState, Connection
 from .settings import Settings
 
@@ -44,6 +44,14 @@ def call_state(call: Call, conns: Mapping[ConnId, Connection]) -> list[Action]:
             out.append(c.notify("call-state", call_id=call.call_id, state=call.state.value, participants=parts,
                                 supervisors=sups))
     return out
+
+
+def signed_in(user: User, directory: Directory, settings: Settings, agent: AgentStatus | None) -> dict[str, Any]:
+    """What the REGISTER response tells a user about itself and the instance."""
+    return {"user": user.name, "role": user.role, "profile": user.profile,
+            "display_name": user.display_name or user.name, "permissions": sorted(directory.permissions(user)),
+            "queues": sorted(settings.queues), "default_queue": settings.default_queue,
+            "enhanced_monitoring": settings.enhanced_monitoring, "state": agent.state.value if agent else None}
 
 
 def agents_view(agents: Mapping[str, AgentStatus], calls: Mapping[str, Call], online: Mapping[str, ConnId],
@@ -82,9 +90,11 @@ class Subscribers:
     def __init__(self) -> None:
         self._conns: set[ConnId] = set()
 
-    def add(self, c: Connection, event: str) -> None:
+    def add(self, c: Connection, event: str, view: Callable[[], list[dict[str, Any]]]) -> Action:
+        """Subscribe ``c`` to ``event``; returns the first NOTIFY, with the view as it is now."""
         c.subscriptions.add(event)
         self._conns.add(c.conn)
+        return c.notify(event, **{event: view()})
 
     def fan_out(self, conns: Mapping[ConnId, Connection], agents: Callable[[], list[dict[str, Any]]],
                 calls: Callable[[], list[dict[str, Any]]]) -> list[Action]:
