@@ -29,7 +29,6 @@ from .settings import Settings
 log = structlog.get_logger("bargein.server")
 STATIC = Path(__file__).parent / "static"
 SEND_QUEUE = 256  # frames waiting for a slow client before it is disconnected
-POLL_S = 0.25
 
 
 class Service(Protocol):
@@ -63,6 +62,8 @@ class BargeinServer:
         self.local: dict[str, Callable[[dict[str, Any]], None]] = {}  # in-process users (demo calls)
         self._conn_ids = itertools.count(1)
         self._lock = asyncio.Lock()  # actions are applied in order, one batch at a time
+        self._timers = asyncio.Event()  # set when the core's next deadline moved
+        self._armed: float | None = None  # the deadline the timeout task sleeps until
         self._tasks: list[asyncio.Task[None]] = []
         self.registry = CollectorRegistry()
         MixerMetrics(self.engine, self.clock, self.registry)
@@ -91,7 +92,7 @@ class BargeinServer:
 
     async def _startup(self, app: web.Application) -> None:
         self.clock.start()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._poll(), name="bargein-poll"))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._timeouts(), name="bargein-timeouts"))
         for svc in self.services:
             await svc.start(self)
         log.info("server.started", rate=self.engine.rate, enhanced_monitoring=self.settings.enhanced_monitoring,
@@ -108,9 +109,14 @@ class BargeinServer:
             await self.gateway.close()
         await self.clock.stop()
 
-    async def _poll(self) -> None:
+    async def _timeouts(self) -> None:
+        """Sleep until the core's next deadline (a ring timeout), waking early when a request moves it."""
         while True:
-            await asyncio.sleep(POLL_S)
+            self._timers.clear()
+            self._armed = deadline = self.core.next_deadline()
+            delay = None if deadline is None else max(0.0, deadline - self.core.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timers.wait(), delay)
             await self.apply(self.core.poll())
 
     # ------------------------------------------------------------------ http
@@ -211,6 +217,8 @@ class BargeinServer:
             follow_up: list[Action] = []
             for a in actions:
                 follow_up += await self._apply_one(a)
+        if self.core.next_deadline() != self._armed:
+            self._timers.set()
         if follow_up:
             await self.apply(follow_up)
 

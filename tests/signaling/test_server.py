@@ -148,3 +148,18 @@ async def test_dropped_websocket_frees_legs(server: tuple[BargeinServer, str]) -
         bye = await customer.wait_for(lambda x: x.get("method") == "BYE")
         assert bye["call_id"] == call_id
         assert srv.engine.call_count == 0
+
+
+async def test_ring_timeout_fires_without_polling() -> None:
+    """The server sleeps until the core's next deadline (none when idle, so a request must wake it):
+    the unanswered agent is CANCELled and the customer gets 408."""
+    srv = BargeinServer(Settings(port=0, ring_timeout_s=0.2))
+    async with serving(srv) as base, aiohttp.ClientSession() as session:
+        a1 = await connect(session, base, "agent1", "available")
+        customer = await connect(session, base, "customer1")
+        assert srv.core.next_deadline() is None
+        r = await customer.request("INVITE", to="queue:support")
+        assert r["status"] == 408, r
+        cancel = await a1.wait_for(lambda x: x.get("method") == "CANCEL")
+        assert "did not answer" in cancel["reason"]
+        assert srv.core.next_deadline() is None and not srv.core.calls
