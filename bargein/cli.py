@@ -16,7 +16,8 @@ def _serve(args: argparse.Namespace) -> int:
     from bargein.signaling.settings import load_settings
 
     try:
-        settings = load_settings(args.config, host=args.host, port=args.port)
+        settings = load_settings(args.config, host=args.host, port=args.port, media_workers=args.media_workers,
+                                 load_users=args.load_users)
     except (ValidationError, OSError, ValueError) as exc:
         sys.stderr.write(f"bargein serve: bad settings: {exc}\n")
         return 2
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default=None, help="TOML settings file (BARGEIN_* env vars override it)")
     serve.add_argument("--demo-calls", type=int, default=0, metavar="N",
                        help="run N simulated agent<->customer calls inside the server")
+    serve.add_argument("--media-workers", type=int, default=None, metavar="N",
+                       help="media worker processes (default: one per core; BARGEIN_MEDIA_WORKERS); "
+                            "0 keeps media in the signaling process")
+    serve.add_argument("--load-users", type=int, default=None, metavar="N",
+                       help="generate N test agents, customers and supervisors (loadagent1.., token = name)")
     serve.set_defaults(func=_serve)
     try:
         from bargein.simulator import cli as sim_cli

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     ring_timeout_s: float = Field(20.0, gt=0, description="an unanswered INVITE to an agent times out (408)")
     max_requests_per_second: float = Field(50.0, gt=0, description="per connection; more get 429")
     max_connections: int = Field(1000, ge=1)
+    media_workers: int | None = Field(None, ge=0, description="media worker processes (None: one per core; "
+                                      "0: media in the signaling process)")
+    load_users: int = Field(0, ge=0, description="generate N test agents, customers and supervisors (load tests)")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
