@@ -287,13 +287,13 @@ class WorkerPool:
         return reply.sdp
 
     # ------------------------------------------------------------------ stats
-    async def stats(self) -> list[p.Stats]:
+    async def stats(self, per_leg: bool = False) -> list[p.Stats]:
         """Fresh stats of every live worker (the last pushed ones for a worker that does not answer)."""
         async def one(w: WorkerHandle) -> p.Stats | None:
             request = next(self._requests)
             fut: asyncio.Future[p.Stats] = asyncio.get_running_loop().create_future()
             w.pending[request] = fut
-            w.send(p.StatsRequest(worker=w.id, request=request))
+            w.send(p.StatsRequest(worker=w.id, request=request, per_leg=per_leg))
             try:
                 return await asyncio.wait_for(fut, STATS_TIMEOUT_S)
             except (TimeoutError, MediaError):
@@ -317,7 +317,7 @@ class WorkerPool:
                             "max": max((s.tick_ms_max for s in stats), default=0.0)}
         workers = [{"worker": s.worker, "pid": s.pid, "loop": self.workers[s.worker].hello.loop  # type: ignore[union-attr]
                     if s.worker in self.workers else None,
-                    **s.model_dump(exclude={"type", "worker", "request", "pid"})} for s in stats]
+                    **s.model_dump(exclude={"type", "worker", "request", "pid", "frames_in"})} for s in stats]
         return {"mixer": total, "media_workers": {"configured": self.n, "alive": len(self.workers),
                                                    "replaced": self.replaced, "workers": workers}}
 

@@ -98,6 +98,7 @@ class Offer(_Message):
 class StatsRequest(_Message):
     type: Literal["stats_request"] = "stats_request"
     request: int
+    per_leg: bool = False  # also each leg's frames received from its peer
 
 
 class Shutdown(_Message):
@@ -152,6 +153,7 @@ class Stats(_Message):
     frames_pushed: int
     legs_lost: int
     cpu_s: float  # user + system CPU of the worker process
+    frames_in: dict[str, int] | None = None  # per leg (core leg id), when asked for
 
 
 ToWorker = Annotated[AddLeg | UpdateLeg | RemoveLeg | Offer | StatsRequest | Shutdown, Field(discriminator="type")]

@@ -65,7 +65,7 @@ class MediaWorker:
         elif isinstance(msg, p.Offer):  # negotiation takes a while: later messages must not wait for it
             self._spawn(self._answer(msg))
         elif isinstance(msg, p.StatsRequest):
-            self.send(self.stats(msg.request))
+            self.send(self.stats(msg.request, msg.per_leg))
 
     def _add(self, msg: p.AddLeg) -> None:
         try:
@@ -99,15 +99,20 @@ class MediaWorker:
         task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ stats
-    def stats(self, request: int | None = None) -> p.Stats:
+    def stats(self, request: int | None = None, per_leg: bool = False) -> p.Stats:
         s, c, t = self.clock.stats, self.engine.counters, os.times()
+        frames_in = None
+        if per_leg:
+            frames_in = {key: st.frames_in for leg, st in self.gateway.legs.items()
+                         if (key := self.keys.get(leg, (None, None))[1]) is not None}
         return p.Stats(worker=self.id, request=request, pid=os.getpid(), calls=self.engine.call_count,
                        legs=self.engine.leg_count, media_legs=len(self.gateway.legs), ticks=s.ticks,
                        deadline_misses=s.deadline_misses, skipped_ticks=self.clock.skipped,
                        tick_ms_p50=round(s.percentile("compute_ms", 50), 3),
                        tick_ms_p99=round(s.percentile("compute_ms", 99), 3), tick_ms_max=round(s.max_compute_ms, 3),
                        frames_missing=c.frames_missing, frames_dropped=c.frames_dropped,
-                       frames_pushed=c.frames_pushed, legs_lost=self.gateway.lost, cpu_s=t.user + t.system)
+                       frames_pushed=c.frames_pushed, legs_lost=self.gateway.lost, cpu_s=t.user + t.system,
+                       frames_in=frames_in)
 
     async def _push_stats(self) -> None:
         while True:
