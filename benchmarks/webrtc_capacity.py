@@ -88,7 +88,7 @@ async def _client(base: str, conn: Connection, first: int, probe: bool) -> None:
             for leg in parts["legs"]:
                 await leg.close()
             for ws in parts["ws"]:
-                await ws.ws.close()
+                await ws.close()
 
 
 class _ProbeTrack:
@@ -132,19 +132,12 @@ class _ProbeTrack:
 
 async def _call(session: Any, base: str, i: int, probe: bool = False) -> dict[str, Any]:
     from aiortc import RTCPeerConnection
-    from bargein.signaling.inprocess import WsClient
+    from bargein.signaling.client import Refused, sign_in
     from bargein.signaling.webrtc import no_ice_servers
     from bargein.signaling.webrtc_client import ClientLeg, ToneTrack
 
-    async def sign_in(token: str) -> WsClient:
-        ws = WsClient(await session.ws_connect(base + "/ws"))
-        r = await ws.request("REGISTER", token=token, timeout=60)
-        if r["status"] != 200:
-            raise RuntimeError(f"REGISTER {token}: {r}")
-        return ws
-
-    agent_ws = await sign_in(f"loadagent{i}")
-    customer_ws = await sign_in(f"loadcustomer{i}")
+    agent = await sign_in(base + "/ws", f"loadagent{i}", session=session, timeout=120)
+    customer = await sign_in(base + "/ws", f"loadcustomer{i}", session=session, timeout=120)
     arrivals: list[float] = []
     agent_leg: Any
     if probe:  # the customer sends bursts; the agent records when they arrive
@@ -157,45 +150,18 @@ async def _call(session: Any, base: str, i: int, probe: bool = False) -> dict[st
             agent_leg.tasks.append(asyncio.get_running_loop().create_task(_onsets(remote, arrivals)))
     else:
         agent_leg, customer_leg = ClientLeg(750.0, keep_frames=2), ClientLeg(500.0, keep_frames=2)
-    agent_offer = await agent_leg.offer()
-
-    async def agent_side() -> None:
-        """Answer whichever call rings this agent (a customer of any client process may be routed here)."""
-        inv = await agent_ws.wait_for(lambda x: x.get("type") == "request" and x.get("method") == "INVITE",
-                                      timeout=24 * 3600)
-        await agent_ws.ws.send_json({"type": "response", "method": "INVITE", "cseq": inv["cseq"], "status": 200,
-                                     "call_id": inv["call_id"], "sdp": agent_offer})
-        ack = await agent_ws.wait_for(lambda x: x.get("method") == "ACK", timeout=120)
-        await agent_leg.accept(ack["sdp"])
-
-    await agent_ws.request("PUBLISH", state="available", timeout=60)  # an INVITE now waits in its inbox
-    answering = asyncio.get_running_loop().create_task(agent_side())
-    await customer_ws.ws.send_json({"method": "INVITE", "cseq": 50, "to": "queue:support",
-                                    "sdp": await customer_leg.offer()})
-    early = await customer_ws.wait_for(lambda x: x.get("cseq") == 50 and x.get("status") in (183, 480, 486, 488),
-                                       timeout=60)
-    if early["status"] != 183:
-        raise RuntimeError(f"INVITE refused: {early}")
-    await customer_leg.accept(early["sdp"])
-    await customer_ws.wait_for(lambda x: x.get("cseq") == 50 and x.get("status") == 200, timeout=120)
+    await agent.request("PUBLISH", state="available")
+    # this agent answers whichever call rings it: a customer of any client process may be routed here
+    answering = asyncio.get_running_loop().create_task(agent.answer(media=agent_leg, timeout=24 * 3600))
+    r = await customer.invite("queue:support", media=customer_leg, timeout=120)
+    if r.get("status") != 200:
+        raise Refused(r)
     if probe:  # the probe's own agent is the only one available when it calls
         await asyncio.wait_for(answering, 120)
     else:
         await customer_leg.fresh(5, timeout=120)  # the agent who answered (any process) sends audio
-    # keep reading both sockets: a socket nobody reads never answers the server's heartbeat and is closed
-    readers = [asyncio.get_running_loop().create_task(_keep_reading(customer_ws, answering))]
-    readers.append(asyncio.get_running_loop().create_task(_keep_reading(agent_ws, answering)))
-    return {"legs": [agent_leg, customer_leg], "ws": [agent_ws, customer_ws], "arrivals": arrivals,
-            "answering": answering, "readers": readers,
-            "sent": customer_leg.track.onsets if probe else None}
-
-
-async def _keep_reading(ws: Any, answering: asyncio.Task[None]) -> None:
-    with contextlib.suppress(Exception):
-        await answering  # the agent's socket is read by its answering task until the call is up
-    with contextlib.suppress(Exception):
-        while True:
-            await ws.ws.receive()
+    return {"legs": [agent_leg, customer_leg], "ws": [agent, customer], "arrivals": arrivals,
+            "answering": answering, "sent": customer_leg.track.onsets if probe else None}
 
 
 class _RawLeg:

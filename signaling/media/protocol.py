@@ -42,13 +42,14 @@ class Routing(BaseModel):
     mode: SupervisorMode | None = None
     muted: bool = False
     held: bool = False
+    gain: float = 1.0
 
     @classmethod
     def of(cls, r: LegRouting) -> Routing:
-        return cls(role=r.role, mode=r.mode, muted=r.muted, held=r.held)
+        return cls(role=r.role, mode=r.mode, muted=r.muted, held=r.held, gain=r.gain)
 
     def to_mixer(self) -> LegRouting:
-        return LegRouting(self.role, self.mode, muted=self.muted, held=self.held)
+        return LegRouting(self.role, self.mode, muted=self.muted, held=self.held, gain=self.gain)
 
 
 class WorkerConfig(BaseModel):

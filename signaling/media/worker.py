@@ -54,8 +54,7 @@ class MediaWorker:
         elif isinstance(msg, p.UpdateLeg):
             leg = self.legs.get(msg.leg)
             if leg is not None:
-                r = msg.routing
-                self.engine.update_leg(leg, mode=r.mode, muted=r.muted, held=r.held)
+                self.engine.set_routing(leg, msg.routing.to_mixer())
         elif isinstance(msg, p.RemoveLeg):
             leg = self.legs.pop(msg.leg, None)
             if leg is not None:
@@ -85,6 +84,10 @@ class MediaWorker:
             sdp = await self.gateway.open_leg(leg, msg.call_id, msg.sdp)
         except MediaError as exc:
             self.send(p.Refused(worker=self.id, request=msg.request, leg=msg.leg, reason=str(exc)))
+            return
+        if self.legs.get(msg.leg) != leg:  # the leg was removed while its offer was being answered
+            await self.gateway.close_leg(leg)
+            self.send(p.Refused(worker=self.id, request=msg.request, leg=msg.leg, reason="the leg has ended"))
             return
         self.send(p.Answer(worker=self.id, request=msg.request, leg=msg.leg, sdp=sdp))
 
