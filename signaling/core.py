@@ -137,6 +137,17 @@ class SignalingCore:
                     return self._leave(call, p, why="media connection lost") + self._notify_views()
         return []
 
+    def media_lost(self, call_ids: list[str], reason: str) -> list[Action]:
+        """Whole calls lost their media (their media worker died): end each one, telling every
+        participant and supervisor the reason."""
+        out: list[Action] = []
+        for call_id in call_ids:
+            call = self.calls.get(call_id)
+            if call is not None:
+                log.info("signaling.call_media_lost", call_id=call_id, why=reason)
+                out += self._end_call(call, reason, by=None)
+        return out + self._notify_views() if out else out
+
     # ------------------------------------------------------------------------------ helpers
     def _ok(self, c: Connection, msg: Any, status: int = 200, **fields: Any) -> Send:
         return Send(c.conn, m.response(msg.cseq, msg.method, status, **fields))

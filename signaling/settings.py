@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     max_unauthenticated_per_address: int = Field(50, ge=1, description="connections not yet signed in, per address")
     reserved_for_signed_in: int = Field(
         100, ge=0, description="connections kept free for users who sign in (unauthenticated ones may not take them)")
+    media_workers: int | None = Field(None, ge=0, description="media worker processes (None: one per core; "
+                                      "0: media in the signaling process)")
+    load_users: int = Field(0, ge=0, description="generate N test agents, customers and supervisors (load tests)")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
