@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     ring_timeout_s: float = Field(20.0, gt=0, description="an unanswered INVITE to an agent times out (408)")
     max_requests_per_second: float = Field(50.0, gt=0, description="per connection; more get 429")
     max_connections: int = Field(1000, ge=1, description="open signaling connections; more are refused")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="browser origins allowed to open /ws besides the server's own ('*': any)")
+    signin_timeout_s: float = Field(5.0, gt=0, description="a connection that has not signed in by then is closed")
+    max_unauthenticated_per_address: int = Field(50, ge=1, description="connections not yet signed in, per address")
+    reserved_for_signed_in: int = Field(
+        100, ge=0, description="connections kept free for users who sign in (unauthenticated ones may not take them)")
+
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Defaults < TOML file < environment < explicit overrides (CLI flags)."""

@@ -9,6 +9,11 @@ from bargein.signaling.messages import is_final
 from bargein.signaling.settings import Settings
 
 
+def offer(tag: str) -> str:
+    """A minimal SDP offer with one Opus audio section (the core checks offers; no media flows in-process)."""
+    return (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns={tag}\r\nt=0 0\r\n"
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n")
+
 class FakeClock:
     def __init__(self) -> None:
         self.t = 1_000_000.0
@@ -106,7 +111,7 @@ class Client:
 def start_call(h: Harness, customer: str = "customer1", agent: str = "agent1") -> tuple[Client, Client, str]:
     a = h.client(agent, state="available")
     c = h.client(customer)
-    r = c.request("INVITE", to="queue:support", sdp="customer-offer")
+    r = c.request("INVITE", to="queue:support", sdp=offer("customer"))
     assert r["status"] == 180, r
     call_id = r["call_id"]
     a.answer()
