@@ -25,6 +25,7 @@ from .acd import Acd
 from .actions import Action, AddLeg, CloseConnection, ConnId, RemoveLeg, Send, UpdateLeg
 from .directory import Directory, demo_directory
 from .model import Call, CallState, Connection, Participant, PendingInvite
+from .pending import Invitations
 from .policy import Refused
 from .records import Records
 from .sessions import Sessions
@@ -50,7 +51,7 @@ class SignalingCore:
         self.user_call: dict[str, str] = {}  # user -> call they are in (or ringing for)
         self.records = Records()
         self.subscribers = views.Subscribers()
-        self._pending: dict[tuple[ConnId, int], str] = {}  # (conn, server cseq) of an INVITE -> call id
+        self.invitations = Invitations()
         self._ids = itertools.count(1)
         self._legs = itertools.count(1)
         self._handlers: dict[type, Callable[[Connection, Any], list[Action]]] = {
@@ -108,18 +109,13 @@ class SignalingCore:
 
     def next_deadline(self) -> float | None:
         """When :meth:`poll` next has something to do (the earliest ring timeout), or None."""
-        deadlines = [call.pending.deadline for cid in set(self._pending.values())
-                     if (call := self.calls.get(cid)) is not None and call.pending is not None]
-        return min(deadlines, default=None)
+        return self.invitations.next_deadline()
 
     def poll(self, now: float | None = None) -> list[Action]:
         """Expire unanswered INVITEs (ring timeout)."""
-        self._at(now)
         out: list[Action] = []
-        for call_id in set(self._pending.values()):
-            call = self.calls.get(call_id)
-            p = call.pending if call else None
-            if call is not None and p is not None and self.now >= p.deadline:
+        for call in self.invitations.due(self._at(now)):
+            if (p := call.pending) is not None and self.now >= p.deadline:  # still the same, unanswered
                 log.info("signaling.ring_timeout", call_id=call.call_id, user=p.user)
                 out += self._invite_failed(call, p, 408, f"{p.user} did not answer in {self.settings.ring_timeout_s:g} s",
                                            cancel=True)
@@ -153,17 +149,11 @@ class SignalingCore:
     def _refresh_idle(self, name: str) -> None:
         self.acd.refresh(name, free=name in self.online and name not in self.user_call)
 
-    def _clear_pending(self, call: Call) -> None:
-        if call.pending is not None:
-            self._pending.pop((call.pending.conn, call.pending.cseq), None)
-            call.pending = None
-
     def _release_pending(self, call: Call, cancel: str | None) -> list[Action]:
         """Withdraw the call's pending INVITE (with a CANCEL giving ``cancel`` as the reason, if set)."""
-        p = call.pending
+        p = self.invitations.clear(call)
         if p is None:
             return []
-        self._clear_pending(call)
         self.user_call.pop(p.user, None)
         if p.user in self.agents and self.agents[p.user].call_id == call.call_id:
             self.agents[p.user].call_id = None
@@ -247,12 +237,8 @@ class SignalingCore:
 
     def _invite(self, call: Call, user: str, role: Role, referred_by: str | None, **fields: Any) -> Send:
         """Offer ``call`` to ``user`` with a server INVITE; it stays pending until answered or timed out."""
-        conn = self.online[user]
-        invite = self.conns[conn].request("INVITE", call_id=call.call_id, **{"from": referred_by or call.customer},
-                                          queue=call.queue, **fields)
-        call.pending = PendingInvite(call.call_id, user, conn, invite.message["cseq"], role,
-                                     self.now + self.settings.ring_timeout_s, referred_by=referred_by)
-        self._pending[(conn, call.pending.cseq)] = call.call_id
+        invite = self.invitations.offer(call, user, role, self.conns[self.online[user]],
+                                        self.now + self.settings.ring_timeout_s, referred_by, **fields)
         self.user_call[user] = call.call_id
         self._refresh_idle(user)
         return invite
@@ -260,8 +246,8 @@ class SignalingCore:
     def _on_response(self, c: Connection, msg: m.Response) -> list[Action]:
         if c.user is None or msg.method != "INVITE":
             return []  # responses to our BYE / NOTIFY need no action
-        call = self.calls.get(self._pending.get((c.conn, msg.cseq), ""))
-        if call is None or call.pending is None or (call.pending.conn, call.pending.cseq) != (c.conn, msg.cseq):
+        call = self.invitations.answered(c.conn, msg.cseq)
+        if call is None or call.pending is None:
             log.info("signaling.stray_response", user=c.me.name, cseq=msg.cseq, status=msg.status)
             return []
         p = call.pending
@@ -269,7 +255,7 @@ class SignalingCore:
             return []
         if msg.status >= 300:
             return self._invite_failed(call, p, msg.status, f"{p.user} declined ({msg.status})")
-        self._clear_pending(call)
+        self.invitations.clear(call)
         part = Participant(p.user, p.role, self._new_leg(), c.conn)
         try:
             policy.within_limits(self.settings.limits, call.roles() + [(part.role, None)])
