@@ -56,10 +56,11 @@ class Acd:
         log.info("signaling.agent_state", user=name, state=state)
 
     def pick(self, call: Call) -> str | None:
-        """The longest-idle agent who may take ``call`` (staffs its queue) and was not offered it yet."""
+        """The longest-idle agent who may take ``call`` (staffs its queue), was not offered it yet and is not
+        its caller."""
         staffed = self.settings.queues[call.queue].agents
         for name in self._idle:
-            if name in call.tried_agents or (staffed is not None and name not in staffed):
+            if name == call.customer or name in call.tried_agents or (staffed is not None and name not in staffed):
                 continue
             user = self.directory.user(name)
             if user is None or user.queues is None or call.queue in user.queues:

@@ -94,9 +94,9 @@ class SignalingCore:
             return [Send(conn, m.response(exc.cseq, exc.method, exc.status, exc.reason))]
         if self.sessions.rate_limited(c, self.now):
             return [self.sessions.too_many(c, msg.cseq, getattr(msg, "method", None))]
-        if isinstance(msg, m.Response):
-            return self._on_response(c, msg)
         try:
+            if isinstance(msg, m.Response):
+                return self._on_response(c, msg)
             self.sessions.check_request(c, msg.cseq, msg.method)
             return self._handlers[type(msg)](c, msg)
         except Refused as r:
@@ -105,7 +105,8 @@ class SignalingCore:
             return [Send(conn, m.response(msg.cseq, msg.method, r.status, r.reason))]
         except Exception:  # a bug must cost one request, not the connection or the server
             log.exception("signaling.internal_error", conn=conn, method=msg.method)
-            return [Send(conn, m.response(msg.cseq, msg.method, 500, "internal error; the server is still up"))]
+            return [] if isinstance(msg, m.Response) else [
+                Send(conn, m.response(msg.cseq, msg.method, 500, "internal error; the server is still up"))]
 
     def next_deadline(self) -> float | None:
         """When :meth:`poll` next has something to do (the earliest ring timeout), or None."""
@@ -214,14 +215,16 @@ class SignalingCore:
         call_id = f"call-{next(self._ids)}"
         call = Call(call_id, queue, c.me.name, c.conn, msg.cseq, self.now)
         call.record = self.records.open_contact(call_id, queue, c.me.name, self.now)
+        self.user_call[c.me.name] = call_id  # busy before an agent is picked: an agent who calls is not idle
+        self._refresh_idle(c.me.name)
         agent = self.acd.pick(call)
         if agent is None:
+            del self.user_call[c.me.name]
+            self._refresh_idle(c.me.name)
             self.records.close_contact(call.record, self.now, "no agent available", None)
             raise Refused(480, f"no agent available in queue {queue!r}")
         self.calls[call_id] = call
-        self.user_call[c.me.name] = call_id
-        cust = Participant(c.me.name, Role.CUSTOMER, self._new_leg(), c.conn)
-        call.participants[cust.user] = cust
+        cust = call.join(Participant(c.me.name, Role.CUSTOMER, self._new_leg(), c.conn))
         log.info("signaling.call_created", call_id=call_id, queue=queue, customer=c.me.name)
         out: list[Action] = [AddLeg(call_id, cust.leg, cust.routing(), c.conn, cust.user),
                              Send(c.conn, m.response(msg.cseq, "INVITE", 100, call_id=call_id))]
@@ -263,7 +266,7 @@ class SignalingCore:
             self.user_call.pop(p.user, None)
             self._refresh_idle(p.user)
             return [c.request("BYE", call_id=call.call_id, reason=exc.reason)]
-        call.participants[p.user] = part
+        call.join(part)
         out: list[Action] = [AddLeg(call.call_id, part.leg, part.routing(), c.conn, p.user)]
         ack = c.request("ACK", call_id=call.call_id, leg=part.leg)
         out.append(Send(ack.conn, ack.message, media_leg=part.leg if msg.sdp else None, media_offer=msg.sdp))
@@ -303,7 +306,7 @@ class SignalingCore:
         policy.may_set_mode(c.me, perms, self.settings, call, None, mode)
         sup = Participant(c.me.name, Role.SUPERVISOR, self._new_leg(), c.conn, mode=mode)
         sup.record = self.records.open_monitor(call_id, c.me.name, mode.value, self.now)
-        call.participants[sup.user] = sup
+        call.join(sup)
         self.user_call[sup.user] = call_id
         log.info("signaling.monitor_started", call_id=call_id, supervisor=sup.user, mode=mode.value)
         out: list[Action] = [AddLeg(call_id, sup.leg, sup.routing(), c.conn, sup.user),

@@ -99,6 +99,13 @@ class Call:
     tried_agents: set[str] = field(default_factory=set)
     record: ContactRecord | None = None
 
+    def join(self, p: Participant) -> Participant:
+        """Add a participant; participants are keyed by user, and a user is never two participants."""
+        if p.user in self.participants:
+            raise ValueError(f"{p.user} is already in call {self.call_id}")
+        self.participants[p.user] = p
+        return p
+
     def supervisors(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.role is Role.SUPERVISOR]
 

@@ -1,0 +1,53 @@
+"""Issue 9, core items: each test failed on the code before its fix."""
+
+from bargein.signaling import invariants
+from helpers.inprocess import Harness
+
+
+def legs(h: Harness) -> dict[str, str]:
+    return {leg: v["call_id"] for leg, v in h.legs.items()}
+
+
+def offered(client) -> bool:  # noqa: ANN001
+    return any(m.get("type") == "request" and m["method"] == "INVITE" for m in client.inbox)
+
+
+# ------------------------------------------------------------------------------ item 1
+def test_an_agent_who_calls_a_queue_is_never_offered_its_own_call(h: Harness) -> None:
+    a1 = h.client("agent1", state="available")  # longest idle: would be picked first
+    a2 = h.client("agent2", state="available")
+    r = a1.request("INVITE", to="queue:support")
+    assert r["status"] == 180 and r["agent"] == "agent2", r
+    assert a1.pop("INVITE") is None
+    inv = a2.pop("INVITE")
+    assert inv is not None and inv["from"] == "agent1"
+    invariants.check(h.core, legs(h))
+
+
+def test_a_caller_alone_in_the_queue_gets_480_and_stays_idle(h: Harness) -> None:
+    a1 = h.client("agent1", state="available")
+    r = a1.request("INVITE", to="queue:support")
+    assert r["status"] == 480 and a1.pop("INVITE") is None
+    assert h.core.acd.idle() == ["agent1"] and not h.core.user_call
+    invariants.check(h.core, legs(h))
+
+
+def test_second_invite_from_the_same_agent_gets_486_and_no_call_outlives_its_connections(h: Harness) -> None:
+    """The sequence of the report: the agent declines its own call (when offered), calls again, answers, and the
+    other agent hangs up; no call may survive without connections and the mixer keeps no stray leg."""
+    a1 = h.client("agent1", state="available")
+    a2 = h.client("agent2", state="available")
+    first = a1.request("INVITE", to="queue:support")
+    call_id = first["call_id"]
+    if offered(a1):  # the old code offered agent1 its own call
+        a1.answer(status=603)
+    assert a1.request("INVITE", to="queue:support")["status"] == 486
+    a2.answer()
+    if offered(a1):
+        a1.answer()
+    invariants.check(h.core, legs(h))
+    assert a2.request("BYE", call_id=call_id)["status"] == 200
+    a1.disconnect()
+    a2.disconnect()
+    assert not h.core.calls and not h.legs
+    invariants.check(h.core, legs(h))
