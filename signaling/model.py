@@ -61,13 +61,22 @@ class Participant:
     leg: str
     conn: ConnId
     mode: SupervisorMode | None = None
-    muted: bool = False
-    held: bool = False
-    muted_by: str | None = None  # a supervisor who muted this party; undone when they leave
+    muted: bool = False  # the party's own mute
+    held: bool = False  # the party's own hold
+    muted_by: str | None = None  # a barging supervisor who muted this party: only they (or their leaving) undo it
+    held_by: str | None = None  # the agent (or a barging supervisor) who put this party on hold: only they undo it
     record: MonitorRecord | None = None
 
+    @property
+    def is_muted(self) -> bool:
+        return self.muted or self.muted_by is not None
+
+    @property
+    def is_held(self) -> bool:
+        return self.held or self.held_by is not None
+
     def routing(self) -> LegRouting:
-        return LegRouting(self.role, self.mode, muted=self.muted, held=self.held)
+        return LegRouting(self.role, self.mode, muted=self.is_muted, held=self.is_held)
 
 
 @dataclass

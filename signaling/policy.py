@@ -102,8 +102,10 @@ def may_act_on(me: Participant, target: Participant, action: str, value: bool) -
             raise Refused(400, "field 'target': name the participant to drop (use BYE to leave)")
         if target.role is Role.AGENT:
             raise Refused(403, "the agent cannot be dropped; the agent ends the call")
-    if action == "mute" and not other and not value and target.muted_by is not None:
-        raise Refused(403, f"muted by supervisor {target.muted_by}: only they can unmute you")
+    owner = target.muted_by if action == "mute" else target.held_by if action == "hold" else None
+    if other and not value and owner is not None and owner != me.user:
+        raise Refused(403, f"{target.user} was {'muted' if action == 'mute' else 'put on hold'} by {owner}: "
+                           f"only they can release it")
 
 
 def may_refer(me: Participant | None, target: User | None, target_name: str, online: Container[str],

@@ -21,7 +21,7 @@ def natural(name: str) -> list[Any]:
 
 def participants(call: Call) -> list[dict[str, Any]]:
     return [{"user": p.user, "role": p.role.value, "mode": p.mode.value if p.mode else None,
-             "muted": p.muted, "held": p.held} for p in call.participants.values()]
+             "muted": p.is_muted, "held": p.is_held} for p in call.participants.values()]
 
 
 def supervisors(call: Call) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Issue 9, core items: each test failed on the code before its fix."""
 
 from bargein.signaling import invariants
-from helpers.inprocess import Harness
+from helpers.inprocess import Harness, start_call
 
 
 def legs(h: Harness) -> dict[str, str]:
@@ -51,3 +51,53 @@ def test_second_invite_from_the_same_agent_gets_486_and_no_call_outlives_its_con
     a2.disconnect()
     assert not h.core.calls and not h.legs
     invariants.check(h.core, legs(h))
+
+
+# ------------------------------------------------------------------------------ item 5
+def barging(h: Harness):  # noqa: ANN201
+    c, a, call_id = start_call(h)
+    s = h.client("supervisor1")
+    assert s.request("INVITE", to=f"call:{call_id}", mode="barge")["status"] == 200
+    return c, a, s, call_id
+
+
+def test_a_supervisors_mute_survives_the_partys_own_mute_and_unmute(h: Harness) -> None:
+    c, a, s, call_id = barging(h)
+    assert s.request("INFO", call_id=call_id, action="mute", target="customer1")["status"] == 200
+    assert c.request("INFO", call_id=call_id, action="mute", value=True)["status"] == 200
+    assert c.request("INFO", call_id=call_id, action="mute", value=False)["status"] == 200
+    assert h.legs_of(call_id)["customer1"].muted  # still muted by the supervisor
+    assert s.request("INFO", call_id=call_id, action="mode", mode="monitor")["status"] == 200  # end of barge
+    assert not h.legs_of(call_id)["customer1"].muted
+
+
+def test_the_partys_own_mute_survives_the_end_of_barge(h: Harness) -> None:
+    c, a, s, call_id = barging(h)
+    assert c.request("INFO", call_id=call_id, action="mute", value=True)["status"] == 200
+    assert s.request("INFO", call_id=call_id, action="mute", target="customer1")["status"] == 200
+    assert s.request("BYE", call_id=call_id)["status"] == 200
+    assert h.legs_of(call_id)["customer1"].muted  # the customer's own mute is theirs
+
+
+def test_a_held_customer_cannot_unhold_itself_only_the_agent_can(h: Harness) -> None:
+    c, a, call_id = start_call(h)
+    assert a.request("INFO", call_id=call_id, action="hold", target="customer1")["status"] == 200
+    assert c.request("INFO", call_id=call_id, action="hold", value=False)["status"] == 200
+    assert h.legs_of(call_id)["customer1"].held
+    s = h.client("supervisor1")
+    assert s.request("INVITE", to=f"call:{call_id}", mode="barge")["status"] == 200
+    r = s.request("INFO", call_id=call_id, action="hold", target="customer1", value=False)
+    assert r["status"] == 403 and h.legs_of(call_id)["customer1"].held  # not the supervisor's hold
+    assert a.request("INFO", call_id=call_id, action="hold", target="customer1", value=False)["status"] == 200
+    assert not h.legs_of(call_id)["customer1"].held
+
+
+def test_a_barging_supervisor_may_mute_the_agent_until_the_barge_ends(h: Harness) -> None:
+    """docs/protocol.md: while barging a supervisor may mute any participant but another supervisor (product:
+    "may mute or drop a participant"; the agent cannot be dropped); the agent is never left muted."""
+    c, a, s, call_id = barging(h)
+    assert s.request("INFO", call_id=call_id, action="mute", target="agent1")["status"] == 200
+    assert a.request("INFO", call_id=call_id, action="mute", value=False)["status"] == 200
+    assert h.legs_of(call_id)["agent1"].muted
+    assert s.request("INFO", call_id=call_id, action="mode", mode="coach")["status"] == 200
+    assert not h.legs_of(call_id)["agent1"].muted
