@@ -323,6 +323,8 @@ class SignalingCore:
         if msg.action == "mode":
             return self._set_mode(c, msg, call, me)
         target = call.participants.get(msg.target) if msg.target else me
+        if target is not None and me.caller_side and target.role is Role.SUPERVISOR:
+            target = None  # a customer cannot tell a supervisor from nobody
         if target is None:
             raise Refused(404, f"no participant {msg.target!r} in call {call.call_id}")
         policy.may_act_on(me, target, msg.action, msg.value)
@@ -332,8 +334,8 @@ class SignalingCore:
                 call.record.events.append((self.now, f"{target.user} dropped by {c.me.name}"))
             out: list[Action] = [self._ok(c, msg)]
             if target.conn in self.conns:
-                out.append(self._request(target.conn, "BYE", call_id=call.call_id,
-                                         reason=f"dropped by supervisor {c.me.name}"))
+                out.append(self._request(target.conn, "BYE", call_id=call.call_id, reason="the call has ended"
+                                         if target.role is Role.CUSTOMER else "you were removed from the call"))
             return out + self._leave(call, target, why=f"dropped by {c.me.name}")
         return [self._ok(c, msg, target=target.user, action=msg.action, value=msg.value),
                 *controls.set_flag(call, me, target, msg.action, msg.value), *views.call_state(call, self.conns)]

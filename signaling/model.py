@@ -66,6 +66,12 @@ class Participant:
     muted_by: str | None = None  # a barging supervisor who muted this party: only they (or their leaving) undo it
     held_by: str | None = None  # the agent (or a barging supervisor) who put this party on hold: only they undo it
     record: MonitorRecord | None = None
+    shown: dict[str, Any] | None = None  # the last call-state sent to a caller-side party (see views.call_state)
+
+    @property
+    def caller_side(self) -> bool:
+        """Customers and other parties: they are never told anything about supervisors."""
+        return self.role in (Role.CUSTOMER, Role.PARTY)
 
     @property
     def is_muted(self) -> bool:

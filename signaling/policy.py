@@ -94,6 +94,8 @@ def may_act_on(me: Participant, target: Participant, action: str, value: bool) -
         barging = me.role is Role.SUPERVISOR and me.mode is SupervisorMode.BARGE
         agent_holds = action == "hold" and me.role is Role.AGENT
         if not (barging or agent_holds):
+            if me.caller_side:  # never mention supervisors to a customer
+                raise Refused(403, f"you can only {action} yourself")
             raise Refused(403, f"only a barging supervisor may {action} another participant")
         if target.role is Role.SUPERVISOR:
             raise Refused(403, "supervisors cannot act on other supervisors")

@@ -10,7 +10,7 @@ from bargein.mixer.roles import Role
 
 from .actions import Action, ConnId
 from .directory import Directory, User
-from .model import AgentStatus, Call, CallState, Connection
+from .model import AgentStatus, Call, CallState, Connection, Participant
 from .settings import Settings
 
 
@@ -28,8 +28,22 @@ def supervisors(call: Call) -> list[dict[str, Any]]:
     return [{"user": p.user, "mode": p.mode.value} for p in call.supervisors() if p.mode]
 
 
+def caller_view(call: Call) -> dict[str, Any]:
+    """The call as a customer or other party may see it: no supervisors, and nothing a supervisor did (a
+    supervisor's mute or hold shows only to the agent and supervisors)."""
+    def held(p: Participant) -> bool:
+        owner = call.participants.get(p.held_by) if p.held_by else None
+        return p.held or (owner is not None and owner.role is not Role.SUPERVISOR)
+
+    return {"call_id": call.call_id, "state": call.state.value,
+            "participants": [{"user": p.user, "role": p.role.value, "mode": None, "muted": p.muted, "held": held(p)}
+                             for p in call.participants.values() if p.role is not Role.SUPERVISOR]}
+
+
 def call_state(call: Call, conns: Mapping[ConnId, Connection]) -> list[Action]:
-    """Tell every participant who is on the call and in which mode (agents see supervision)."""
+    """Tell every participant who is on the call and in which mode (the agent and supervisors see supervision).
+    A customer or other party is sent its view only when that view changed, so nothing a supervisor does
+    (joining, leaving, changing mode, muting) causes a message to them."""
     parts = participants(call)
     sups = supervisors(call)
     out: list[Action] = []
@@ -37,9 +51,11 @@ def call_state(call: Call, conns: Mapping[ConnId, Connection]) -> list[Action]:
         c = conns.get(p.conn)
         if c is None:
             continue
-        if p.role is Role.CUSTOMER:  # a customer is never told about supervisors
-            visible = [q for q in parts if q["role"] != Role.SUPERVISOR.value]
-            out.append(c.notify("call-state", call_id=call.call_id, state=call.state.value, participants=visible))
+        if p.caller_side:
+            view = caller_view(call)
+            if view != p.shown:
+                p.shown = view
+                out.append(c.notify("call-state", **view))
         else:
             out.append(c.notify("call-state", call_id=call.call_id, state=call.state.value, participants=parts,
                                 supervisors=sups))

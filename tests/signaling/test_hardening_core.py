@@ -1,7 +1,9 @@
 """Issue 9, core items: each test failed on the code before its fix."""
 
+import json
+
 from bargein.signaling import invariants
-from helpers.inprocess import Harness, start_call
+from helpers.inprocess import Harness, offer, start_call
 
 
 def legs(h: Harness) -> dict[str, str]:
@@ -101,3 +103,39 @@ def test_a_barging_supervisor_may_mute_the_agent_until_the_barge_ends(h: Harness
     assert h.legs_of(call_id)["agent1"].muted
     assert s.request("INFO", call_id=call_id, action="mode", mode="coach")["status"] == 200
     assert not h.legs_of(call_id)["agent1"].muted
+
+
+# ------------------------------------------------------------------------------ item 6
+def test_nothing_a_supervisor_does_sends_anything_to_the_customer(h: Harness) -> None:
+    c, a, call_id = start_call(h)
+    p = h.client("customer2")
+    assert a.request("REFER", call_id=call_id, target="customer2")["status"] == 202
+    p.answer(sdp=offer("party"))
+    before = {x: len(x.inbox) for x in (c, p)}
+    s = h.client("supervisor1")
+    assert s.request("INVITE", to=f"call:{call_id}")["status"] == 200
+    for mode in ("barge", "coach", "barge"):
+        assert s.request("INFO", call_id=call_id, action="mode", mode=mode)["status"] == 200
+    assert s.request("INFO", call_id=call_id, action="mute", target="customer1")["status"] == 200
+    assert s.request("INFO", call_id=call_id, action="hold", target="customer2")["status"] == 200
+    assert s.request("BYE", call_id=call_id)["status"] == 200
+    assert {x: len(x.inbox) for x in (c, p)} == before, (c.inbox, p.inbox)
+    assert a.last("call-state")["supervisors"] == []  # the agent was told all along
+
+
+def test_refusals_and_byes_to_a_customer_never_mention_a_supervisor(h: Harness) -> None:
+    c, a, call_id = start_call(h)
+    s = h.client("supervisor2")
+    assert s.request("INVITE", to=f"call:{call_id}", mode="barge")["status"] == 200
+    assert s.request("INFO", call_id=call_id, action="mute", target="customer1")["status"] == 200
+    answers = [c.request("INFO", call_id=call_id, action="mute", value=False),
+               c.request("INFO", call_id=call_id, action="mute", target="agent1")]
+    present = c.request("INFO", call_id=call_id, action="mute", target="supervisor2")
+    absent = c.request("INFO", call_id=call_id, action="mute", target="supervisor3")
+    assert present["status"] == absent["status"] == 404  # a present supervisor looks like nobody
+    assert present["reason"].replace("supervisor2", "?") == absent["reason"].replace("supervisor3", "?")
+    assert s.request("INFO", call_id=call_id, action="drop", target="customer1")["status"] == 200
+    answers.append(c.pop("BYE"))
+    assert answers[-1]["reason"] == "the call has ended"
+    probes = (present, absent)
+    assert all("supervisor" not in json.dumps(m) for m in c.inbox if m not in probes), c.inbox

@@ -2,10 +2,12 @@
 
 Clients sign in (and again, replacing their session), call a queue (customers and agents), answer or
 decline server INVITEs, hang up, cancel, vanish, monitor / barge / coach / leave, mute, hold, drop,
-refer; media dies; time passes (ring timeouts). After each step: :func:`invariants.check`, no 500, and no
-response to a request after its final response.
+refer; media dies; time passes (ring timeouts). After each step: :func:`invariants.check`, no 500, no
+response to a request after its final response, and no supervisor's name in anything a customer receives.
 """
 
+
+import json
 
 from bargein.signaling import invariants
 from bargein.signaling.messages import is_final
@@ -30,6 +32,7 @@ class Signaling(RuleBasedStateMachine):
         self.cseq: dict[str, int] = {}
         self.final: set[tuple[str, int]] = set()  # (conn, cseq) of requests that got their final response
         self.seen: dict[str, int] = {}  # conn -> how much of its inbox was checked
+        self.user_of: dict[str, str] = {}  # conn -> user
         self.n = 0
 
     # ---------------------------------------------------------------------------------- helpers
@@ -51,7 +54,7 @@ class Signaling(RuleBasedStateMachine):
         self.n += 1
         conn = f"c{self.n}"
         self.h.apply(self.h.core.connect(conn))
-        self.conn[user], self.cseq[conn] = conn, 0
+        self.conn[user], self.cseq[conn], self.user_of[conn] = conn, 0, user
         self.send(user, "REGISTER", token=user)
         if state and user in AGENTS:
             self.send(user, "PUBLISH", state=state)
@@ -126,6 +129,8 @@ class Signaling(RuleBasedStateMachine):
     def responses_are_sound(self) -> None:
         for conn, inbox in self.h.inbox.items():
             for msg in inbox[self.seen.get(conn, 0):]:
+                if self.user_of.get(conn) in CUSTOMERS and msg.get("status") != 404:  # 404 echoes the asked name
+                    assert not any(s in json.dumps(msg) for s in SUPERVISORS), f"a customer was told {msg}"
                 if msg.get("type") != "response":
                     continue
                 assert msg["status"] != 500, msg

@@ -80,7 +80,8 @@ def test_acting_on_participants() -> None:
     policy.may_act_on(cust, cust, "mute", True)  # oneself
     policy.may_act_on(agent, cust, "hold", True)  # the agent holds a party
     assert "barging" in refused(403, policy.may_act_on, sup, cust, "mute", True)
-    assert "barging" in refused(403, policy.may_act_on, cust, agent, "mute", True)
+    assert refused(403, policy.may_act_on, cust, agent, "mute", True) == "you can only mute yourself"  # no "supervisor"
+    assert "barging" in refused(403, policy.may_act_on, agent, cust, "mute", True)
     sup.mode = SupervisorMode.BARGE
     policy.may_act_on(sup, cust, "mute", True)
     policy.may_act_on(sup, cust, "drop", True)
