@@ -91,7 +91,7 @@ class SignalingCore:
                 return [self.sessions.too_many(c, exc.cseq, exc.method)]
             log.info("signaling.bad_message", conn=conn, user=c.user.name if c.user else None,
                      status=exc.status, why=exc.reason)
-            return [Send(conn, m.response(exc.cseq, exc.method, exc.status, exc.reason))]
+            return [Send(conn, m.response(exc.cseq, exc.method, exc.status, exc.reason, **exc.fields))]
         if self.sessions.rate_limited(c, self.now):
             return [self.sessions.too_many(c, msg.cseq, getattr(msg, "method", None))]
         try:

@@ -2,7 +2,9 @@
 
 import json
 
+import pytest
 from bargein.signaling import invariants
+from bargein.signaling.messages import METHODS
 from helpers.inprocess import Harness, offer, start_call
 
 
@@ -139,3 +141,25 @@ def test_refusals_and_byes_to_a_customer_never_mention_a_supervisor(h: Harness) 
     assert answers[-1]["reason"] == "the call has ended"
     probes = (present, absent)
     assert all("supervisor" not in json.dumps(m) for m in c.inbox if m not in probes), c.inbox
+
+
+# ------------------------------------------------------------------------------ item 10
+@pytest.mark.parametrize(("field", "value"), [("cseq", "7"), ("cseq", 8.0), ("cseq", True), ("value", "yes"),
+                                              ("value", 1), ("status", "200")])
+def test_strict_types_name_the_field(h: Harness, field: str, value: object) -> None:
+    c, a, call_id = start_call(h)
+    frame = {"method": "INFO", "cseq": 50, "call_id": call_id, "action": "mute", "value": True}
+    if field == "status":
+        frame = {"type": "response", "method": "INVITE", "cseq": 1, "status": "200", "call_id": call_id}
+    frame[field] = value
+    c.send(json.dumps(frame))
+    r = c.inbox[-1]
+    assert r["type"] == "response" and r["status"] == 400 and f"'{field}'" in r["reason"], r
+    assert not h.legs_of(call_id)["customer1"].muted
+
+
+def test_405_carries_the_allowed_methods(h: Harness) -> None:
+    c = h.client("customer1")
+    c.send({"method": "FROB", "cseq": 9})
+    r = c.inbox[-1]
+    assert r["status"] == 405 and r["allow"] == sorted(METHODS) and r["cseq"] == 9, r
