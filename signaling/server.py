@@ -193,8 +193,15 @@ class BargeinServer:
 
     def api(self, view: Any) -> Any:
         async def handler(request: web.Request) -> web.Response:
-            token = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
-            user = self.directory.by_token(token.strip()) if token else None
+            token = request.query.get("token")
+            auth = request.headers.get("Authorization")
+            if not token and auth:
+                scheme, _, credentials = auth.strip().partition(" ")
+                if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 7235)
+                    return web.json_response({"status": 401, "reason": "Authorization must be 'Bearer <token>'"},
+                                             status=401)
+                token = credentials.strip()
+            user = self.directory.by_token(token) if token else None
             if user is None:
                 return web.json_response({"status": 401, "reason": "a valid token is required"}, status=401)
             if "access_metrics" not in self.directory.permissions(user):
