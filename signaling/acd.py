@@ -47,6 +47,12 @@ class Acd:
             self.agents[name].state = Availability.OFFLINE
         self._idle.pop(name, None)
 
+    def released(self, name: str, call_id: str) -> None:
+        """``name`` is no longer offered ``call_id`` (answered elsewhere, declined, timed out, call ended)."""
+        st = self.agents.get(name)
+        if st is not None and st.call_id == call_id:
+            st.call_id = None
+
     def publish(self, name: str, state: str, now: float) -> None:
         """PUBLISH: an agent sets its availability (the core then refreshes the idle line)."""
         st = self.agents.get(name)

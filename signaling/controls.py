@@ -7,12 +7,33 @@ legs to update.
 from __future__ import annotations
 
 import structlog
-from bargein.mixer.roles import SupervisorMode
+from bargein.mixer.roles import Role, SupervisorMode
 
-from .actions import Action, UpdateLeg
-from .model import Call, Participant
+from .actions import Action, ConnId, UpdateLeg
+from .model import Call, Connection, Participant
+from .records import Records
 
 log = structlog.get_logger("bargein.signaling")
+
+
+def join_supervisor(call: Call, user: str, conn: ConnId, leg: str, mode: SupervisorMode, records: Records,
+                    now: float) -> Participant:
+    sup = call.join(Participant(user, Role.SUPERVISOR, leg, conn, mode=mode))
+    sup.record = records.open_monitor(call.call_id, user, mode.value, now)
+    log.info("signaling.monitor_started", call_id=call.call_id, supervisor=user, mode=mode.value)
+    return sup
+
+
+def drop(call: Call, by: Participant, target: Participant, conn: Connection | None, now: float) -> list[Action]:
+    """A barging supervisor drops ``target``: recorded, and the target is told with a neutral BYE (the caller
+    is taken out of the call like a hang-up by the core)."""
+    log.info("signaling.participant_dropped", call_id=call.call_id, by=by.user, target=target.user)
+    if call.record:
+        call.record.events.append((now, f"{target.user} dropped by {by.user}"))
+    if conn is None:
+        return []
+    return [conn.request("BYE", call_id=call.call_id, reason="the call has ended" if target.role is Role.CUSTOMER
+                         else "you were removed from the call")]
 
 
 def set_mode(call: Call, sup: Participant, mode: SupervisorMode, now: float) -> list[Action]:

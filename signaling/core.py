@@ -52,6 +52,7 @@ class SignalingCore:
         self.records = Records()
         self.subscribers = views.Subscribers()
         self.invitations = Invitations()
+        self._ring_after: dict[str, Call] = {}  # a customer's leg whose SDP answer its call waits for to ring
         self._ids = itertools.count(1)
         self._legs = itertools.count(1)
         self._handlers: dict[type, Callable[[Connection, Any], list[Action]]] = {
@@ -122,14 +123,29 @@ class SignalingCore:
                                            cancel=True)
         return out
 
-    def media_failed(self, leg: str, now: float | None = None) -> list[Action]:
-        """The leg's media transport closed or failed: free it like a BYE from its owner."""
+    def media_answered(self, leg: str, now: float | None = None) -> list[Action]:
+        """The adapter answered the SDP offer of ``leg``: a call waiting for its customer's answer now rings."""
         self._at(now)
+        call = self._ring_after.pop(leg, None)
+        if call is None or call.call_id not in self.calls:
+            return []
+        if (agent := self.acd.pick(call)) is not None:
+            return self._ring(call, agent)
+        return [Send(call.customer_conn, m.response(call.customer_cseq, "INVITE", 480, "no agent available",
+                                                    call_id=call.call_id)),
+                *self._end_call(call, "no agent available", by=None, notify_customer=False), *self._notify_views()]
+
+    def media_failed(self, leg: str, now: float | None = None, refused: bool = False) -> list[Action]:
+        """The leg's media failed: its offer could not be answered (``refused``: the adapter sent 488) or it
+        died later (its owner is told: BYE, or NOTIFY session-ended). The leg is freed like a BYE."""
+        self._at(now)
+        self._ring_after.pop(leg, None)
         for call in list(self.calls.values()):
             for p in list(call.participants.values()):
                 if p.leg == leg:
-                    log.info("signaling.media_gone", call_id=call.call_id, user=p.user, leg=leg)
-                    return self._leave(call, p, why="media connection lost") + self._notify_views()
+                    log.info("signaling.media_gone", call_id=call.call_id, user=p.user, leg=leg, refused=refused)
+                    told = [] if refused or p.conn not in self.conns else [views.media_lost(call, p, self.conns[p.conn])]
+                    return told + self._leave(call, p, why="media connection lost") + self._notify_views()
         return []
 
     # ------------------------------------------------------------------------------ helpers
@@ -156,16 +172,15 @@ class SignalingCore:
         if p is None:
             return []
         self.user_call.pop(p.user, None)
-        if p.user in self.agents and self.agents[p.user].call_id == call.call_id:
-            self.agents[p.user].call_id = None
+        self.acd.released(p.user, call.call_id)
         self._refresh_idle(p.user)
         if cancel is None or p.conn not in self.conns:
             return []
         return [self._request(p.conn, "CANCEL", call_id=call.call_id, reason=cancel)]
 
     def agents_view(self, now: float | None = None) -> list[dict[str, Any]]:
-        return views.agents_view(self.agents, self.calls, self.online, self.directory, self.settings,
-                                 self.clock() if now is None else now)
+        now = self.clock() if now is None else now
+        return views.agents_view(self.agents, self.calls, self.online, self.directory, self.settings, now)
 
     def calls_view(self, now: float | None = None) -> list[dict[str, Any]]:
         return views.calls_view(self.calls, self.settings, self.clock() if now is None else now)
@@ -228,11 +243,13 @@ class SignalingCore:
         log.info("signaling.call_created", call_id=call_id, queue=queue, customer=c.me.name)
         out: list[Action] = [AddLeg(call_id, cust.leg, cust.routing(), c.conn, cust.user),
                              Send(c.conn, m.response(msg.cseq, "INVITE", 100, call_id=call_id))]
-        # early media: the SDP answer travels in 183 so audio flows as soon as the agent answers
-        if msg.sdp is not None:
-            out.append(Send(c.conn, m.response(msg.cseq, "INVITE", 183, call_id=call_id, leg=cust.leg),
-                            media_leg=cust.leg, media_offer=msg.sdp))
-        return out + self._ring(call, agent)
+        if msg.sdp is None:
+            return out + self._ring(call, agent)
+        # early media: the SDP answer travels in 183 so audio flows as soon as the agent answers; the agent is
+        # rung once it is answered (media_answered), so a 488 is never followed by 180 nor an agent rung
+        self._ring_after[cust.leg] = call
+        return [*out, Send(c.conn, m.response(msg.cseq, "INVITE", 183, call_id=call_id, leg=cust.leg),
+                           media_leg=cust.leg, media_offer=msg.sdp)]
 
     def _ring(self, call: Call, agent: str) -> list[Action]:
         invite = self._invite(call, agent, Role.AGENT, None, kind="queue")
@@ -304,11 +321,8 @@ class SignalingCore:
         policy.not_busy(self.user_call, c.me.name, "you are already on call {}; leave it first")
         mode = SupervisorMode(msg.mode)
         policy.may_set_mode(c.me, perms, self.settings, call, None, mode)
-        sup = Participant(c.me.name, Role.SUPERVISOR, self._new_leg(), c.conn, mode=mode)
-        sup.record = self.records.open_monitor(call_id, c.me.name, mode.value, self.now)
-        call.join(sup)
+        sup = controls.join_supervisor(call, c.me.name, c.conn, self._new_leg(), mode, self.records, self.now)
         self.user_call[sup.user] = call_id
-        log.info("signaling.monitor_started", call_id=call_id, supervisor=sup.user, mode=mode.value)
         out: list[Action] = [AddLeg(call_id, sup.leg, sup.routing(), c.conn, sup.user),
                              Send(c.conn, m.response(msg.cseq, "INVITE", 200, call_id=call_id, mode=mode.value,
                                                      leg=sup.leg, session_id=sup.record.session_id,
@@ -329,14 +343,8 @@ class SignalingCore:
             raise Refused(404, f"no participant {msg.target!r} in call {call.call_id}")
         policy.may_act_on(me, target, msg.action, msg.value)
         if msg.action == "drop":
-            log.info("signaling.participant_dropped", call_id=call.call_id, by=c.me.name, target=target.user)
-            if call.record:
-                call.record.events.append((self.now, f"{target.user} dropped by {c.me.name}"))
-            out: list[Action] = [self._ok(c, msg)]
-            if target.conn in self.conns:
-                out.append(self._request(target.conn, "BYE", call_id=call.call_id, reason="the call has ended"
-                                         if target.role is Role.CUSTOMER else "you were removed from the call"))
-            return out + self._leave(call, target, why=f"dropped by {c.me.name}")
+            bye = controls.drop(call, me, target, self.conns.get(target.conn), self.now)
+            return [self._ok(c, msg), *bye, *self._leave(call, target, why=f"dropped by {c.me.name}")]
         return [self._ok(c, msg, target=target.user, action=msg.action, value=msg.value),
                 *controls.set_flag(call, me, target, msg.action, msg.value), *views.call_state(call, self.conns)]
 
@@ -398,6 +406,7 @@ class SignalingCore:
         out = self._release_pending(call, reason)
         for p in list(call.participants.values()):
             out.append(RemoveLeg(call.call_id, p.leg))
+            self._ring_after.pop(p.leg, None)
             self.user_call.pop(p.user, None)
             if p.user in self.agents:
                 self.agents[p.user].call_id = None

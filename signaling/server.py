@@ -379,7 +379,7 @@ class BargeinServer:
         if self.gateway is None or leg is None:
             msg["media"] = "unavailable"
             self._send(a.conn, msg)
-            return []
+            return self.core.media_answered(a.media_leg or "")
         try:
             msg["sdp"] = await self.gateway.open_leg(leg, str(self.engine.call_of(leg)), a.media_offer or "")
             if self.legs.get(a.media_leg or "") != leg:  # the leg ended while its offer was being answered
@@ -389,9 +389,9 @@ class BargeinServer:
             log.info("server.media_refused", leg=a.media_leg, why=str(exc))
             self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
                                           call_id=msg.get("call_id")))
-            return self.core.media_failed(a.media_leg or "")
+            return self.core.media_failed(a.media_leg or "", refused=True)
         self._send(a.conn, msg)
-        return []
+        return self.core.media_answered(a.media_leg or "")
 
     def _leg_lost(self, leg: int) -> None:
         key = self.leg_keys.get(leg)

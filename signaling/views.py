@@ -8,7 +8,8 @@ from typing import Any
 
 from bargein.mixer.roles import Role
 
-from .actions import Action, ConnId
+from . import messages as m
+from .actions import Action, ConnId, Send
 from .directory import Directory, User
 from .model import AgentStatus, Call, CallState, Connection, Participant
 from .settings import Settings
@@ -26,6 +27,16 @@ def participants(call: Call) -> list[dict[str, Any]]:
 
 def supervisors(call: Call) -> list[dict[str, Any]]:
     return [{"user": p.user, "mode": p.mode.value} for p in call.supervisors() if p.mode]
+
+
+def media_lost(call: Call, p: Participant, c: Connection) -> Action:
+    """What a party whose media died is told (the others are told like for a hang-up)."""
+    why = "your media connection was lost"
+    if p.role is Role.SUPERVISOR:
+        return c.notify("session-ended", call_id=call.call_id, reason=why)
+    if p.role is Role.CUSTOMER and call.state is CallState.RINGING:  # its INVITE has no final response yet
+        return Send(c.conn, m.response(call.customer_cseq, "INVITE", 480, why, call_id=call.call_id))
+    return c.request("BYE", call_id=call.call_id, reason=why)
 
 
 def caller_view(call: Call) -> dict[str, Any]:

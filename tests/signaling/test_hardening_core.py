@@ -4,6 +4,7 @@ import json
 
 import pytest
 from bargein.signaling import invariants
+from bargein.signaling.actions import Send
 from bargein.signaling.messages import METHODS
 from helpers.inprocess import Harness, offer, start_call
 
@@ -163,3 +164,56 @@ def test_405_carries_the_allowed_methods(h: Harness) -> None:
     c.send({"method": "FROB", "cseq": 9})
     r = c.inbox[-1]
     assert r["status"] == 405 and r["allow"] == sorted(METHODS) and r["cseq"] == 9, r
+
+
+def test_the_agent_is_rung_only_once_the_customers_offer_is_answered(h: Harness) -> None:
+    a = h.client("agent1", state="available")
+    c = h.client("customer1")
+    c.cseq += 1
+    actions = h.core.handle(c.conn, {"method": "INVITE", "cseq": c.cseq, "to": "queue:support",
+                                     "sdp": offer("customer")})
+    assert {x.conn for x in actions if isinstance(x, Send)} == {c.conn}  # nobody rung before the answer
+    assert a.request("PUBLISH", state="away")["status"] == 200  # meanwhile the only agent steps away
+    h.apply(actions)  # the offer is answered now
+    statuses = [m["status"] for m in c.inbox if m.get("cseq") == c.cseq]
+    assert statuses == [100, 183, 480], c.inbox  # a final 480, no 180 and no agent rung
+    assert a.pop("INVITE") is None and not h.core.calls
+    invariants.check(h.core, legs(h))
+
+
+def test_a_refused_offer_rings_nobody(h: Harness) -> None:
+    a = h.client("agent1", state="available")
+    c = h.client("customer1")
+    c.cseq += 1
+    actions = h.core.handle(c.conn, {"method": "INVITE", "cseq": c.cseq, "to": "queue:support",
+                                     "sdp": offer("customer")})
+    leg = next(x.media_leg for x in actions if isinstance(x, Send) and x.media_leg)
+    h.apply([x for x in actions if not (isinstance(x, Send) and x.media_leg)])  # the adapter answers 488 itself
+    h.apply(h.core.media_failed(leg, refused=True))
+    assert a.pop("INVITE") is None and a.pop("CANCEL") is None and not h.core.calls and not h.legs
+    assert all(m.get("status") != 180 for m in c.inbox)
+    invariants.check(h.core, legs(h))
+
+
+@pytest.mark.parametrize("who", ["customer1", "agent1", "supervisor1"])
+def test_the_party_whose_media_died_is_told_too(h: Harness, who: str) -> None:
+    c, a, call_id = start_call(h)
+    s = h.client("supervisor1")
+    assert s.request("INVITE", to=f"call:{call_id}")["status"] == 200
+    client = {"customer1": c, "agent1": a, "supervisor1": s}[who]
+    leg = next(k for k, v in h.legs.items() if v["user"] == who)
+    h.apply(h.core.media_failed(leg))
+    told = client.pop("NOTIFY", event="session-ended") if who == "supervisor1" else client.pop("BYE")
+    assert told is not None and told["reason"] == "your media connection was lost", client.inbox
+    assert (call_id in h.core.calls) == (who == "supervisor1")  # a supervisor leaving never ends the call
+    invariants.check(h.core, legs(h))
+
+
+def test_a_ringing_customer_whose_media_died_gets_a_final_response(h: Harness) -> None:
+    h.client("agent1", state="available")
+    c = h.client("customer1")
+    r = c.request("INVITE", to="queue:support", sdp=offer("customer"))
+    assert r["status"] == 180
+    h.apply(h.core.media_failed(next(iter(h.legs))))
+    final = [m for m in c.inbox if m.get("cseq") == r["cseq"] and m["status"] >= 200]
+    assert [m["status"] for m in final] == [480] and not h.core.calls
