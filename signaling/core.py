@@ -58,7 +58,8 @@ class SignalingCore:
         self._handlers: dict[type, Callable[[Connection, Any], list[Action]]] = {
             m.Register: self._on_register, m.Options: self._on_options, m.Publish: self._on_publish,
             m.Subscribe: self._on_subscribe, m.Invite: self._on_invite, m.Info: self._on_info,
-            m.Refer: self._on_refer, m.Ack: self._on_ack, m.Cancel: self._on_cancel, m.Bye: self._on_bye,
+            m.Refer: self._on_refer, m.Ack: lambda c, msg: [],  # ACK has no response
+            m.Cancel: self._on_cancel, m.Bye: self._on_bye,
         }
 
     def _at(self, now: float | None) -> float:
@@ -68,8 +69,7 @@ class SignalingCore:
     # ------------------------------------------------------------------------------ transport
     def connect(self, conn: ConnId, now: float | None = None, remote: str | None = None) -> list[Action]:
         """A transport opened; ``remote`` (its address) keys the limits that outlive connections."""
-        ok = self.sessions.open(conn, self._at(now), remote)
-        return [] if ok else [CloseConnection(conn, "server full")]
+        return [] if self.sessions.open(conn, self._at(now), remote) else [CloseConnection(conn, "server full")]
 
     def disconnect(self, conn: ConnId, now: float | None = None) -> list[Action]:
         self._at(now)
@@ -141,7 +141,6 @@ class SignalingCore:
         """The leg's media failed: its offer could not be answered (``refused``: the adapter sent 488) or it
         died later (its owner is told: BYE, or NOTIFY session-ended). The leg is freed like a BYE."""
         self._at(now)
-        self._ring_after.pop(leg, None)
         for call in list(self.calls.values()):
             for p in list(call.participants.values()):
                 if p.leg == leg:
@@ -151,14 +150,9 @@ class SignalingCore:
         return []
 
     def media_lost(self, call_ids: list[str], reason: str) -> list[Action]:
-        """Whole calls lost their media (their media worker died): end each one, telling every
-        participant and supervisor the reason."""
-        out: list[Action] = []
-        for call_id in call_ids:
-            call = self.calls.get(call_id)
-            if call is not None:
-                log.info("signaling.call_media_lost", call_id=call_id, why=reason)
-                out += self._end_call(call, reason, by=None)
+        """Whole calls lost their media (their media worker died): each ends, everyone told the reason."""
+        self._at(None)
+        out = [a for cid in call_ids if (call := self.calls.get(cid)) for a in self._end_call(call, reason, by=None)]
         return out + self._notify_views() if out else out
 
     # ------------------------------------------------------------------------------ helpers
@@ -219,9 +213,6 @@ class SignalingCore:
 
     def _on_options(self, c: Connection, msg: m.Options) -> list[Action]:
         return [self._ok(c, msg, allow=sorted(m.METHODS))]
-
-    def _on_ack(self, c: Connection, msg: m.Ack) -> list[Action]:
-        return []  # ACK has no response
 
     def _on_publish(self, c: Connection, msg: m.Publish) -> list[Action]:
         self.acd.publish(c.me.name, msg.state, self.now)

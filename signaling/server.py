@@ -432,8 +432,9 @@ class BargeinServer:
                 log.info("server.media_refused", leg=a.media_leg, why=str(exc))
                 self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
                                               call_id=msg.get("call_id")))
-                return self.core.media_failed(a.media_leg or "")
+                return self.core.media_failed(a.media_leg or "", refused=True)
             self._send(a.conn, msg)
+            return self.core.media_answered(a.media_leg or "")
         return []
 
     def _call_of_leg(self, leg: str | None) -> str:
