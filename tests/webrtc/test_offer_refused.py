@@ -6,8 +6,9 @@ import asyncio
 
 import aiohttp
 from bargein.signaling.messages import is_final
-from bargein.signaling.server import BargeinServer, default_gateway, serving
+from bargein.signaling.server import BargeinServer, serving
 from bargein.signaling.settings import Settings
+from bargein.signaling.webrtc import WebRTCGateway
 from helpers.inprocess import offer
 
 
@@ -22,7 +23,7 @@ async def until_final(ws: aiohttp.ClientWebSocketResponse, cseq: int) -> list[di
 
 
 async def test_488_is_final_and_no_agent_is_rung() -> None:
-    srv = BargeinServer(Settings(port=0), default_gateway())
+    srv = BargeinServer(Settings(port=0), WebRTCGateway())
     async with serving(srv) as base, aiohttp.ClientSession() as session:
         agent, customer = await session.ws_connect(base + "/ws"), await session.ws_connect(base + "/ws")
         await agent.send_json({"method": "REGISTER", "cseq": 1, "token": "agent1"})
