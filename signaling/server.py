@@ -208,8 +208,15 @@ class BargeinServer:
 
     def api(self, view: Any) -> Any:
         async def handler(request: web.Request) -> web.Response:
-            token = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
-            user = self.directory.by_token(token.strip()) if token else None
+            token = request.query.get("token")
+            auth = request.headers.get("Authorization")
+            if not token and auth:
+                scheme, _, credentials = auth.strip().partition(" ")
+                if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 7235)
+                    return web.json_response({"status": 401, "reason": "Authorization must be 'Bearer <token>'"},
+                                             status=401)
+                token = credentials.strip()
+            user = self.directory.by_token(token) if token else None
             if user is None:
                 return web.json_response({"status": 401, "reason": "a valid token is required"}, status=401)
             if "access_metrics" not in self.directory.permissions(user):
@@ -392,7 +399,7 @@ class BargeinServer:
         if self.gateway is None or leg is None:
             msg["media"] = "unavailable"
             self._send(a.conn, msg)
-            return []
+            return self.core.media_answered(a.media_leg or "")
         try:
             msg["sdp"] = await self.gateway.open_leg(leg, str(self.engine.call_of(leg)), a.media_offer or "")
             if self.legs.get(a.media_leg or "") != leg:  # the leg ended while its offer was being answered
@@ -402,9 +409,9 @@ class BargeinServer:
             log.info("server.media_refused", leg=a.media_leg, why=str(exc))
             self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
                                           call_id=msg.get("call_id")))
-            return self.core.media_failed(a.media_leg or "")
+            return self.core.media_failed(a.media_leg or "", refused=True)
         self._send(a.conn, msg)
-        return []
+        return self.core.media_answered(a.media_leg or "")
 
     async def _apply_media(self, a: AddLeg | UpdateLeg | RemoveLeg | Send) -> list[Action]:
         """Leg actions for media workers: the pool places each call on a worker and forwards them."""
@@ -425,8 +432,9 @@ class BargeinServer:
                 log.info("server.media_refused", leg=a.media_leg, why=str(exc))
                 self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
                                               call_id=msg.get("call_id")))
-                return self.core.media_failed(a.media_leg or "")
+                return self.core.media_failed(a.media_leg or "", refused=True)
             self._send(a.conn, msg)
+            return self.core.media_answered(a.media_leg or "")
         return []
 
     def _call_of_leg(self, leg: str | None) -> str:
