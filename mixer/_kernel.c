@@ -13,6 +13,10 @@
  * bargein_push: queue one frame per leg (a sequence of legs in any pools): each frame is one contiguous
  * copy into the ring slot the tick will read.
  *
+ * A leg's ring positions go back to 0 whenever its buffer is empty, so in the steady state (one frame in,
+ * one frame out per tick) every frame passes through plane 0: the tick reads the lines push just wrote,
+ * and the pool's working set is one plane, not `depth` of them.
+ *
  * Large pools do not fit in the cache: their outputs and queued frames are written with non-temporal
  * stores, so the writes cost no read-for-ownership of lines that will be evicted before anyone reads them.
  */
@@ -195,6 +199,7 @@ int bargein_tick_rows(const int16_t *ring, int64_t *wr, int64_t *rd, int64_t *mi
                 frame[s] = NULL;
                 missing[i]++;
             }
+            if (wr[i] == rd[i]) wr[i] = rd[i] = 0;  /* empty: the next frame goes to plane 0, still in cache */
         }
         const float *g = gains + c * w * w;
         for (int64_t l = 0; l < w; l++) {
@@ -239,6 +244,7 @@ int64_t bargein_push(const int64_t *leg_loc, int64_t n_loc, const int64_t *legs,
         int64_t *rd = (int64_t *)(intptr_t)p[P_RD];
         int64_t *dropped = (int64_t *)(intptr_t)p[P_DROPPED];
         const int64_t depth = p[P_DEPTH], j = loc[1] * w + loc[2];
+        if (wr[j] == rd[j]) wr[j] = rd[j] = 0;  /* empty: plane 0, where the last tick read */
         if (wr[j] - rd[j] >= depth) {  /* full: the oldest frame is dropped */
             rd[j]++;
             dropped[j]++;

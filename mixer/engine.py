@@ -13,8 +13,8 @@ then round, limit and clamp once to int16.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
 import threading
+from collections.abc import Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -100,6 +100,7 @@ class _Pool:
         self.plane_stride = cap * w
         self.slot_base = np.arange(cap * w, dtype=np.int64).reshape(cap, w)
         self.stream = cap * w * ns * 2 > _STREAM_BYTES
+        self.addrs = tuple(_kernel.address(a) for a in (ring, self.wr, self.rd, self.missing, self.gains, self.out))
 
     def _per_row(self) -> tuple[np.ndarray, ...]:
         return self.wr, self.rd, self.missing, self.dropped, self.gains, self.out
@@ -396,12 +397,12 @@ class MixerEngine:
             raise FrameError("frames must be an int16 numpy array")
         if frames.shape != (len(legs), self.n_samples):
             raise FrameError(f"frames shape is {frames.shape}: expected ({len(legs)}, {self.n_samples})")
-        ids = np.asarray(legs, dtype=np.int64)
-        self._locate_many(ids)  # raises UnknownLegError before anything is queued
-        self._enqueue(ids, frames)
+        self._enqueue(np.ascontiguousarray(legs, dtype=np.int64), frames)
 
     def _enqueue(self, ids: np.ndarray, frames: np.ndarray) -> None:
-        if not self._lock.acquire(blocking=False):  # a tick is computing in another thread
+        """Write now, or (while a tick computes in another thread) check the legs and keep a copy for later."""
+        if not self._lock.acquire(blocking=False):
+            self._locate_many(ids)  # raises UnknownLegError before anything is queued
             self._pending.append((ids, frames.copy()))
             return
         try:
@@ -420,9 +421,8 @@ class MixerEngine:
             self._write_frames(ids, frames)
 
     def _write_frames(self, ids: np.ndarray, frames: np.ndarray) -> None:
-        if self.kernel == "c":
-            bad = _kernel.push(self._leg_loc, np.ascontiguousarray(ids), np.ascontiguousarray(frames),
-                               self._pool_table())
+        if self.kernel == "c":  # the kernel checks every leg before it writes anything
+            bad = _kernel.push(self._leg_loc, ids, np.ascontiguousarray(frames), self._pool_table())
             if bad >= 0:
                 raise UnknownLegError(int(ids[bad]))
             self.frames_pushed += len(ids)
@@ -441,8 +441,8 @@ class MixerEngine:
         if self._table is None:
             table = np.zeros((max(self._pools, default=0) + 1, _kernel.POOL_FIELDS), np.int64)
             for w, p in self._pools.items():
-                table[w] = (p.ring.ctypes.data, p.wr.ctypes.data, p.rd.ctypes.data, p.dropped.ctypes.data,
-                            p.depth, p.plane_stride, p.stream, 0)
+                ring, wr, rd = p.addrs[:3]
+                table[w] = (ring, wr, rd, _kernel.address(p.dropped), p.depth, p.plane_stride, p.stream, 0)
             self._table = table
         return self._table
 
@@ -544,8 +544,8 @@ class MixerEngine:
     def _mix_rows(self, share: list[tuple[_Pool, int, int]]) -> None:
         soft = self.limiter == "soft"
         for pool, row0, row1 in share:
-            _kernel.tick_rows(pool.ring, pool.wr, pool.rd, pool.missing, pool.gains, pool.out, row0, row1,
-                              pool.depth, pool.plane_stride, soft, pool.stream)
+            _kernel.tick_rows(pool.addrs, row0, row1, pool.w, pool.n_samples, pool.depth, pool.plane_stride, soft,
+                              pool.stream)
 
     @staticmethod
     def _consume(pool: _Pool) -> np.ndarray:
@@ -556,6 +556,9 @@ class MixerEngine:
         src = np.where(has, pool.slot_base[:n] + (rd % pool.depth) * pool.plane_stride, pool.zero_row)
         pool.missing[:n] += ~has
         rd += has
+        empty = wr == rd  # as in the C kernel: an empty ring restarts at plane 0
+        wr[empty] = 0
+        rd[empty] = 0
         return src
 
     def _mix_numpy(self, pool: _Pool, src: np.ndarray) -> None:

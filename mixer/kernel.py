@@ -60,22 +60,25 @@ def default_kernel() -> str:
     return "c" if _LIB is not None else "numpy"
 
 
-def tick_rows(ring: np.ndarray, wr: np.ndarray, rd: np.ndarray, missing: np.ndarray, gains: np.ndarray,
-              out: np.ndarray, row0: int, row1: int, depth: int, plane_stride: int, soft: bool, nt: bool) -> None:
-    """Consume one frame per leg and mix call rows ``[row0, row1)`` of one pool (all arrays C-contiguous,
-    ``wr``/``rd``/``missing`` of shape ``(cap, w)``, ``out`` of shape ``(cap, w, ns)``)."""
+def address(a: np.ndarray) -> int:
+    """Where ``a``'s data starts (the kernels take addresses, computed once per allocation: cheaper per call)."""
+    assert a.flags.c_contiguous
+    return int(a.__array_interface__["data"][0])
+
+
+def tick_rows(addrs: tuple[int, ...], row0: int, row1: int, w: int, ns: int, depth: int, plane_stride: int,
+              soft: bool, stream: bool) -> None:
+    """Consume one frame per leg and mix call rows ``[row0, row1)`` of one pool. ``addrs`` are the addresses of
+    its ring, wr, rd, missing, gains and out arrays (C-contiguous; see ``_Pool`` in engine.py)."""
     assert _LIB is not None
-    w, ns = out.shape[1], out.shape[2]
-    rc = _LIB.bargein_tick_rows(ring.ctypes.data, wr.ctypes.data, rd.ctypes.data, missing.ctypes.data,
-                                gains.ctypes.data, out.ctypes.data, row0, row1, w, ns, depth, plane_stride,
-                                int(soft), int(nt))
+    rc = _LIB.bargein_tick_rows(*addrs, row0, row1, w, ns, depth, plane_stride, int(soft), int(stream))
     if rc != 0:
         raise ValueError(f"mix kernel refused frames of {ns} samples or calls of {w} legs")
 
 
 def push(leg_loc: np.ndarray, legs: np.ndarray, frames: np.ndarray, pools: np.ndarray) -> int:
     """Queue ``frames[i]`` for ``legs[i]``; returns -1, or the index of the first unknown leg (nothing written).
-    ``pools`` is the ``(widths, POOL_FIELDS)`` table of :meth:`MixerEngine._pool_table`."""
+    ``pools`` is the ``(widths, POOL_FIELDS)`` table of ``MixerEngine._pool_table``."""
     assert _LIB is not None
-    return int(_LIB.bargein_push(leg_loc.ctypes.data, leg_loc.shape[0], legs.ctypes.data, legs.shape[0],
-                                 frames.ctypes.data, frames.shape[1], pools.ctypes.data, pools.shape[0]))
+    return int(_LIB.bargein_push(address(leg_loc), leg_loc.shape[0], address(legs), legs.shape[0], address(frames),
+                                 frames.shape[1], address(pools), pools.shape[0]))
