@@ -30,6 +30,7 @@
 #define HEADROOM (32767.0f - KNEE)
 #define MAX_SAMPLES 4096
 #define MAX_LEGS 64
+#define PREFETCH_CALLS 2
 
 /* Round half to even like numpy.rint (valid for |y| < 2^22; y is already clamped to int16 range). */
 #define ROUND_MAGIC 12582912.0f
@@ -190,6 +191,16 @@ int bargein_tick_rows(const int16_t *ring, int64_t *wr, int64_t *rd, int64_t *mi
     if (ns > MAX_SAMPLES || w > MAX_LEGS) return -1;
     for (int64_t c = row0; c < row1; c++) {
         const int64_t base = c * w;
+        if (c + PREFETCH_CALLS < row1) {  /* the frames of a call a little ahead: memory latency, not bandwidth, */
+            const int64_t ahead = base + PREFETCH_CALLS * w;  /* is what a tick waits on */
+            for (int64_t s = 0; s < w; s++) {
+                const int64_t i = ahead + s;
+                if (wr[i] > rd[i]) {
+                    const char *p = (const char *)(ring + ((rd[i] % depth) * plane_stride + i) * ns);
+                    for (int64_t b = 0; b < ns * 2; b += 64) __builtin_prefetch(p + b, 0, 0);
+                }
+            }
+        }
         for (int64_t s = 0; s < w; s++) {  /* take this tick's frame of every leg */
             const int64_t i = base + s;
             if (wr[i] > rd[i]) {
