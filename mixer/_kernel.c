@@ -68,6 +68,17 @@ static inline int past_knee(const int16_t *restrict x, int64_t ns) {
     return hi > KNEE_I || lo < -KNEE_I;
 }
 
+/* y = x; returns whether any sample passes the knee. */
+static inline int copy_knee(int16_t *restrict y, const int16_t *restrict x, int64_t ns) {
+    int16_t lo = 0, hi = 0;
+    for (int64_t i = 0; i < ns; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+        y[i] = x[i];
+    }
+    return hi > KNEE_I || lo < -KNEE_I;
+}
+
 /* y = clamp(a + b); returns whether the sum passes the knee (clamped and exact sums agree on that). */
 static inline int add2(int16_t *restrict y, const int16_t *restrict a, const int16_t *restrict b, int64_t ns) {
     int32_t lo = 0, hi = 0;
@@ -147,33 +158,42 @@ static void mix_float(int16_t *restrict y, float *restrict acc, const int16_t *c
 
 /* ------------------------------------------------------------------ one listener */
 
-/* Mix k > 0 speakers x (gains gk) into dst. */
+/* Mix k > 0 speakers x (gains gk) into dst. Streamed rows are formed in tmp (L1) and then streamed out;
+ * other rows are formed in place. */
 static inline void mix_listener(int16_t *restrict dst, const int16_t *const *x, const float *gk, int k, int unit,
                                 int64_t ns, int soft, int nt, int16_t *restrict tmp, int32_t *restrict iacc,
                                 float *restrict facc) {
+    int16_t *y = nt ? tmp : dst;
     if (unit) {
+        int over;
         if (k == 1) {  /* a copy, unless the one speaker is past the knee */
-            if (!(soft && past_knee(x[0], ns))) {
+            if (!soft) {
                 store_frame(dst, x[0], ns, nt);
                 return;
             }
-        } else {
-            int over;
-            if (k == 2) {
-                over = add2(tmp, x[0], x[1], ns);
+            if (nt) {
+                if (!past_knee(x[0], ns)) {
+                    store_frame(dst, x[0], ns, nt);
+                    return;
+                }
+                over = 1;
             } else {
-                widen_add2(iacc, x[0], x[1], ns);
-                for (int j = 2; j < k; j++) widen_add(iacc, x[j], ns);
-                over = narrow_i32(tmp, iacc, ns);
+                over = copy_knee(y, x[0], ns);
             }
-            if (!(soft && over)) {
-                store_frame(dst, tmp, ns, nt);
-                return;
-            }
+        } else if (k == 2) {
+            over = add2(y, x[0], x[1], ns);
+        } else {
+            widen_add2(iacc, x[0], x[1], ns);
+            for (int j = 2; j < k; j++) widen_add(iacc, x[j], ns);
+            over = narrow_i32(y, iacc, ns);
+        }
+        if (!(soft && over)) {
+            if (nt) store_frame(dst, tmp, ns, nt);
+            return;
         }
     }
-    mix_float(tmp, facc, x, gk, k, ns, soft);
-    store_frame(dst, tmp, ns, nt);
+    mix_float(y, facc, x, gk, k, ns, soft);
+    if (nt) store_frame(dst, tmp, ns, nt);
 }
 
 /* ------------------------------------------------------------------ entry points */
