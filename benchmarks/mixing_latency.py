@@ -48,8 +48,12 @@ def synthetic_input(calls: int, legs: int, n: int, seed: int = 7) -> np.ndarray:
     return rng.integers(-8000, 8000, size=(calls, legs, n), dtype=np.int16)
 
 
-def stats(name: str, calls: int, legs: int, rate: int, times_s: list[float]) -> dict:
+def stats(name: str, calls: int, legs: int, rate: int, times_s: list[float], cpu_s: list[float] | None = None
+          ) -> dict:
+    """One JSON row. ``cpu_s`` (this thread's CPU time per tick) leaves out time the thread was not running:
+    on a shared machine it is the steadier figure for single-threaded work."""
     ms = np.asarray(times_s) * 1000
+    extra = {"cpu_ms_p50": round(float(np.median(cpu_s)) * 1000, 4)} if cpu_s else {}
     return {
         "engine": name,
         "calls": calls,
@@ -60,6 +64,7 @@ def stats(name: str, calls: int, legs: int, rate: int, times_s: list[float]) -> 
         "tick_ms_p50": round(float(np.percentile(ms, 50)), 4),
         "tick_ms_p99": round(float(np.percentile(ms, 99)), 4),
         "tick_ms_max": round(float(ms.max()), 4),
+        **extra,
     }
 
 
@@ -77,24 +82,33 @@ def bench_batched(calls: int, legs: int, rate: int, ticks: int, warmup: int, ker
     leg_ids = np.asarray(leg_ids, dtype=np.int64)
     dst = np.empty_like(frames)
     times, push_times, both, copies = [], [], [], []
+    cpu: dict[str, list[float]] = {"tick": [], "both": [], "copy": []}
+    clock, cpu_clock = time.perf_counter, time.thread_time
     for t in range(warmup + ticks):
-        c0 = time.perf_counter()
+        c0, u0 = clock(), cpu_clock()
         np.copyto(dst, frames)
-        t0 = time.perf_counter()
+        t0, v0 = clock(), cpu_clock()
         engine.push_many(leg_ids, frames)
-        t1 = time.perf_counter()
+        t1, v1 = clock(), cpu_clock()
         engine.tick()
-        t2 = time.perf_counter()
+        t2, v2 = clock(), cpu_clock()
         if t >= warmup:
             times.append(t2 - t1)
             push_times.append(t1 - t0)
             both.append(t2 - t0)
             copies.append(t0 - c0)
-    rows = stats("batched", calls, legs, rate, times), stats("batched+input", calls, legs, rate, both)
+            cpu["tick"].append(v2 - v1)
+            cpu["both"].append(v2 - v0)
+            cpu["copy"].append(v0 - u0)
+    if threads > 1:  # the other threads' CPU time is not in this thread's clock
+        cpu = {k: [] for k in cpu}
+    rows = (stats("batched", calls, legs, rate, times, cpu["tick"]),
+            stats("batched+input", calls, legs, rate, both, cpu["both"]))
     for row in rows:
         row["kernel"] = engine.kernel
         row["threads"] = threads
-    return rows[0], rows[1], stats("copy", calls, legs, rate, copies), float(np.median(push_times) * 1000)
+    copy = stats("copy", calls, legs, rate, copies, cpu["copy"])
+    return rows[0], rows[1], copy, float(np.median(push_times) * 1000)
 
 
 def bench_per_call(calls: int, legs: int, rate: int, ticks: int, warmup: int) -> dict:
@@ -105,13 +119,14 @@ def bench_per_call(calls: int, legs: int, rate: int, ticks: int, warmup: int) ->
         mixer.set_call(c, routing)
     data = synthetic_input(calls, legs, n)
     inputs = {c: data[c] for c in range(calls)}
-    times = []
+    times, cpu = [], []
     for t in range(warmup + ticks):
-        t0 = time.perf_counter()
+        t0, u0 = time.perf_counter(), time.thread_time()
         mixer.tick(inputs)
         if t >= warmup:
             times.append(time.perf_counter() - t0)
-    return stats("per_call", calls, legs, rate, times)
+            cpu.append(time.thread_time() - u0)
+    return stats("per_call", calls, legs, rate, times, cpu)
 
 
 async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel: str, threads: int = 1) -> dict:
@@ -220,15 +235,19 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(copy)
 
     table = Table(title=f"Mixing latency ({args.legs} legs/call, {args.rate} Hz, 20 ms frames)")
-    for col in ("engine", "calls", "p50 ms", "p99 ms", "max ms", "vs copy (p50)", "per_call / batched"):
+    for col in ("engine", "calls", "p50 ms", "p99 ms", "max ms", "vs copy (p50)", "per_call / batched",
+                "cpu p50 ms", "cpu vs copy", "cpu per_call / batched"):
         table.add_column(col, justify="right")
     by = {(r["engine"], r["calls"]): r for r in rows}
     for r in rows:
-        copy = by[("copy", r["calls"])]["tick_ms_p50"]
-        batched = by[("batched", r["calls"])]["tick_ms_p50"]
-        speedup = f"{r['tick_ms_p50'] / batched:.1f}x" if r["engine"] == "per_call" else ""
+        copy, batched = by[("copy", r["calls"])], by[("batched", r["calls"])]
+        per_call = r["engine"] == "per_call"
+        speedup = f"{r['tick_ms_p50'] / batched['tick_ms_p50']:.1f}x" if per_call else ""
+        cpu = r.get("cpu_ms_p50")
+        cpu_cols = ("", "", "") if cpu is None else (
+            f"{cpu:.3f}", f"{cpu / copy['cpu_ms_p50']:.2f}x", f"{cpu / batched['cpu_ms_p50']:.1f}x" if per_call else "")
         table.add_row(r["engine"], str(r["calls"]), f"{r['tick_ms_p50']:.3f}", f"{r['tick_ms_p99']:.3f}",
-                      f"{r['tick_ms_max']:.3f}", f"{r['tick_ms_p50'] / copy:.2f}x", speedup)
+                      f"{r['tick_ms_max']:.3f}", f"{r['tick_ms_p50'] / copy['tick_ms_p50']:.2f}x", speedup, *cpu_cols)
     console.print(table)
     console.print(f"batched kernel: {rows[0].get('kernel')}; queueing input with push_many (in batched+input): "
                   + ", ".join(f"{k}={v} ms" for k, v in notes.items()))
