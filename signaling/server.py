@@ -81,7 +81,7 @@ class BargeinServer:
         self.directory = with_load_users(load_directory(self.settings.users_file), self.settings.load_users)
         self.core = SignalingCore(self.settings, self.directory)
         self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits)
-        self.clock = RealtimeClock(self.engine.tick)
+        self.clock = RealtimeClock(self.engine.tick, offload=True)  # the mix computes off the event loop
         self.gateway = gateway
         self.services = list(services or [])
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg id

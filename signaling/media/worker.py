@@ -36,7 +36,7 @@ class MediaWorker:
         self.config, self.id = config, config.worker
         self.writer = writer
         self.engine = MixerEngine(rate=config.mixer_rate, limits=config.limits)
-        self.clock = RealtimeClock(self.engine.tick)
+        self.clock = RealtimeClock(self.engine.tick, offload=True)  # the mix computes off the event loop
         self.gateway = WebRTCGateway(silent_peer_s=config.silent_peer_s, connect_grace_s=config.connect_grace_s)
         self.gateway.attach(self.engine, self.clock, self._gateway_lost)
         self.legs: dict[str, int] = {}  # core leg id -> mixer leg id
