@@ -230,8 +230,7 @@ class BargeinServer:
         elif isinstance(a, UpdateLeg):
             leg = self.legs.get(a.leg)
             if leg is not None:
-                r = a.routing
-                self.engine.update_leg(leg, mode=r.mode, muted=r.muted, held=r.held)
+                self.engine.set_routing(leg, a.routing)
         elif isinstance(a, RemoveLeg):
             leg = self.legs.pop(a.leg, None)
             if leg is not None:

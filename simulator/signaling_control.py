@@ -77,8 +77,7 @@ class SignalingControl:
                 self.user_leg[(a.call_id, a.user)] = leg
                 self.call_users.setdefault(a.call_id, []).append(a.user)
             elif isinstance(a, UpdateLeg):
-                r = a.routing
-                self.engine.update_leg(self.legs[a.leg], mode=r.mode, muted=r.muted, held=r.held)
+                self.engine.set_routing(self.legs[a.leg], a.routing)
             elif isinstance(a, RemoveLeg):
                 self.engine.remove_leg(self.legs.pop(a.leg))
             elif isinstance(a, CloseConnection):
