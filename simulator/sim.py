@@ -510,7 +510,7 @@ class Simulation:
             self.engine.push_many(self.legs.dense_mixer[:n], np.zeros((n, self.table.shape[1]), np.int16))
             self.engine.tick()
             lis = self.legs.dense_mixer[: min(n, self.sc.verification.max_listeners)].tolist()
-            self.checker.meter.levels(self.engine.outputs(lis))  # first use of the matmul starts BLAS threads
+            self.checker.meter.levels(self.engine.outputs(lis))  # first FFT of this size plans it
         gc.collect()
         gc.freeze()  # the set-up's objects never need scanning again: shorter collector pauses
 
