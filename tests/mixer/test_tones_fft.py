@@ -19,7 +19,7 @@ LEGS = {
 }
 SUPERVISOR_FOR = {m: LegRouting(SUP, m) for m in SupervisorMode}
 
-# expected hearing, from shared/product.md: listener -> speakers heard (for the supervisor in mode m)
+# expected hearing, from docs/behaviour.md: listener -> speakers heard (for the supervisor in mode m)
 EXPECTED = {
     SupervisorMode.MONITOR: {
         "customer": {"agent", "party"},

@@ -18,6 +18,7 @@ from bargein.mixer.tones import level_dbfs, tone
 from bargein.signaling.gateway import MediaError
 from bargein.signaling.webrtc import OUT_QUEUE, MixedAudioTrack, WebRTCGateway, _Leg
 from bargein.signaling.webrtc_client import ClientLeg
+from helpers.media import vanish
 
 HEARD, SILENT = -30.0, -50.0
 CUSTOMER, AGENT, SUPERVISOR = 500.0, 750.0, 1650.0
@@ -121,7 +122,7 @@ async def test_vanished_peer_is_reported_lost() -> None:
         _, customer = await rig.join(LegRouting(Role.CUSTOMER), CUSTOMER)
         agent_leg, agent = await rig.join(LegRouting(Role.AGENT), AGENT)
         await asyncio.gather(customer.fresh(10), agent.fresh(10))
-        agent.vanish()
+        vanish(agent)
         for _ in range(200):  # failure guard only
             if rig.lost:
                 break
