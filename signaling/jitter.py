@@ -10,8 +10,11 @@ what the measured arrival jitter needs, and no more:
 * A missing head frame is a loss (conceal its slot, go on at the same offset) when newer frames are
   here or the recent pattern says it should have arrived by now. Otherwise (the late edge has risen
   above the offset: the jitter grew) conceal and wait one tick, so the offset grows by one frame.
+  A frame that arrives after its turn raises the delay at once by how late it was (fast attack,
+  up to ``max_grow_frames``), slow release below.
 * Too early (the offset would still clear the late edge by ``margin`` after losing a frame, for
-  ``hold`` ticks in a row): drop the quietest buffered frame, with a short crossfade over the cut.
+  ``hold`` ticks in a row, fewer when there is more to spare): drop the quietest buffered frame,
+  with a short crossfade over the cut.
   Latency that a burst, a stall or sender clock skew added is given back; it never creeps.
 * Concealment is the last frame faded out, then silence; real audio after a gap fades in.
   (libopus packet-loss concealment is not reachable through PyAV: an empty packet means "flush".)
@@ -39,6 +42,7 @@ class JitterStats:
     late: int  # frames that arrived after their turn (discarded)
     overflow: int  # frames dropped because the buffer was full
     resyncs: int  # timeline restarts (sender jumped far ahead or back)
+    skipped: int  # frames dropped with the clock's skipped ticks
 
 
 class AdaptiveJitterBuffer:
@@ -54,12 +58,19 @@ class AdaptiveJitterBuffer:
         hold: int = 25,
         margin_s: float = 0.003,
         resync_frames: int = 25,
+        resync_after_s: float = 0.5,
+        max_grow_frames: int = 10,
     ) -> None:
         if samples < 8 or capacity < 2 or window < 1 or hold < 1:
             raise ValueError("samples >= 8, capacity >= 2, window >= 1 and hold >= 1 are required")
         self.samples, self.period = samples, period_s
         self.capacity, self.hold, self.margin = capacity, hold, margin_s
-        self.resync_frames = resync_frames
+        self.resync_frames, self.resync_after = resync_frames, resync_after_s
+        self._behind_since: float | None = None  # first of a run of frames far behind playout
+        self._tick: int | None = None
+        self._origin: float | None = None  # playout time of frame ``_base`` as of the last pull
+        self._grow = 0  # frames of delay still to add (fast attack after a late arrival)
+        self.max_grow = max_grow_frames
         self._frames: dict[int, np.ndarray] = {}
         self._transit: deque[float] = deque(maxlen=window)
         self._edge: deque[tuple[int, float]] = deque()  # sliding-window maximum of transit (monotonic queue)
@@ -76,6 +87,7 @@ class AdaptiveJitterBuffer:
         self._silence = np.zeros(samples, np.int16)
         self._silence.flags.writeable = False
         self.received = self.played = self.concealed = self.shrunk = self.late = self.overflow = self.resyncs = 0
+        self.skipped = 0  # frames whose tick never ran (the clock skipped it after a stall)
 
     # ------------------------------------------------------------------ in
     def put(self, number: int, pcm: np.ndarray, arrival: float) -> None:
@@ -83,14 +95,25 @@ class AdaptiveJitterBuffer:
         if pcm.shape != (self.samples,) or pcm.dtype != np.int16:
             raise ValueError(f"frame must be int16 of shape ({self.samples},), got {pcm.dtype} {pcm.shape}")
         self.received += 1
+        if self._next is not None and number < self._next - self.resync_frames:
+            # far behind: stale packets after a stall (discard), or, if it lasts, a sender that restarted
+            self._behind_since = arrival if self._behind_since is None else self._behind_since
+            if arrival - self._behind_since < self.resync_after:
+                self.late += 1
+                return
         if self._next is None or number >= self._next + self.capacity or number < self._next - self.resync_frames:
             if self._next is not None:
                 self.resyncs += 1  # the sender's timeline jumped: start over from this frame
             self._restart(number)
+        self._behind_since = None
         # late frames count towards the jitter estimate too: they are what it must learn to cover
         self._note_transit(arrival - (number - self._base) * self.period)
         if number < self._next or number in self._frames or number in self._skip:
             self.late += 1
+            if number < self._next and self._origin is not None:
+                # it missed its turn by this much: raise the delay now rather than after the next miss
+                behind = arrival - (self._origin + (number - self._base) * self.period)
+                self._grow = min(self.max_grow, max(self._grow, int(np.ceil(behind / self.period))))
             return
         self._frames[number] = pcm
         while len(self._frames) > self.capacity:  # bounded: the oldest goes
@@ -113,20 +136,41 @@ class AdaptiveJitterBuffer:
         self._edge.clear()
         self._base = self._next = number
         self._early = 0
+        self._behind_since = None
+        self._origin = None
+        self._grow = 0
 
     # ------------------------------------------------------------------ out
-    def pop(self, now: float) -> np.ndarray | None:
-        """The frame for the tick running at ``now``; None before the first frame ever arrived."""
+    def pop(self, now: float, tick: int | None = None) -> np.ndarray | None:
+        """The frame for the tick running at ``now``; None before the first frame ever arrived.
+
+        ``tick``: the clock's tick index. Ticks the clock skipped (it was stopped too long to catch up)
+        take their frames with them, so the playout point does not fall behind."""
+        if tick is not None:
+            if self._tick is not None and tick - self._tick > 1 and self._next is not None:
+                for n in range(self._next, self._next + tick - self._tick - 1):
+                    self.skipped += self._frames.pop(n, None) is not None
+                    self._skip.pop(n, None)
+                self._next += tick - self._tick - 1
+            self._tick = tick
         if self._next is None:
             return None
         while self._next in self._skip:
             self._next += 1
         offset = now - (self._next - self._base) * self.period
+        self._origin = offset
+        if self._grow > 0:  # hold playout back one frame (counted as concealment)
+            self._grow -= 1
+            self._early = 0
+            self.concealed += 1
+            return self._conceal()
         edge = self._edge[0][1] if self._edge else offset
         pending = sum(1 for n in self._skip if n > self._next)  # drops decided but not yet reached
-        if offset - (1 + pending) * self.period - edge >= self.margin and self._next + 1 in self._frames:
+        spare = (offset - (1 + pending) * self.period - edge - self.margin) / self.period
+        if spare >= 0 and self._next + 1 in self._frames:
+            # a whole frame of spare delay: drop one after ``hold`` ticks, sooner the more there is
             self._early += 1
-            if self._early >= self.hold:
+            if self._early >= max(1, self.hold // (1 + int(spare))):
                 self._shrink()
                 self._early = 0
         else:
@@ -193,4 +237,5 @@ class AdaptiveJitterBuffer:
     def stats(self) -> JitterStats:
         target = 1 + int(np.ceil((self.jitter_s + self.margin) / self.period))
         return JitterStats(self.depth, target, round(self.jitter_s * 1000, 2), self.received, self.played,
-                           self.concealed, self.shrunk, self.late, self.overflow, self.resyncs)
+                           self.concealed, self.shrunk, self.late, self.overflow, self.resyncs,
+                           self.skipped)

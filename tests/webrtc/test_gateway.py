@@ -64,6 +64,9 @@ async def test_media_path_without_signaling(rig: Rig) -> None:
     assert sup.level(CUSTOMER) > HEARD and sup.level(AGENT) > HEARD
     assert customer.level(CUSTOMER) < SILENT  # mix-minus
     assert rig.gateway.legs[sup_leg].frames_in > 0  # the monitoring supervisor's mic is flowing
+    # every leg receives through its own adaptive buffer, not aiortc's prefetching jitter buffer
+    assert all(state.receiver is not None and state.receiver.packets > 0 for state in rig.gateway.legs.values())
+    assert all(state.pump is None for state in rig.gateway.legs.values())
 
     rig.engine.update_leg(sup_leg, mode=SupervisorMode.BARGE)
     await asyncio.gather(customer.fresh(30), agent.fresh(30))
@@ -179,24 +182,48 @@ class _OpusLikeTrack(MediaStreamTrack):
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 48000])
-async def test_pump_resamples_and_rechunks_into_mixer_frames(rate: int) -> None:
-    engine = MixerEngine(rate=rate, buffer_frames=64)
+async def test_fallback_pump_resamples_and_rechunks_into_mixer_frames(rate: int) -> None:
+    """Without the receiver shim, aiortc's decoded frames go through the same adaptive buffer."""
+    engine = MixerEngine(rate=rate)
     speaker = engine.add_leg("c", LegRouting(Role.CUSTOMER))
     listener = engine.add_leg("c", LegRouting(Role.AGENT))
     gateway = WebRTCGateway()
-    gateway.attach(engine, RealtimeClock(engine.tick), lambda leg: None)
-    state = _Leg(speaker, None, MixedAudioTrack(rate, engine.n_samples))  # type: ignore[arg-type]
+    clock = RealtimeClock(engine.tick)
+    gateway.attach(engine, clock, lambda leg: None)
+    state = _Leg(speaker, None, MixedAudioTrack(rate, engine.n_samples), engine.n_samples)  # type: ignore[arg-type]
     gateway.legs[speaker] = state
     await gateway._pump(state, _OpusLikeTrack(CUSTOMER, 50))
     assert 48 <= state.frames_in <= 50  # 1 s in, 20 ms frames out (the resampler may hold a little back)
-    assert engine.buffered(speaker) == state.frames_in
     heard = []
-    for _ in range(state.frames_in):
+    for i in range(state.frames_in):
+        gateway._feed_inputs(i)
         engine.tick()
+        assert engine.buffered(speaker) == 0  # the mixer's ring holds only the frame being mixed
         heard.append(engine.output(listener).copy())
+    assert state.inbound.played == state.frames_in and state.inbound.concealed == 0
     pcm = np.concatenate(heard[5:])
     assert level_dbfs(pcm, CUSTOMER, rate) > -15  # sent at -12 dBFS
     assert level_dbfs(pcm, AGENT, rate) < SILENT
+
+
+async def test_legs_still_route_when_the_receiver_shim_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An aiortc whose internals moved: install() refuses, the legs read aiortc's track instead."""
+    import bargein.signaling.webrtc as webrtc
+
+    monkeypatch.setattr(webrtc, "install", lambda receiver, inbound: False)
+    rig = Rig(48000)
+    rig.clock.start()
+    try:
+        _, customer = await rig.join(LegRouting(Role.CUSTOMER), CUSTOMER)
+        _, agent = await rig.join(LegRouting(Role.AGENT), AGENT)
+        await asyncio.gather(customer.fresh(30), agent.fresh(30))
+        assert customer.level(AGENT) > HEARD and agent.level(CUSTOMER) > HEARD
+        assert all(state.receiver is None and state.pump is not None for state in rig.gateway.legs.values())
+    finally:
+        for c in rig.clients:
+            await c.close()
+        await rig.gateway.close()
+        await rig.clock.stop()
 
 
 async def test_unanswerable_offers_are_refused_without_leaking_a_leg() -> None:
