@@ -69,6 +69,10 @@ class AdaptiveJitterBuffer:
         self._behind_since: float | None = None  # first of a run of frames far behind playout
         self._tick: int | None = None
         self._origin: float | None = None  # playout time of frame ``_base`` as of the last pull
+        self._last_pop: float | None = None
+        self._stalls: deque[float] = deque(maxlen=25)  # how late each of the last pulls came (our stalls)
+        self._stall = 0.0  # the longest of them
+        self._catching_up = False  # this pull came right after another: the clock catches up after a stall
         self._grow = 0  # frames of delay still to add (fast attack after a late arrival)
         self.max_grow = max_grow_frames
         self._frames: dict[int, np.ndarray] = {}
@@ -107,12 +111,17 @@ class AdaptiveJitterBuffer:
             self._restart(number)
         self._behind_since = None
         # late frames count towards the jitter estimate too: they are what it must learn to cover
-        self._note_transit(arrival - (number - self._base) * self.period)
+        # our own stalls delay every arrival we stamp but are no network jitter: buffering cannot hide
+        # them (the ticks stall too), so the transit is counted without the latest stall
+        transit = arrival - (number - self._base) * self.period
+        if self._stall > 0 and self._transit:
+            transit = max(transit - self._stall, min(transit, min(self._transit)))
+        self._note_transit(transit)
         if number < self._next or number in self._frames or number in self._skip:
             self.late += 1
             if number < self._next and self._origin is not None:
                 # it missed its turn by this much: raise the delay now rather than after the next miss
-                behind = arrival - (self._origin + (number - self._base) * self.period)
+                behind = arrival - (self._origin + (number - self._base) * self.period) - self._stall
                 self._grow = min(self.max_grow, max(self._grow, int(np.ceil(behind / self.period))))
             return
         self._frames[number] = pcm
@@ -153,6 +162,12 @@ class AdaptiveJitterBuffer:
                     self._skip.pop(n, None)
                 self._next += tick - self._tick - 1
             self._tick = tick
+        if self._last_pop is not None:
+            gap = now - self._last_pop
+            self._stalls.append(max(0.0, gap - self.period))
+            self._stall = max(self._stalls)
+            self._catching_up = gap < self.period / 2
+        self._last_pop = now
         if self._next is None:
             return None
         while self._next in self._skip:
@@ -192,7 +207,8 @@ class AdaptiveJitterBuffer:
         may still come; otherwise it is lost (a late arrival then raises the edge, so the next miss waits)."""
         if any(n > self._next for n in self._frames):
             return False
-        return offset - edge < self.margin
+        # a catch-up tick outruns the packets our stall left queued: they are coming, wait for them
+        return self._catching_up or offset - edge < self.margin
 
     def _play(self, frame: np.ndarray, dropped_head: np.ndarray | None) -> np.ndarray:
         self.played += 1

@@ -77,8 +77,9 @@ class OpusInbound:
 
     capacity = 16  # aiortc reads nothing else from its jitter buffer, but keep its shape
 
-    def __init__(self, buffer: AdaptiveJitterBuffer, rate: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.buffer, self.clock = buffer, clock
+    def __init__(self, buffer: AdaptiveJitterBuffer, rate: int, clock: Callable[[], float] = time.monotonic,
+                 on_frame: Callable[[int, np.ndarray, float], None] | None = None) -> None:
+        self.buffer, self.clock, self.on_frame = buffer, clock, on_frame
         self._decoder = av.CodecContext.create("libopus", "r")
         self._decoder.format, self._decoder.layout, self._decoder.sample_rate = "s16", "mono", RTP_RATE
         self._cutter = FrameCutter(rate, buffer.samples)
@@ -104,6 +105,8 @@ class OpusInbound:
             return False, None
         for number, pcm in self._cutter.cut(pos, frames):
             self.buffer.put(number, pcm, now)
+            if self.on_frame is not None:
+                self.on_frame(number, pcm, now)
         return False, None
 
     def _unwrap(self, ts: int) -> int:

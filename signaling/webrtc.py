@@ -28,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import functools
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import av
@@ -41,6 +43,7 @@ from bargein.mixer import TickStats
 
 from .gateway import MediaError, MediaGateway
 from .jitter import AdaptiveJitterBuffer, JitterStats
+from .onset_trace import OnsetTrace
 from .opus_inbound import RTP_RATE, FrameCutter, OpusInbound, install
 
 log = structlog.get_logger("bargein.webrtc")
@@ -66,14 +69,17 @@ class MixedAudioTrack(MediaStreamTrack):
         self.rate, self.samples = rate, samples
         self.time_base = fractions.Fraction(1, rate)
         self._queue: deque[np.ndarray | bytes] = deque(maxlen=OUT_QUEUE)
+        self._marks: deque[bool] = deque(maxlen=OUT_QUEUE)  # onset probe: which queued items start a burst
         self._ready = asyncio.Event()
         self._pts = 0
         self.dropped = 0
+        self.on_sent: Callable[[], None] | None = None  # called when a marked item goes to aiortc
 
-    def feed(self, item: np.ndarray | bytes) -> None:
+    def feed(self, item: np.ndarray | bytes, mark: bool = False) -> None:
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
         self._queue.append(item)
+        self._marks.append(mark)
         self._ready.set()
 
     async def recv(self) -> av.AudioFrame | av.Packet:
@@ -83,6 +89,8 @@ class MixedAudioTrack(MediaStreamTrack):
             self._ready.clear()
             await self._ready.wait()
         pcm = self._queue.popleft()
+        if self._marks.popleft() and self.on_sent is not None:
+            self.on_sent()
         if isinstance(pcm, bytes):  # already encoded (shared encode): aiortc packs it as it is
             packet = av.Packet(pcm)
             packet.pts, packet.time_base = self._pts, self.time_base
@@ -155,6 +163,7 @@ class WebRTCGateway(MediaGateway):
         self._listening = False
         self._tasks: set[asyncio.Task[None]] = set()  # lost-peer clean-ups in flight (kept referenced)
         self._closed_inbound: list[JitterStats] = []  # counters of legs that left (for inbound_totals)
+        self.trace = OnsetTrace.from_env()  # opt-in latency probe (benchmarks.webrtc_latency --budget)
 
     # ------------------------------------------------------------------ gateway interface
     async def open_leg(self, leg: int, call_id: str, offer_sdp: str) -> str:
@@ -168,6 +177,8 @@ class WebRTCGateway(MediaGateway):
         track = MixedAudioTrack(self.engine.rate, self.engine.n_samples)
         state = _Leg(leg, pc, track, self.engine.n_samples)
         self.legs[leg] = state
+        if self.trace is not None:
+            track.on_sent = functools.partial(self._sent_probe, leg)
 
         remote: list[MediaStreamTrack] = []
 
@@ -187,7 +198,7 @@ class WebRTCGateway(MediaGateway):
             audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
             if not audio:
                 raise MediaError("the offer has no audio section")
-            inbound = OpusInbound(state.inbound, self.engine.rate)
+            inbound = OpusInbound(state.inbound, self.engine.rate, on_frame=self._arrival_probe(leg))
             if install(audio[0].receiver, inbound):
                 state.receiver = inbound
             elif remote:  # aiortc is not the pinned one: read its decoded track instead
@@ -224,6 +235,9 @@ class WebRTCGateway(MediaGateway):
         if self._encode_pool is not None:
             self._encode_pool.shutdown(wait=False, cancel_futures=True)
             self._encode_pool = None
+        if self.trace is not None:
+            self.trace.close()
+            self.trace = None
 
     def inbound_totals(self) -> dict[str, int]:
         """Inbound buffer counters summed over every leg so far (open and closed)."""
@@ -232,6 +246,20 @@ class WebRTCGateway(MediaGateway):
         totals = {k: sum(getattr(s, k) for s in every) for k in keys}
         totals["depth"] = sum(state.inbound.depth for state in self.legs.values())
         return totals
+
+    # ------------------------------------------------------------------ onset probe (off unless traced)
+    def _arrival_probe(self, leg: int) -> Callable[[int, np.ndarray, float], None] | None:
+        trace = self.trace
+        if trace is None:
+            return None
+        return lambda number, pcm, t: trace.see("arrival", leg, pcm, t) and None
+
+    def _sent_probe(self, leg: int) -> None:
+        if self.trace is not None:
+            self.trace.note("sent", leg, time.monotonic())
+
+    def _mixed(self, leg: int, pcm: np.ndarray) -> bool:
+        return self.trace is not None and self.trace.see("mixed", leg, pcm, time.monotonic())
 
     # ------------------------------------------------------------------ audio
     def _feed_inputs(self, index: int) -> None:
@@ -245,6 +273,8 @@ class WebRTCGateway(MediaGateway):
             if pcm is not None and self.engine.has_leg(leg):
                 legs.append(leg)
                 frames.append(pcm)
+                if self.trace is not None:
+                    self.trace.see("played", leg, pcm, now)
         if legs:
             self.engine.push_many(legs, np.stack(frames))
 
@@ -261,7 +291,7 @@ class WebRTCGateway(MediaGateway):
                 pcm = self.engine.output(leg).copy()
             except KeyError:
                 continue
-            state.track.feed(pcm)
+            state.track.feed(pcm, self._mixed(leg, pcm))
 
     def _encode_tick(self) -> None:
         """Hand this tick's mixes to the encode thread: one job per group of legs hearing the same mix."""
@@ -270,15 +300,18 @@ class WebRTCGateway(MediaGateway):
             with contextlib.suppress(KeyError):
                 calls.add(self.engine.call_of(leg))
         jobs: list[tuple[frozenset[int], np.ndarray]] = []
+        marks: set[int] = set()
         for call in calls:
             for group in self.engine.shared_mix_groups(call):
                 mine = frozenset(leg for leg in group if leg in self.legs)
                 if mine:
                     jobs.append((mine, self.engine.output(next(iter(mine))).copy()))
+                    if self.trace is not None:
+                        marks.update(leg for leg in mine if self._mixed(leg, jobs[-1][1]))
         if self._encode_pool is None:  # one thread: encodes stay in tick order
             self._encode_pool = ThreadPoolExecutor(1, thread_name_prefix="bargein-opus")
         fut = asyncio.get_running_loop().run_in_executor(self._encode_pool, self._encode_jobs, jobs)
-        fut.add_done_callback(self._deliver)
+        fut.add_done_callback(functools.partial(self._deliver, marks))
 
     def _encode_jobs(self, jobs: list[tuple[frozenset[int], np.ndarray]]) -> list[tuple[frozenset[int], list[bytes]]]:
         out, used = [], set()
@@ -292,7 +325,7 @@ class WebRTCGateway(MediaGateway):
             del self._encoders[gone]
         return out
 
-    def _deliver(self, fut: asyncio.Future[list[tuple[frozenset[int], list[bytes]]]]) -> None:
+    def _deliver(self, marks: set[int], fut: asyncio.Future[list[tuple[frozenset[int], list[bytes]]]]) -> None:
         if fut.cancelled():
             return
         if fut.exception() is not None:  # never leave legs mute: fall back to one encode per leg
@@ -305,7 +338,7 @@ class WebRTCGateway(MediaGateway):
                 state = self.legs.get(leg)
                 if state is not None:
                     for payload in payloads:
-                        state.track.feed(payload)
+                        state.track.feed(payload, leg in marks)
                         self.deliveries += 1
 
     def _watchdog(self) -> None:

@@ -268,3 +268,43 @@ def test_skipped_ticks_take_their_frames_with_them() -> None:
     d = delays(out, arrivals, sent)
     assert max(d) - min(d) < 1e-9
     assert buf.stats.skipped == 30 and buf.stats.shrunk == 0
+
+
+@pytest.mark.parametrize("stall", [0.06, 0.3])
+def test_our_own_stalls_do_not_raise_the_delay(stall: float) -> None:
+    """The whole process stops (ticks and packet reading alike), then drains what queued up: catch-up
+    ticks first (or skipped ones, past 5), packets 1 ms apart. Buffering cannot hide that, so it must
+    not leave the delay raised."""
+    stalls = [10.0, 20.0]
+
+    def free_at(t: float) -> float:
+        return next((s + stall for s in stalls if s <= t < s + stall), t)
+
+    arrivals, sent = steady(1500)
+    last = 0.0
+    for k in sorted(arrivals):  # packets queued by a stall are read one by one after it
+        t = free_at(arrivals[k])
+        last = arrivals[k] = max(t, last + 0.001) if t != arrivals[k] else t
+    buf = AdaptiveJitterBuffer(N)
+    events = [(t, 1, k) for k, t in arrivals.items()]
+    n, prev = 0, 0.0
+    while 0.0137 + n * P < 29.9:
+        due = 0.0137 + n * P
+        now = max(free_at(due), prev)
+        if (now - due) / P > 5:  # the clock skips what it cannot catch up
+            n += int((now - due) / P)
+        events.append((now, 0, n))
+        prev, n = now + 0.0002, n + 1
+    out = []
+    for t, kind, x in sorted(events):
+        if kind:
+            buf.put(x, frame(x), t)
+        elif (pcm := buf.pop(t, tick=x)) is not None:
+            out.append((t, int(pcm[-1])))
+    p = played(out)
+    assert p == sorted(p) and len(set(p)) == len(p)
+    by_frame = dict(zip(p, delays(out, arrivals, sent), strict=True))
+    before = np.median([by_frame[k] for k in range(300, 480) if k in by_frame])
+    after = [by_frame[k] for k in range(int(10.5 / P), int(19.5 / P)) if k in by_frame]
+    assert np.median(after) <= before + P  # back to where it was well within 0.5 s of each stall
+    assert np.median([d for k, d in by_frame.items() if k > 21 / P]) <= before + P
