@@ -11,7 +11,8 @@ what the measured arrival jitter needs, and no more:
   here or the recent pattern says it should have arrived by now. Otherwise (the late edge has risen
   above the offset: the jitter grew) conceal and wait one tick, so the offset grows by one frame.
   A frame that arrives after its turn raises the delay at once by how late it was (fast attack,
-  up to ``max_grow_frames``), slow release below.
+  up to ``max_grow_frames``), slow release below. The delay kept for jitter is capped at
+  ``max_delay_s`` above the fastest recent frames: a conversation cannot wait longer than that.
 * Too early (the offset would still clear the late edge by ``margin`` after losing a frame, for
   ``hold`` ticks in a row, fewer when there is more to spare): drop the quietest buffered frame,
   with a short crossfade over the cut.
@@ -60,6 +61,7 @@ class AdaptiveJitterBuffer:
         resync_frames: int = 25,
         resync_after_s: float = 0.5,
         max_grow_frames: int = 10,
+        max_delay_s: float = 0.2,
     ) -> None:
         if samples < 8 or capacity < 2 or window < 1 or hold < 1:
             raise ValueError("samples >= 8, capacity >= 2, window >= 1 and hold >= 1 are required")
@@ -78,6 +80,8 @@ class AdaptiveJitterBuffer:
         self._frames: dict[int, np.ndarray] = {}
         self._transit: deque[float] = deque(maxlen=window)
         self._edge: deque[tuple[int, float]] = deque()  # sliding-window maximum of transit (monotonic queue)
+        self._low: deque[tuple[int, float]] = deque()  # ... and minimum
+        self.max_delay = max_delay_s
         self._seen = 0
         self._base = 0  # frame number that maps to transit 0 (keeps floats small)
         self._next: int | None = None  # number of the next frame to play
@@ -115,14 +119,15 @@ class AdaptiveJitterBuffer:
         # them (the ticks stall too), so the transit is counted without the latest stall
         transit = arrival - (number - self._base) * self.period
         if self._stall > 0 and self._transit:
-            transit = max(transit - self._stall, min(transit, min(self._transit)))
+            transit = max(transit - self._stall, min(transit, self._low[0][1]))
         self._note_transit(transit)
         if number < self._next or number in self._frames or number in self._skip:
             self.late += 1
             if number < self._next and self._origin is not None:
                 # it missed its turn by this much: raise the delay now rather than after the next miss
                 behind = arrival - (self._origin + (number - self._base) * self.period) - self._stall
-                self._grow = min(self.max_grow, max(self._grow, int(np.ceil(behind / self.period))))
+                room = int((self._low[0][1] + self.max_delay - self._origin) / self.period)  # the cap
+                self._grow = max(0, min(self.max_grow, room, max(self._grow, int(np.ceil(behind / self.period)))))
             return
         self._frames[number] = pcm
         while len(self._frames) > self.capacity:  # bounded: the oldest goes
@@ -135,14 +140,21 @@ class AdaptiveJitterBuffer:
         while self._edge and self._edge[-1][1] <= transit:
             self._edge.pop()
         self._edge.append((self._seen, transit))
-        while self._edge[0][0] <= self._seen - self._transit.maxlen:  # type: ignore[operator]
+        while self._low and self._low[-1][1] >= transit:
+            self._low.pop()
+        self._low.append((self._seen, transit))
+        oldest = self._seen - self._transit.maxlen  # type: ignore[operator]
+        while self._edge[0][0] <= oldest:
             self._edge.popleft()
+        while self._low[0][0] <= oldest:
+            self._low.popleft()
 
     def _restart(self, number: int) -> None:
         self._frames.clear()
         self._skip.clear()
         self._transit.clear()
         self._edge.clear()
+        self._low.clear()
         self._base = self._next = number
         self._early = 0
         self._behind_since = None
@@ -179,7 +191,8 @@ class AdaptiveJitterBuffer:
             self._early = 0
             self.concealed += 1
             return self._conceal()
-        edge = self._edge[0][1] if self._edge else offset
+        # the late edge, but never more than max_delay above the fastest frames: later ones are lost
+        edge = min(self._edge[0][1], self._low[0][1] + self.max_delay) if self._edge else offset
         pending = sum(1 for n in self._skip if n > self._next)  # drops decided but not yet reached
         spare = (offset - (1 + pending) * self.period - edge - self.margin) / self.period
         if spare >= 0 and self._next + 1 in self._frames:

@@ -308,3 +308,18 @@ def test_our_own_stalls_do_not_raise_the_delay(stall: float) -> None:
     after = [by_frame[k] for k in range(int(10.5 / P), int(19.5 / P)) if k in by_frame]
     assert np.median(after) <= before + P  # back to where it was well within 0.5 s of each stall
     assert np.median([d for k, d in by_frame.items() if k > 21 / P]) <= before + P
+
+
+def test_delay_is_capped_when_the_sender_stalls_for_a_second_at_a_time() -> None:
+    """A sender that stops for a second, then sends everything at once, every few seconds: the buffer
+    does not follow it to a second of delay; it stays within max_delay of the fastest frames."""
+    arrivals, sent = steady(3000)
+    for start in range(200, 2800, 250):
+        for k in range(start, start + 50):
+            arrivals[k] = arrivals[start + 50]
+    buf, out = run(arrivals, 3010)
+    p = played(out)
+    assert p == sorted(p) and len(set(p)) == len(p)
+    d = delays(out, arrivals, sent)
+    assert max(d) <= 0.005 + buf.max_delay + 2 * P + buf.margin
+    assert buf.stats.concealed > 0  # what came later than that was concealed
