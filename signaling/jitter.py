@@ -5,7 +5,7 @@ measures; the mixer pulls exactly one frame per tick. The buffer keeps the playo
 what the measured arrival jitter needs, and no more:
 
 * *Relative transit* of a frame is ``arrival - number x period`` (the sender's timeline put on our
-  clock, up to an unknown constant). Its maximum over the last few seconds is the *late edge*: when
+  clock, up to an unknown constant). Its 95th percentile over the last 5 s is the *late edge*: when
   frame ``k`` is due at time ``T``, the *playout offset* ``T - k x period`` must stay at or above it.
 * A missing head frame is a loss (conceal its slot, go on at the same offset) when newer frames are
   here or the recent pattern says it should have arrived by now. Otherwise (the late edge has risen
@@ -56,6 +56,7 @@ class AdaptiveJitterBuffer:
         period_s: float = 0.02,
         capacity: int = 50,
         window: int = 250,
+        quantile: float = 0.95,
         hold: int = 25,
         margin_s: float = 0.003,
         resync_frames: int = 25,
@@ -79,7 +80,9 @@ class AdaptiveJitterBuffer:
         self.max_grow = max_grow_frames
         self._frames: dict[int, np.ndarray] = {}
         self._transit: deque[float] = deque(maxlen=window)
-        self._edge: deque[tuple[int, float]] = deque()  # sliding-window maximum of transit (monotonic queue)
+        self.quantile = quantile
+        self._edge: float | None = None  # the late edge: a high quantile of recent transit (refreshed)
+        self._edge_age = 0
         self._low: deque[tuple[int, float]] = deque()  # ... and minimum
         self.max_delay = max_delay_s
         self._seen = 0
@@ -126,7 +129,8 @@ class AdaptiveJitterBuffer:
             if number < self._next and self._origin is not None:
                 # it missed its turn by this much: raise the delay now rather than after the next miss
                 behind = arrival - (self._origin + (number - self._base) * self.period) - self._stall
-                room = int((self._low[0][1] + self.max_delay - self._origin) / self.period)  # the cap
+                # ... but only as far as the late edge asks: rarer outliers are concealed, not followed
+                room = int(np.ceil((self._late_edge() - self._origin) / self.period))
                 self._grow = max(0, min(self.max_grow, room, max(self._grow, int(np.ceil(behind / self.period)))))
             return
         self._frames[number] = pcm
@@ -137,15 +141,12 @@ class AdaptiveJitterBuffer:
     def _note_transit(self, transit: float) -> None:
         self._transit.append(transit)
         self._seen += 1
-        while self._edge and self._edge[-1][1] <= transit:
-            self._edge.pop()
-        self._edge.append((self._seen, transit))
+        if self._edge is None or transit > self._edge:
+            self._edge_age = 1 << 30  # a new late frame counts at once
         while self._low and self._low[-1][1] >= transit:
             self._low.pop()
         self._low.append((self._seen, transit))
         oldest = self._seen - self._transit.maxlen  # type: ignore[operator]
-        while self._edge[0][0] <= oldest:
-            self._edge.popleft()
         while self._low[0][0] <= oldest:
             self._low.popleft()
 
@@ -153,7 +154,7 @@ class AdaptiveJitterBuffer:
         self._frames.clear()
         self._skip.clear()
         self._transit.clear()
-        self._edge.clear()
+        self._edge = None
         self._low.clear()
         self._base = self._next = number
         self._early = 0
@@ -191,8 +192,7 @@ class AdaptiveJitterBuffer:
             self._early = 0
             self.concealed += 1
             return self._conceal()
-        # the late edge, but never more than max_delay above the fastest frames: later ones are lost
-        edge = min(self._edge[0][1], self._low[0][1] + self.max_delay) if self._edge else offset
+        edge = self._late_edge() if self._transit else offset
         pending = sum(1 for n in self._skip if n > self._next)  # drops decided but not yet reached
         spare = (offset - (1 + pending) * self.period - edge - self.margin) / self.period
         if spare >= 0 and self._next + 1 in self._frames:
@@ -214,6 +214,15 @@ class AdaptiveJitterBuffer:
             return self._conceal()  # too early to give up on it: the offset grows by one frame
         self._next += 1  # lost: its slot is concealed and playout goes on at the same offset
         return self._conceal()
+
+    def _late_edge(self) -> float:
+        """A high quantile of recent transit (refreshed every 10 pulls, or at once when a frame came later
+        than it), never more than max_delay above the fastest frames: later ones are lost."""
+        self._edge_age += 1
+        if self._edge is None or self._edge_age >= 10:
+            self._edge = float(np.quantile(np.fromiter(self._transit, float, len(self._transit)), self.quantile))
+            self._edge_age = 0
+        return min(self._edge, self._low[0][1] + self.max_delay)
 
     def _wait_for_head(self, offset: float, edge: float) -> bool:
         """The head is missing. Wait for it only if nothing newer is here and the measured jitter says it
