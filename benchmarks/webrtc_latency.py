@@ -198,8 +198,8 @@ async def run_p2p(duration: float) -> tuple[dict, dict]:
 def client_budget(sent: list[float], listener: OnsetListener) -> dict:
     arrived = [a for _, a in listener.onsets if a == a]
     hold = [t - a for t, a in listener.onsets if a == a]
-    return {"client_packet_arrival_ms": stage_ms(sent, arrived),
-            "client_jitter_buffer_and_decode_ms": round(float(np.median(hold)) * 1000, 1) if hold else None}
+    return {"client packet arrival (from send)": stage_ms(sent, arrived),
+            "client jitter buffer + decode": round(float(np.median(hold)) * 1000, 1) if hold else None}
 
 
 # ---------------------------------------------------------------------------------------- server
@@ -293,7 +293,7 @@ async def run_server(duration: float, trace: Path | None) -> tuple[dict, dict]:
     pairs = match(track.onsets, [t for t, _ in listener.onsets])
     budget = client_budget(track.onsets, listener)
     if trace is not None and trace.exists():
-        budget.update(server_budget(track.onsets, trace))
+        budget["stages_ms"] = server_budget(track.onsets, trace, listener)
     return row("server", pairs, start, end), budget
 
 
@@ -303,13 +303,36 @@ async def keep_reading(client: WsClient) -> None:
             await client._read()
 
 
-def server_budget(sent: list[float], trace: Path) -> dict:
-    marks: dict[str, list[float]] = {}
+STAGES = ("arrival", "played", "mixed", "sent")
+
+
+def server_budget(sent: list[float], trace: Path, listener: OnsetListener) -> dict:
+    """Per onset, follow it stage by stage (each stage's first mark after the previous one); the
+    budget is the median of each step over the onsets seen at every stage."""
+    marks: dict[str, list[float]] = {stage: [] for stage in STAGES}
     for line in trace.read_text().splitlines():
         rec = json.loads(line)
         marks.setdefault(rec["stage"], []).append(rec["t"])
-    return {f"server_{stage}_ms": stage_ms(sent, marks.get(stage, []))
-            for stage in ("arrival", "played", "mixed", "sent")}
+    heard = sorted(listener.onsets)
+    chains = []
+    for s in sent:
+        chain, t = [s], s
+        for times in [*(marks[stage] for stage in STAGES), [a for _, a in heard], [h for h, _ in heard]]:
+            nxt = next((x for x in sorted(times) if x >= t), None)
+            if nxt is None or nxt - s > MATCH_S:
+                break
+            chain.append(nxt)
+            t = nxt
+        else:
+            chains.append(np.diff(chain) * 1000)
+    if not chains:
+        return {}
+    steps = np.median(np.array(chains), axis=0)
+    names = ["client send -> server packet decoded", "server adaptive buffer + tick alignment",
+             "mix (tick compute)", "shared encode + outbound queue -> aiortc sender",
+             "server send -> client packet arrival", "client jitter buffer + decode"]
+    return {"onsets_followed": len(chains), **{n: round(float(v), 1) for n, v in zip(names, steps, strict=True)},
+            "total_ms": round(float(np.median(np.array(chains).sum(axis=1))), 1)}
 
 
 # ---------------------------------------------------------------------------------------- main

@@ -75,7 +75,7 @@ def test_stall_raises_the_delay_at_once_then_gives_it_back() -> None:
     d = delays(out, arrivals, sent)
     assert 0.04 < max(d) - d[0] <= buf.max_grow * P + 1e-9  # fast attack (as far as the 95th percentile asks)
     assert d[-1] - d[0] < 1e-9  # slow release: all of it given back
-    assert buf.stats.shrunk >= 5
+    assert buf.stats.shrunk >= 3
 
 
 def test_jitter_raises_the_delay_then_it_returns_to_target() -> None:
