@@ -45,6 +45,7 @@ from .gateway import MediaError, MediaGateway
 from .jitter import AdaptiveJitterBuffer, JitterStats
 from .onset_trace import OnsetTrace
 from .opus_inbound import RTP_RATE, FrameCutter, OpusInbound, install
+from .sdp import OfferRefused, check_offer
 
 log = structlog.get_logger("bargein.webrtc")
 
@@ -167,6 +168,10 @@ class WebRTCGateway(MediaGateway):
 
     # ------------------------------------------------------------------ gateway interface
     async def open_leg(self, leg: int, call_id: str, offer_sdp: str) -> str:
+        try:  # an agent's answer-with-offer reaches here without the request-side check
+            check_offer(offer_sdp)
+        except OfferRefused as exc:
+            raise MediaError(str(exc)) from None
         if not self._listening:
             self.clock.add_feeder(self._feed_inputs)
             self.clock.add_listener(self._on_tick)
