@@ -8,8 +8,8 @@ what the measured arrival jitter needs, and no more:
   clock, up to an unknown constant). Its 95th percentile over the last 5 s is the *late edge*: when
   frame ``k`` is due at time ``T``, the *playout offset* ``T - k x period`` must stay at or above it.
 * A missing head frame is a loss (conceal its slot, go on at the same offset) when newer frames are
-  here or the recent pattern says it should have arrived by now. Otherwise (the late edge has risen
-  above the offset: the jitter grew) conceal and wait one tick, so the offset grows by one frame.
+  here. Otherwise the stream as a whole is late (a stall): conceal and wait one tick, so the offset
+  grows by one frame, up to ``max_delay_s`` above the fastest recent frames.
   A frame that arrives after its turn raises the delay at once by how late it was (fast attack,
   up to ``max_grow_frames``), slow release below. The delay kept for jitter is capped at
   ``max_delay_s`` above the fastest recent frames: a conversation cannot wait longer than that.
@@ -225,12 +225,12 @@ class AdaptiveJitterBuffer:
         return min(self._edge, self._low[0][1] + self.max_delay)
 
     def _wait_for_head(self, offset: float, edge: float) -> bool:
-        """The head is missing. Wait for it only if nothing newer is here and the measured jitter says it
-        may still come; otherwise it is lost (a late arrival then raises the edge, so the next miss waits)."""
+        """The head is missing. With newer frames here it is lost. Otherwise the whole stream is late (a
+        sender or network stall): wait for it, up to max_delay above the fastest recent frames, so a
+        stall costs delay that the release gives back rather than audio that is gone for good."""
         if any(n > self._next for n in self._frames):
             return False
-        # a catch-up tick outruns the packets our stall left queued: they are coming, wait for them
-        return self._catching_up or offset - edge < self.margin
+        return self._catching_up or offset < self._low[0][1] + self.max_delay
 
     def _play(self, frame: np.ndarray, dropped_head: np.ndarray | None) -> np.ndarray:
         self.played += 1

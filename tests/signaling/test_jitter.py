@@ -63,7 +63,7 @@ def test_steady_stream_plays_every_frame_in_order_with_at_most_one_frame_held() 
     assert d[0] < 0.005 + P + 1e-9  # transit plus at most one tick of alignment
 
 
-def test_stall_raises_the_delay_at_once_then_gives_it_back() -> None:
+def test_stall_is_waited_out_then_the_delay_is_given_back() -> None:
     arrivals, sent = steady(1000)
     # a 200 ms stall at frame 100: frames 100..110 arrive together at the end of it
     for k in range(100, 111):
@@ -71,11 +71,13 @@ def test_stall_raises_the_delay_at_once_then_gives_it_back() -> None:
     buf, out = run(arrivals, 1010)
     p = played(out)
     assert p == sorted(p) and len(set(p)) == len(p)
-    assert buf.stats.concealed >= 9 and buf.stats.late >= 9
+    s = buf.stats
+    assert s.late == 0 and s.played + s.shrunk == s.received  # nothing arrived too late to play ...
+    assert buf.stats.concealed >= 9  # ... the stall was bridged by concealment
     d = delays(out, arrivals, sent)
-    assert 0.04 < max(d) - d[0] <= buf.max_grow * P + 1e-9  # fast attack (as far as the 95th percentile asks)
-    assert d[-1] - d[0] < 1e-9  # slow release: all of it given back
-    assert buf.stats.shrunk >= 3
+    assert 0.1 < max(d) - d[0] <= buf.max_delay + P  # the delay it cost ...
+    assert d[-1] - d[0] < 1e-9  # ... was all given back
+    assert buf.stats.shrunk >= 5
 
 
 def test_jitter_raises_the_delay_then_it_returns_to_target() -> None:
@@ -117,7 +119,7 @@ def test_clock_skew_never_creeps(skew: float) -> None:
         assert s.concealed <= 2
 
 
-def test_lost_frames_are_concealed_and_counted_without_adding_delay() -> None:
+def test_lost_frames_are_concealed_and_counted_and_leave_no_delay() -> None:
     arrivals, sent = steady(1000)
     lost = {200, 201, 450, 700, 701, 702}
     for k in lost:
@@ -126,10 +128,13 @@ def test_lost_frames_are_concealed_and_counted_without_adding_delay() -> None:
     p = played(out)
     assert set(p).isdisjoint(lost) and p == sorted(p)
     last = max(i for i, (_, k) in enumerate(out) if k > 0)
-    assert sum(1 for _, k in out[:last] if k == 0) == len(lost)  # one concealed slot per lost frame
+    gaps = sum(1 for _, k in out[:last] if k == 0)
+    # a lost frame is waited for one tick (it might be late), then its slot is concealed
+    assert len(lost) <= gaps <= 2 * len(lost)
     assert buf.stats.concealed == sum(1 for _, k in out if k == 0)  # (the rest: after the stream ended)
     d = delays(out, arrivals, sent)
-    assert max(d) - min(d) < 1e-9  # loss does not move the playout point
+    # waiting costs as many frames as the longest run of losses, and it is given back
+    assert max(d) - min(d) <= 3 * P + 1e-9 and d[-1] - d[0] < 1e-9
 
 
 def test_concealment_fades_out_then_silence_and_audio_fades_back_in() -> None:
@@ -140,9 +145,9 @@ def test_concealment_fades_out_then_silence_and_audio_fades_back_in() -> None:
     assert gap[0] == 1000 and gap[-1] == 0 and np.all(np.diff(gap) <= 0)  # fade from the last frame
     assert not buf.pop(0.041).any()  # then silence
     buf.put(4, np.full(N, 1000, np.int16), 0.05)
-    buf.pop(0.061)  # frame 2 is given up
-    back = buf.pop(0.081)
-    assert back[0] == 0 and back[-1] == 1000  # fade-in after the gap
+    pulls = [buf.pop(0.061 + i * P) for i in range(3)]  # frames 2 and 3 are given up, then 4 plays
+    back = next(x for x in pulls if x[-1] == 1000)
+    assert back[0] == 0  # fade-in after the gap
     assert buf.stats.concealed >= 2
 
 
