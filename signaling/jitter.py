@@ -60,7 +60,7 @@ class AdaptiveJitterBuffer:
         hold: int = 25,
         margin_s: float = 0.003,
         resync_frames: int = 25,
-        resync_after_s: float = 0.5,
+        resync_after_s: float = 0.3,
         max_grow_frames: int = 10,
         max_delay_s: float = 0.2,
     ) -> None:
@@ -106,17 +106,24 @@ class AdaptiveJitterBuffer:
         if pcm.shape != (self.samples,) or pcm.dtype != np.int16:
             raise ValueError(f"frame must be int16 of shape ({self.samples},), got {pcm.dtype} {pcm.shape}")
         self.received += 1
-        if self._next is not None and number < self._next - self.resync_frames:
-            # far behind: stale packets after a stall (discard), or, if it lasts, a sender that restarted
+        if self._next is not None and number < self._next:
+            # behind playout: a late or stale frame (discarded below), or, when nothing but late frames
+            # comes for a while, playout has got ahead of the sender (a restart, or a skip that left
+            # the sender behind): follow the sender again
             self._behind_since = arrival if self._behind_since is None else self._behind_since
-            if arrival - self._behind_since < self.resync_after:
+            far = number < self._next - self.resync_frames
+            if arrival - self._behind_since >= self.resync_after:
+                self.resyncs += 1
+                self._restart(number)
+            elif far:
                 self.late += 1
                 return
-        if self._next is None or number >= self._next + self.capacity or number < self._next - self.resync_frames:
+        else:
+            self._behind_since = None
+        if self._next is None or number >= self._next + self.capacity:
             if self._next is not None:
-                self.resyncs += 1  # the sender's timeline jumped: start over from this frame
+                self.resyncs += 1  # the sender's timeline jumped ahead: start over from this frame
             self._restart(number)
-        self._behind_since = None
         # late frames count towards the jitter estimate too: they are what it must learn to cover
         # our own stalls delay every arrival we stamp but are no network jitter: buffering cannot hide
         # them (the ticks stall too), so the transit is counted without the latest stall

@@ -328,3 +328,21 @@ def test_delay_is_capped_when_the_sender_stalls_for_a_second_at_a_time() -> None
     d = delays(out, arrivals, sent)
     assert max(d) <= 0.005 + buf.max_delay + 2 * P + buf.margin
     assert buf.stats.concealed > 0  # what came later than that was concealed
+
+
+def test_playout_ahead_of_the_sender_follows_it_again() -> None:
+    """Our ticks skipped ahead while the sender (stalled too) fell behind for good: every frame now comes
+    'late'. After resync_after of that the buffer follows the sender again instead of staying silent."""
+    buf = AdaptiveJitterBuffer(N)
+    heard = []
+    for n in range(400):
+        now = 0.0137 + n * P
+        k = n + 1 if n < 50 else n + 1 - 10  # from tick 50 on, the sender is 10 frames behind
+        buf.put(k, frame(k), now - 0.005)
+        if n == 50:
+            continue  # this tick and the 9 before it in the sender's terms: the clock skipped 10
+        tick = n if n < 50 else n + 9
+        heard.append(int(buf.pop(now, tick=tick)[-1]))
+    assert buf.stats.resyncs == 1
+    assert all(x > 0 for x in heard[-300:])  # audio again, not silence forever
+    assert heard[-300:] == sorted(heard[-300:])
