@@ -39,7 +39,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from bargein.mixer.tones import tone
-from bargein.signaling.inprocess import WsClient
+from bargein.signaling.client import place_call, sign_in
 from bargein.signaling.webrtc import no_ice_servers
 from rich.console import Console
 from rich.table import Table
@@ -244,33 +244,33 @@ async def bargein_server(trace: Path | None) -> Any:
             proc.wait()
 
 
+class Peer:
+    """A client leg for the signaling client (its ``Media``): an aiortc peer with a burst or silent track."""
+
+    def __init__(self, silent: bool) -> None:
+        self.pc = RTCPeerConnection(no_ice_servers())
+        self.track = BurstTrack(silent=silent)
+        self.pc.addTrack(self.track)
+        self.listener = OnsetListener(self.pc)
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def accept(self, answer_sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        self.listener.watch_packets(self.pc)
+
+
 async def run_server(duration: float, trace: Path | None) -> tuple[dict, dict]:
     async with bargein_server(trace) as (base, session, pid):
+        ws = base.replace("http", "ws") + "/ws"
+        agent = await sign_in(ws, "agent1", session=session, state="available")
+        customer = await sign_in(ws, "customer1", session=session)
+        cust, ag = Peer(silent=False), Peer(silent=True)
+        await place_call(customer, agent, customer_media=cust, agent_media=ag)
+        track, listener = cust.track, ag.listener
         cpu0 = cpu_seconds(pid)
-        agent = WsClient(await session.ws_connect(base + "/ws"))
-        assert (await agent.request("REGISTER", token="agent1"))["status"] == 200
-        await agent.request("PUBLISH", state="available")
-        customer = WsClient(await session.ws_connect(base + "/ws"))
-        assert (await customer.request("REGISTER", token="customer1"))["status"] == 200
-
-        cust_pc, agent_pc = RTCPeerConnection(no_ice_servers()), RTCPeerConnection(no_ice_servers())
-        track = BurstTrack()
-        cust_pc.addTrack(track)
-        agent_pc.addTrack(BurstTrack(silent=True))
-        listener = OnsetListener(agent_pc)
-        await cust_pc.setLocalDescription(await cust_pc.createOffer())
-        await customer.ws.send_json({"method": "INVITE", "cseq": 50, "to": "queue:support",
-                                     "sdp": cust_pc.localDescription.sdp})
-        early = await customer.wait_for(lambda x: x.get("cseq") == 50 and x.get("status") == 183)
-        await cust_pc.setRemoteDescription(RTCSessionDescription(sdp=early["sdp"], type="answer"))
-        await agent_pc.setLocalDescription(await agent_pc.createOffer())
-        await agent.answer(sdp=agent_pc.localDescription.sdp)
-        ack = await agent.wait_for(lambda x: x.get("method") == "ACK")
-        await agent_pc.setRemoteDescription(RTCSessionDescription(sdp=ack["sdp"], type="answer"))
-        listener.watch_packets(agent_pc)
-        await customer.wait_for(lambda x: x.get("cseq") == 50 and x.get("status") == 200)
-        # keep reading signaling (the server pings; an unread socket would be dropped, ending the call)
-        readers = [asyncio.create_task(keep_reading(c)) for c in (agent, customer)]
         start = time.monotonic()
         deadline = start + duration
         while time.monotonic() < deadline:
@@ -282,25 +282,17 @@ async def run_server(duration: float, trace: Path | None) -> tuple[dict, dict]:
             health = await r.json()
         console.log(f"server: {100 * cpu / (end - start):.1f} % of a core; mixer {health['mixer']}; "
                     f"inbound {health.get('inbound')}")
-        for r in readers:
-            r.cancel()
-        ended = [m for c in (agent, customer) for m in c.inbox if m.get("event") or m.get("method") == "BYE"]
-        if ended:
-            console.log(f"signaling during the call: {ended}")
         await listener.close()
-        await cust_pc.close()
-        await agent_pc.close()
+        await cust.listener.close()
+        await cust.pc.close()
+        await ag.pc.close()
+        await agent.close()
+        await customer.close()
     pairs = match(track.onsets, [t for t, _ in listener.onsets])
     budget = client_budget(track.onsets, listener)
     if trace is not None and trace.exists():
         budget["stages_ms"] = server_budget(track.onsets, trace, listener)
     return row("server", pairs, start, end), budget
-
-
-async def keep_reading(client: WsClient) -> None:
-    with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError, TypeError, ValueError):
-        while True:
-            await client._read()
 
 
 STAGES = ("arrival", "played", "mixed", "sent")
