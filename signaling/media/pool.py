@@ -69,12 +69,17 @@ class WorkerPool:
 
     def __init__(self, n: int, *, mixer_rate: int = 48000, limits: CallLimits | None = None,
                  silent_peer_s: float = 5.0, connect_grace_s: float = 20.0, stats_every_s: float = 1.0,
-                 log_level: str | None = None) -> None:
+                 log_level: str | None = None, **tuning: Any) -> None:
         if n < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.n = n
+        # tuning: WorkerConfig's loop / encode_inline; BARGEIN_MEDIA_LOOP=asyncio and BARGEIN_MEDIA_ENCODE=thread
+        # give the plain set-up for comparisons (benchmarks, profiles)
+        tuning.setdefault("loop", os.environ.get("BARGEIN_MEDIA_LOOP", "uvloop"))
+        tuning.setdefault("encode_inline", os.environ.get("BARGEIN_MEDIA_ENCODE", "inline") != "thread")
         self._config = dict(mixer_rate=mixer_rate, limits=limits or CallLimits(), silent_peer_s=silent_peer_s,
-                            connect_grace_s=connect_grace_s, stats_every_s=stats_every_s)
+                            connect_grace_s=connect_grace_s, stats_every_s=stats_every_s, **tuning)
+        p.WorkerConfig(worker="check", **self._config)  # bad tuning fails here, not in every worker
         self.log_level = log_level or os.environ.get("BARGEIN_LOG_LEVEL", "INFO")
         self.workers: dict[str, WorkerHandle] = {}
         self.call_worker: dict[str, str] = {}

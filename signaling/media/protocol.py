@@ -63,6 +63,8 @@ class WorkerConfig(BaseModel):
     silent_peer_s: float = 5.0
     connect_grace_s: float = 20.0
     stats_every_s: float = 1.0
+    loop: Literal["uvloop", "asyncio"] = "uvloop"  # asyncio: for comparison (uvloop is used when installed)
+    encode_inline: bool = True  # shared Opus encode on the worker's loop rather than a thread
 
 
 # ------------------------------------------------------------------ signaling -> worker

@@ -37,7 +37,8 @@ class MediaWorker:
         self.writer = writer
         self.engine = MixerEngine(rate=config.mixer_rate, limits=config.limits)
         self.clock = RealtimeClock(self.engine.tick)
-        self.gateway = WebRTCGateway(silent_peer_s=config.silent_peer_s, connect_grace_s=config.connect_grace_s)
+        self.gateway = WebRTCGateway(silent_peer_s=config.silent_peer_s, connect_grace_s=config.connect_grace_s,
+                                     encode_inline=config.encode_inline)
         self.gateway.attach(self.engine, self.clock, self._gateway_lost)
         self.legs: dict[str, int] = {}  # core leg id -> mixer leg id
         self.keys: dict[int, tuple[str, str]] = {}  # mixer leg id -> (call id, core leg id)
@@ -182,9 +183,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(_main(args.fd, config, "asyncio"))
-    else:
+        uvloop = None  # type: ignore[assignment]
+    if uvloop is not None and config.loop == "uvloop":
         uvloop.run(_main(args.fd, config, "uvloop"))
+    else:
+        asyncio.run(_main(args.fd, config, "asyncio"))
     log.debug("media.worker_exit", worker=config.worker, ran_s=round(time.monotonic() - started, 1))
 
 
