@@ -260,8 +260,14 @@ def _py_spy(pids: list[int], seconds: float, out: Path) -> list[subprocess.Popen
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
 
 
+# leaf frames of threads that wait (an idle executor thread, the event loop's poll inside uvloop's C code)
+IDLE = ("Condition.wait (threading.py", "_worker (concurrent/futures/thread.py", "Runner.run (asyncio/runners.py",
+        "select (selectors.py", "run_forever (asyncio/base_events.py")
+
+
 def top_self(path: Path, n: int = 15) -> list[tuple[str, float]]:
-    """The functions where a collapsed-stack profile spends its samples (leaf frames), as % of samples."""
+    """The functions where a collapsed-stack profile spends its samples (leaf frames), as % of the
+    samples that were not waiting (:data:`IDLE`)."""
     counts: dict[str, int] = {}
     total = 0
     for line in path.read_text().splitlines():
@@ -269,6 +275,8 @@ def top_self(path: Path, n: int = 15) -> list[tuple[str, float]]:
         if not stack:
             continue
         leaf = stack.split(";")[-1]
+        if leaf.startswith(IDLE):
+            continue
         counts[leaf] = counts.get(leaf, 0) + int(k)
         total += int(k)
     return [(f, round(100 * c / max(1, total), 1)) for f, c in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
