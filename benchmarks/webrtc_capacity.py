@@ -218,6 +218,13 @@ async def _measure(parts: dict[str, Any], seconds: float) -> list[float]:
 
 
 # ---------------------------------------------------------------------------------------- server side
+def _reply(conn: Connection, timeout: float) -> tuple[str, Any]:
+    """A client process's answer, or ("error", "timeout") when it takes longer than ``timeout``."""
+    if not conn.poll(timeout):
+        return ("error", f"no answer in {timeout:g} s")
+    return conn.recv()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -306,7 +313,7 @@ def run_workers(workers: int, steps: list[int], args: argparse.Namespace) -> lis
             clients.append((p, ours))
         probe = clients[0][1]
         probe.send(("probe_call",))
-        if (r := probe.recv())[0] != "ok":
+        if (r := _reply(probe, args.step_timeout))[0] != "ok":
             raise RuntimeError(f"probe call failed: {r}")
         legs = 2
         for target in steps:
@@ -314,7 +321,7 @@ def run_workers(workers: int, steps: list[int], args: argparse.Namespace) -> lis
             load = clients[1:]
             for j, (_, c) in enumerate(load):
                 c.send(("calls", add // len(load) + (1 if j < add % len(load) else 0)))
-            failed = [r for _, c in load if (r := c.recv())[0] != "ok"]
+            failed = [r for _, c in load if (r := _reply(c, args.step_timeout))[0] != "ok"]
             if failed:
                 console.print(f"[red]workers={workers}: setting up {target} legs failed: {failed[0]}")
                 break
@@ -326,7 +333,7 @@ def run_workers(workers: int, steps: list[int], args: argparse.Namespace) -> lis
                 spies = _py_spy([w["pid"] for w in h0["media_workers"]["workers"]], args.measure,
                                 args.py_spy / f"workers{workers}-legs{target}")
             probe.send(("latency", args.measure))
-            lat = probe.recv()
+            lat = _reply(probe, args.measure + args.step_timeout)
             h1, cpu1, t1 = _get(base + "/healthz"), _server_cpu_s(proc), time.monotonic()
             for spy in spies:
                 spy.wait(60)
@@ -367,6 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--measure", type=float, default=10.0, help="seconds measured per step")
     ap.add_argument("--settle", type=float, default=3.0, help="seconds after setting up a step's calls")
     ap.add_argument("--client-procs", type=int, default=2, help="processes carrying the load calls")
+    ap.add_argument("--step-timeout", type=float, default=180.0, help="give up on a step whose calls take longer")
     ap.add_argument("--json", type=Path, default=None, help="write the rows here")
     ap.add_argument("--verbose", action="store_true", help="show the server's logs")
     ap.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
