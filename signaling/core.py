@@ -64,8 +64,10 @@ class SignalingCore:
         return self.now
 
     # ------------------------------------------------------------------------------ transport
-    def connect(self, conn: ConnId, now: float | None = None) -> list[Action]:
-        return [] if self.sessions.open(conn, self._at(now)) else [CloseConnection(conn, "server full")]
+    def connect(self, conn: ConnId, now: float | None = None, remote: str | None = None) -> list[Action]:
+        """A transport opened; ``remote`` (its address) keys the limits that outlive connections."""
+        ok = self.sessions.open(conn, self._at(now), remote)
+        return [] if ok else [CloseConnection(conn, "server full")]
 
     def disconnect(self, conn: ConnId, now: float | None = None) -> list[Action]:
         self._at(now)
@@ -197,7 +199,7 @@ class SignalingCore:
 
     # ------------------------------------------------------------------------------ requests
     def _on_register(self, c: Connection, msg: m.Register) -> list[Action]:
-        user, old = self.sessions.sign_in(c, msg.token)
+        user, old = self.sessions.sign_in(c, msg.token, self.now)
         out: list[Action] = []
         if old is not None:  # signed in elsewhere: the newest session wins
             out += [*self.disconnect(old, self.now), CloseConnection(old, "signed in from another connection")]

@@ -244,7 +244,7 @@ class BargeinServer:
         deadline = loop.call_later(self.settings.signin_timeout_s, self._signin_expired, conn)
         log.info("server.connected", conn=conn, remote=remote)
         try:
-            await self.apply(self.core.connect(conn))
+            await self.apply(self.core.connect(conn, remote=remote))
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     await self.apply(self.core.handle(conn, msg.data))
