@@ -246,14 +246,20 @@ def _server_cpu_s(proc: psutil.Process) -> float:
 
 
 def _mixer_deltas(h0: dict[str, Any], h1: dict[str, Any]) -> tuple[int, int, float]:
-    """Deadline misses, frames missing and leg-frames mixed between two /healthz readings (all workers)."""
+    """Deadline misses, frames concealed and leg-frames mixed between two /healthz readings (all workers).
+    Concealed: the legs' inbound buffers answered a pull with concealment (loss, late or a gap) when
+    they report it, else an input frame missing at its tick."""
     before = {w["worker"]: w for w in h0["media_workers"]["workers"]}
     misses = missing = 0
     mixed = 0.0
     for w in h1["media_workers"]["workers"]:
-        b = before.get(w["worker"], {"deadline_misses": 0, "frames_missing": 0, "ticks": 0, "legs": w["legs"]})
+        b = before.get(w["worker"], {"deadline_misses": 0, "frames_missing": 0, "ticks": 0, "legs": w["legs"],
+                                     "inbound": {}})
         misses += w["deadline_misses"] - b["deadline_misses"]
-        missing += w["frames_missing"] - b["frames_missing"]
+        if "concealed" in w.get("inbound", {}):
+            missing += w["inbound"]["concealed"] - b.get("inbound", {}).get("concealed", 0)
+        else:
+            missing += w["frames_missing"] - b["frames_missing"]
         mixed += (w["ticks"] - b["ticks"]) * (w["legs"] + b["legs"]) / 2
     return misses, missing, mixed
 

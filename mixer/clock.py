@@ -58,6 +58,7 @@ class _ClockBase:
         self.on_tick = on_tick
         self.stats = _StatsWindow(keep_stats)
         self._listeners: list[Callable[[TickStats], object]] = []
+        self._feeders: list[Callable[[int], object]] = []
         self._timer: Callable[[], float] = time.perf_counter
 
     @property
@@ -72,8 +73,18 @@ class _ClockBase:
         if fn in self._listeners:
             self._listeners.remove(fn)
 
+    def add_feeder(self, fn: Callable[[int], object]) -> None:
+        """Call ``fn(index)`` right before every tick: inputs pulled just in time wait no extra tick."""
+        self._feeders.append(fn)
+
+    def remove_feeder(self, fn: Callable[[int], object]) -> None:
+        if fn in self._feeders:
+            self._feeders.remove(fn)
+
     def _run_tick(self, index: int, lateness_s: float) -> TickStats:
         t0 = self._timer()
+        for feed in list(self._feeders):
+            feed(index)
         self.on_tick()
         compute = self._timer() - t0
         missed = lateness_s + compute > self.period_s

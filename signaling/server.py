@@ -201,7 +201,9 @@ class BargeinServer:
                                             "rate": self.engine.rate, "ticks": s.ticks,
                                             "deadline_misses": s.deadline_misses, "skipped_ticks": self.clock.skipped,
                                             "tick_ms": tick_ms, "frames_missing": counters.frames_missing,
-                                            "frames_dropped": counters.frames_dropped}})
+                                            "frames_dropped": counters.frames_dropped},
+                                  **({"inbound": self.gateway.inbound_totals()}
+                                     if hasattr(self.gateway, "inbound_totals") else {})})
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), content_type="text/plain")

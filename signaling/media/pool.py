@@ -320,11 +320,15 @@ class WorkerPool:
         total["tick_ms"] = {"p50": max((s.tick_ms_p50 for s in stats), default=0.0),
                             "p99": max((s.tick_ms_p99 for s in stats), default=0.0),
                             "max": max((s.tick_ms_max for s in stats), default=0.0)}
+        inbound: dict[str, int] = {}
+        for s in stats:
+            for k, v in s.inbound.items():
+                inbound[k] = inbound.get(k, 0) + v
         workers = [{"worker": s.worker, "pid": s.pid, "loop": self.workers[s.worker].hello.loop  # type: ignore[union-attr]
                     if s.worker in self.workers else None,
                     **s.model_dump(exclude={"type", "worker", "request", "pid", "frames_in"})} for s in stats]
-        return {"mixer": total, "media_workers": {"configured": self.n, "alive": len(self.workers),
-                                                   "replaced": self.replaced, "workers": workers}}
+        return {"mixer": total, "inbound": inbound, "media_workers": {"configured": self.n, "alive": len(self.workers),
+                                                                      "replaced": self.replaced, "workers": workers}}
 
     def collector(self) -> _PoolCollector:
         return _PoolCollector(self)

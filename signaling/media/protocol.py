@@ -157,6 +157,7 @@ class Stats(_Message):
     legs_lost: int
     cpu_s: float  # user + system CPU of the worker process
     frames_in: dict[str, int] | None = None  # per leg (core leg id), when asked for
+    inbound: dict[str, int] = {}  # the legs' inbound buffer counters (received, played, concealed, ...)
 
 
 ToWorker = Annotated[AddLeg | UpdateLeg | RemoveLeg | Offer | StatsRequest | Shutdown, Field(discriminator="type")]

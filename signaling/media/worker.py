@@ -117,7 +117,7 @@ class MediaWorker:
                        tick_ms_p99=round(s.percentile("compute_ms", 99), 3), tick_ms_max=round(s.max_compute_ms, 3),
                        frames_missing=c.frames_missing, frames_dropped=c.frames_dropped,
                        frames_pushed=c.frames_pushed, legs_lost=self.gateway.lost, cpu_s=t.user + t.system,
-                       frames_in=frames_in)
+                       frames_in=frames_in, inbound=self.gateway.inbound_totals())
 
     async def _push_stats(self) -> None:
         while True:
