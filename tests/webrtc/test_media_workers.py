@@ -58,7 +58,7 @@ async def supervise(session: aiohttp.ClientSession, base: str, call_id: str, tok
 async def hears(legs: dict[tuple[int, str], dict]) -> dict[tuple[int, str], set[tuple[int, str]]]:
     """Which of every leg's tone (both calls) each listener hears, after fresh audio everywhere
     (an ambiguous level shows as ``(call, "role? -45 dB")``)."""
-    await asyncio.gather(*(x["leg"].fresh(30, timeout=30) for x in legs.values()))
+    await asyncio.gather(*(x["leg"].fresh(30, timeout=90) for x in legs.values()))
     out = {}
     for listener, x in legs.items():
         assert x["leg"].level(TONES[listener[0]][listener[1]]) < SILENT, f"{listener} hears itself"
