@@ -151,9 +151,10 @@ class WebRTCGateway(MediaGateway):
     ``connect_grace_s``: how long a new leg may take to deliver its first packet."""
 
     def __init__(self, silent_peer_s: float = SILENT_PEER_S, connect_grace_s: float = CONNECT_GRACE_S,
-                 shared_encode: bool = True) -> None:
+                 shared_encode: bool = True, encode_inline: bool = False) -> None:
         self.legs: dict[int, _Leg] = {}
         self.shared_encode = shared_encode
+        self.encode_inline = encode_inline  # encode on the loop: a media worker saves the thread hand-off
         self.encodes = 0  # Opus encodes done by the shared encoder (one per group and tick)
         self.deliveries = 0  # encoded payloads handed to legs (> encodes when legs share)
         self._encoders: dict[frozenset[int], _GroupEncoder] = {}  # touched on the encode thread only
@@ -313,6 +314,14 @@ class WebRTCGateway(MediaGateway):
                     jobs.append((mine, self.engine.output(next(iter(mine))).copy()))
                     if self.trace is not None:
                         marks.update(leg for leg in mine if self._mixed(leg, jobs[-1][1]))
+        if self.encode_inline:
+            done: asyncio.Future[list[tuple[frozenset[int], list[bytes]]]] = asyncio.get_running_loop().create_future()
+            try:
+                done.set_result(self._encode_jobs(jobs))
+            except Exception as exc:  # noqa: BLE001 - handled by _deliver like a failed thread job
+                done.set_exception(exc)
+            self._deliver(marks, done)
+            return
         if self._encode_pool is None:  # one thread: encodes stay in tick order
             self._encode_pool = ThreadPoolExecutor(1, thread_name_prefix="bargein-opus")
         fut = asyncio.get_running_loop().run_in_executor(self._encode_pool, self._encode_jobs, jobs)

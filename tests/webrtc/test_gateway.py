@@ -25,10 +25,12 @@ CUSTOMER, AGENT, SUPERVISOR = 500.0, 750.0, 1650.0
 
 
 class Rig:
-    def __init__(self, rate: int, silent_peer_s: float = 5.0, shared_encode: bool = True) -> None:
+    def __init__(self, rate: int, silent_peer_s: float = 5.0, shared_encode: bool = True,
+                 encode_inline: bool = False) -> None:
         self.engine = MixerEngine(rate=rate)
         self.clock = RealtimeClock(self.engine.tick)
-        self.gateway = WebRTCGateway(silent_peer_s=silent_peer_s, shared_encode=shared_encode)
+        self.gateway = WebRTCGateway(silent_peer_s=silent_peer_s, shared_encode=shared_encode,
+                                     encode_inline=encode_inline)
         self.lost: list[int] = []
         self.gateway.attach(self.engine, self.clock, self.lost.append)
         self.clients: list[ClientLeg] = []
@@ -41,11 +43,12 @@ class Rig:
         return leg, client
 
 
-@pytest.fixture(params=[(16000, True), (48000, True), (48000, False)],
-                ids=["mixer16k-shared-encode", "mixer48k-shared-encode", "mixer48k-encode-per-leg"])
+@pytest.fixture(params=[(16000, True, False), (48000, True, False), (48000, False, False), (48000, True, True)],
+                ids=["mixer16k-shared-encode", "mixer48k-shared-encode", "mixer48k-encode-per-leg",
+                     "mixer48k-shared-encode-inline"])
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
-    rate, shared = request.param
-    r = Rig(rate, shared_encode=shared)
+    rate, shared, inline = request.param
+    r = Rig(rate, shared_encode=shared, encode_inline=inline)
     r.clock.start()
     yield r
     for c in r.clients:
