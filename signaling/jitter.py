@@ -61,7 +61,7 @@ class AdaptiveJitterBuffer:
         hold: int = 25,
         margin_s: float = 0.003,
         resync_frames: int = 25,
-        resync_after_s: float = 0.3,
+        resync_after_s: float = 1.0,
         max_grow_frames: int = 10,
         max_delay_s: float = 0.2,
         jump_frames: int = 5,

@@ -343,5 +343,5 @@ def test_playout_ahead_of_the_sender_follows_it_again() -> None:
         buf.put(k, frame(k), now - 0.005)
         heard.append(int(buf.pop(now)[-1]))
     assert buf.stats.resyncs == 1
-    assert all(x > 0 for x in heard[-300:])  # audio again, not silence forever
-    assert heard[-300:] == sorted(heard[-300:])
+    assert all(x > 0 for x in heard[-250:])  # audio again, not silence forever
+    assert heard[-250:] == sorted(heard[-250:])
