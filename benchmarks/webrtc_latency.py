@@ -221,7 +221,7 @@ async def bargein_server(trace: Path | None) -> Any:
     env = dict(os.environ)
     if trace is not None:
         env["BARGEIN_TRACE_ONSETS"] = str(trace)
-    proc = subprocess.Popen([sys.executable, "-m", "bargein.cli", "--log-level", "WARNING", "serve",
+    proc = subprocess.Popen([sys.executable, "-m", "bargein.cli", "--log-level", os.environ.get("BENCH_SERVER_LOG", "WARNING"), "serve",
                              "--host", "127.0.0.1", "--port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -8,8 +8,9 @@ what the measured arrival jitter needs, and no more:
   clock, up to an unknown constant). Its 95th percentile over the last 5 s is the *late edge*: when
   frame ``k`` is due at time ``T``, the *playout offset* ``T - k x period`` must stay at or above it.
 * A missing head frame is a loss (conceal its slot, go on at the same offset) when newer frames are
-  here. Otherwise the stream as a whole is late (a stall): conceal and wait one tick, so the offset
-  grows by one frame, up to ``max_delay_s`` above the fastest recent frames.
+  here, or when the late edge says it should be here and the stream is otherwise flowing. While the
+  edge says it may still come, or the whole stream has gone quiet (a stall), conceal and wait one
+  tick, so the offset grows by one frame, up to ``max_delay_s`` above the fastest recent frames.
   A frame that arrives after its turn raises the delay at once by how late it was (fast attack,
   up to ``max_grow_frames``), slow release below. The delay kept for jitter is capped at
   ``max_delay_s`` above the fastest recent frames: a conversation cannot wait longer than that.
@@ -74,6 +75,7 @@ class AdaptiveJitterBuffer:
         self._behind_since: float | None = None  # first of a run of frames far behind playout
         self._origin: float | None = None  # playout time of frame ``_base`` as of the last pull
         self._last_pop: float | None = None
+        self._last_arrival: float | None = None
         self._stalls: deque[float] = deque(maxlen=25)  # how late each of the last pulls came (our stalls)
         self._stall = 0.0  # the longest of them
         self._catching_up = False  # this pull came right after another: the clock catches up after a stall
@@ -108,6 +110,7 @@ class AdaptiveJitterBuffer:
         if pcm.shape != (self.samples,) or pcm.dtype != np.int16:
             raise ValueError(f"frame must be int16 of shape ({self.samples},), got {pcm.dtype} {pcm.shape}")
         self.received += 1
+        self._last_arrival = arrival
         if self._next is not None and number < self._next:
             # behind playout: a late or stale frame (discarded below), or, when nothing but late frames
             # comes for a while, playout has got ahead of the sender (a restart, or a skip that left
@@ -195,8 +198,12 @@ class AdaptiveJitterBuffer:
         pending = sum(1 for n in self._skip if n > self._next)  # drops decided but not yet reached
         spare = (offset - (1 + pending) * self.period - edge - self.margin) / self.period
         if spare >= self.jump_frames:  # far too much buffered (the ticks stalled): drop the excess at once
-            offset = self._jump(int(spare), now)
-            spare = 0.0
+            run = 0  # ... of what is here: frames still on their way are not skipped
+            while self._next + run + 1 in self._frames:
+                run += 1
+            if run:
+                offset = self._jump(min(int(spare), run), now)
+                spare = (offset - (1 + pending) * self.period - edge - self.margin) / self.period
         if spare >= 0 and self._next + 1 in self._frames:
             # a whole frame of spare delay: drop one after ``hold`` ticks, sooner the more there is
             self._early += 1
@@ -212,7 +219,7 @@ class AdaptiveJitterBuffer:
             return out
         self.concealed += 1
         self._skip.pop(self._next - 1, None)
-        if self._wait_for_head(offset, edge):
+        if self._wait_for_head(offset, edge, now):
             return self._conceal()  # too early to give up on it: the offset grows by one frame
         self._next += 1  # lost: its slot is concealed and playout goes on at the same offset
         return self._conceal()
@@ -226,13 +233,17 @@ class AdaptiveJitterBuffer:
             self._edge_age = 0
         return min(self._edge, self._low[0][1] + self.max_delay)
 
-    def _wait_for_head(self, offset: float, edge: float) -> bool:
-        """The head is missing. With newer frames here it is lost. Otherwise the whole stream is late (a
-        sender or network stall): wait for it, up to max_delay above the fastest recent frames, so a
-        stall costs delay that the release gives back rather than audio that is gone for good."""
+    def _wait_for_head(self, offset: float, edge: float, now: float) -> bool:
+        """The head is missing. With newer frames here it is lost. Otherwise wait for it while the measured
+        jitter says it may still come, or while the whole stream has gone quiet (a sender or network
+        stall, nothing for three frames: its audio is coming late, not lost), up to max_delay above the
+        fastest recent frames: a stall costs delay that the release gives back, not audio."""
         if any(n > self._next for n in self._frames):
             return False
-        return self._catching_up or offset < self._low[0][1] + self.max_delay
+        if self._catching_up or offset < edge + self.margin:
+            return True
+        quiet = self._last_arrival is None or now - self._last_arrival > 3 * self.period
+        return quiet and offset - self._stall < self._low[0][1] + self.max_delay
 
     def _play(self, frame: np.ndarray, dropped_head: np.ndarray | None) -> np.ndarray:
         self.played += 1
