@@ -276,6 +276,10 @@ async def run_server(duration: float, trace: Path | None) -> tuple[dict, dict]:
         while time.monotonic() < deadline:
             await asyncio.sleep(min(10.0, deadline - time.monotonic()))
             console.log(f"server path: {time.monotonic() - start:.0f} s, {len(listener.onsets)} onsets heard")
+            async with session.get(base + "/healthz") as r:
+                if (await r.json())["calls"] == 0:  # e.g. a starved machine: the watchdog ended it
+                    console.log(f"[red]the call ended after {time.monotonic() - start:.0f} s; measuring that")
+                    break
         end = time.monotonic()
         cpu = cpu_seconds(pid) - cpu0
         async with session.get(base + "/healthz") as r:
