@@ -26,7 +26,7 @@ from .frames import FrameError, check_frame, check_rate, samples_per_frame
 from .limiter import LimiterKind, finish
 from .limits import CallLimits, LimitError
 from .roles import Role, SupervisorMode
-from .routing import LegRouting, route
+from .routing import LegRouting, recording_gains, route
 
 log = structlog.get_logger("bargein.mixer")
 
@@ -66,12 +66,16 @@ class _Pool:
         rd = np.zeros((cap, w), dtype=np.int64)
         gains = np.zeros((cap, w, w), dtype=np.float32)
         out = np.zeros((cap, w, ns), dtype=np.int16)
+        rec_id = np.full(cap, -1, dtype=np.int64)  # recording id of a recorded call, -1 = not recorded
+        rec_gains = np.zeros((cap, 2, w), dtype=np.float32)  # (left, right) x speaker
         if old is not None:
             planes[:, : self.n] = old[:, : self.n]
             wr[: self.n], rd[: self.n] = self.wr[: self.n], self.rd[: self.n]
             gains[: self.n], out[: self.n] = self.gains[: self.n], self.out[: self.n]
+            rec_id[: self.n], rec_gains[: self.n] = self.rec_id[: self.n], self.rec_gains[: self.n]
         self.cap = cap
         self.ring, self.wr, self.rd, self.gains, self.out = ring, wr, rd, gains, out
+        self.rec_id, self.rec_gains = rec_id, rec_gains
         self.planes = planes
         self.zero_row = d * cap * w
         self.plane_stride = cap * w
@@ -88,6 +92,8 @@ class _Pool:
         self.rd[row] = 0
         self.gains[row] = 0
         self.out[row] = 0
+        self.rec_id[row] = -1
+        self.rec_gains[row] = 0
         return row
 
     def remove(self, row: int) -> CallKey | None:
@@ -98,6 +104,7 @@ class _Pool:
             self.planes[:, row] = self.planes[:, last]
             self.wr[row], self.rd[row] = self.wr[last], self.rd[last]
             self.gains[row], self.out[row] = self.gains[last], self.out[last]
+            self.rec_id[row], self.rec_gains[row] = self.rec_id[last], self.rec_gains[last]
             moved = self.calls[last]
             self.calls[row] = moved
         self.calls.pop()
@@ -110,6 +117,8 @@ class _Call:
     legs: list[LegId] = field(default_factory=list)
     routing: list[LegRouting] = field(default_factory=list)
     row: int = -1  # row in pool len(legs)
+    rec_id: int = -1  # recorded under this id (-1: not recorded)
+    rec_channels: tuple[bool, bool] = (True, True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +180,9 @@ class MixerEngine:
         self._scratch_i16 = np.empty(0, dtype=np.int16)
         self._scratch_f32 = np.empty(0, dtype=np.float32)
         self._acc = np.empty(0, dtype=np.float32)
+        self._recorded = 0  # calls with a recording tap
+        self._rec_ids = np.empty(0, dtype=np.int64)
+        self._rec_frames = np.empty((0, 2, self.n_samples), dtype=np.int16)
 
     # ------------------------------------------------------------------ membership (between ticks)
     @property
@@ -237,6 +249,7 @@ class MixerEngine:
         self.limits.check([(r.role, r.mode) for r in trial])
         c.routing = trial
         self._pool(len(c.legs)).gains[c.row] = route(c.routing)
+        self._set_rec_row(c)
         return new
 
     def remove_leg(self, leg: LegId) -> None:
@@ -246,6 +259,7 @@ class MixerEngine:
         del self._leg_call[leg]
         self._leg_loc[leg] = -1
         if not c.legs:
+            self._recorded -= c.rec_id >= 0
             del self._calls[call]
         log.debug("mixer.leg_removed", call=str(call), leg=leg)
 
@@ -293,7 +307,49 @@ class MixerEngine:
         self._missing[w][row, :k], self._dropped[w][row, :k] = miss, drp
         pool.gains[row] = route(c.routing)
         c.row = row
+        self._set_rec_row(c)
         self._locate(c)
+
+    # ------------------------------------------------------------------ recording tap
+    def set_recording(self, call: CallKey, rec_id: int | None, channels: tuple[bool, bool] = (True, True)) -> None:
+        """Record ``call`` under ``rec_id`` (a non-negative int; None stops). From the next tick on,
+        :meth:`recording_output` has a stereo frame for it: left the contact center's side, right the
+        caller's (:func:`mixer.routing.recording_gains`), gains following the routing as it changes."""
+        if rec_id is not None and rec_id < 0:
+            raise ValueError(f"rec_id must be >= 0, got {rec_id}")
+        c = self._get_call(call)
+        new = -1 if rec_id is None else rec_id
+        self._recorded += (new >= 0) - (c.rec_id >= 0)
+        c.rec_id, c.rec_channels = new, channels
+        self._set_rec_row(c)
+
+    def recording_of(self, call: CallKey) -> int | None:
+        c = self._get_call(call)
+        return c.rec_id if c.rec_id >= 0 else None
+
+    def recording_output(self) -> tuple[np.ndarray, np.ndarray]:
+        """The last tick's recording frames: ``(ids (k,), frames (k, 2, samples))`` int16, left then right.
+        Fresh arrays every tick, so a consumer may keep them (hand them to a writer thread)."""
+        return self._rec_ids, self._rec_frames
+
+    def _set_rec_row(self, c: _Call) -> None:
+        if c.row < 0:
+            return
+        pool = self._pool(len(c.legs))
+        pool.rec_id[c.row] = c.rec_id
+        pool.rec_gains[c.row] = recording_gains(c.routing, c.rec_channels) if c.rec_id >= 0 else 0
+
+    def _tap(self, pool: _Pool, src: np.ndarray, ids: list[np.ndarray], frames: list[np.ndarray]) -> None:
+        """Vectorised over the pool's recorded calls: the same input frames the mix used, two mixes each."""
+        rows = np.flatnonzero(pool.rec_id[: pool.n] >= 0)
+        if not rows.size:
+            return
+        heard = pool.ring[src[rows]].astype(np.float32)  # (k, w, ns); missing frames are the zero row
+        acc = np.matmul(pool.rec_gains[rows], heard)  # (k, 2, ns)
+        out = np.empty(acc.shape, np.int16)
+        finish(acc, out, self.limiter)
+        ids.append(pool.rec_id[rows])
+        frames.append(out)
 
     def _locate(self, c: _Call) -> None:
         if c.legs and max(c.legs) >= self._leg_loc.shape[0]:
@@ -426,12 +482,22 @@ class MixerEngine:
     # ------------------------------------------------------------------ the tick
     def tick(self) -> None:
         """Mix every call once: consume one frame per leg (silence if missing), write every output."""
+        ids: list[np.ndarray] = []
+        frames: list[np.ndarray] = []
         for w, pool in self._pools.items():
             if pool.n:
-                self._mix_pool(pool, self._missing[w])
+                src = self._mix_pool(pool, self._missing[w])
+                if self._recorded:
+                    self._tap(pool, src, ids, frames)
+        if ids:
+            self._rec_ids, self._rec_frames = np.concatenate(ids), np.concatenate(frames)
+        elif self._rec_ids.size:
+            self._rec_ids = np.empty(0, dtype=np.int64)
+            self._rec_frames = np.empty((0, 2, self.n_samples), dtype=np.int16)
         self.ticks += 1
 
-    def _mix_pool(self, pool: _Pool, missing: np.ndarray) -> None:
+    def _mix_pool(self, pool: _Pool, missing: np.ndarray) -> np.ndarray:
+        """Mix one pool; returns each leg's source row in the ring (for the recording tap)."""
         n, w, ns = pool.n, pool.w, self.n_samples
         wr, rd = pool.wr[:n], pool.rd[:n]
         has = wr > rd
@@ -442,7 +508,7 @@ class MixerEngine:
             soft = self.limiter == "soft"
             if self._workers is None or n < 64 * self.threads:
                 _kernel.mix_pool(pool.ring, src, pool.gains[:n], pool.out[:n], pool.zero_row, soft)
-                return
+                return src
             bounds = np.linspace(0, n, self.threads + 1).astype(int)
             jobs = [self._workers.submit(_kernel.mix_pool, pool.ring, src[a:b], pool.gains[a:b], pool.out[a:b],
                                          pool.zero_row, soft) for a, b in zip(bounds[1:-1], bounds[2:], strict=True)]
@@ -450,7 +516,7 @@ class MixerEngine:
                              pool.zero_row, soft)
             for job in jobs:
                 job.result()
-            return
+            return src
         rows_per_chunk = max(1, _CHUNK_BYTES // (w * ns * 4))
         self._ensure_scratch(min(n, rows_per_chunk) * w * ns)
         for c0 in range(0, n, rows_per_chunk):
@@ -464,6 +530,7 @@ class MixerEngine:
             acc = self._acc[:size].reshape(m, w, ns)
             np.matmul(pool.gains[c0:c1], wide, out=acc)
             finish(acc, pool.out[c0:c1], self.limiter)
+        return src
 
     def _ensure_scratch(self, size: int) -> None:
         if self._scratch_i16.size < size:
