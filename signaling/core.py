@@ -461,12 +461,14 @@ class SignalingCore:
             call.state, call.agent, call.answered = "active", p.user, now
             assert call.record is not None
             call.record.agent, call.record.answered = p.user, now
+            self.records.changed(call.record)
             log.info("signaling.call_answered", call_id=call.call_id, agent=p.user, customer=call.customer)
             out.append(Send(call.customer_conn, m.response(call.customer_cseq, "INVITE", 200, call_id=call.call_id,
                                                            agent=p.user)))
         else:
             assert call.record is not None
             call.record.parties.append(p.user)
+            self.records.changed(call.record)
             log.info("signaling.party_joined", call_id=call.call_id, party=p.user, referred_by=p.referred_by)
         out += self._call_state(call)
         return out + self._notify_views()
@@ -571,6 +573,7 @@ class SignalingCore:
             log.info("signaling.participant_dropped", call_id=call.call_id, by=c.user.name, target=target.user)
             if call.record:
                 call.record.events.append((self.clock(), f"{target.user} dropped by {c.user.name}"))
+                self.records.changed(call.record)
             out: list[Action] = [self._ok(c, msg)]
             if target.conn in self.conns:
                 out.append(self._server_request(target.conn, "BYE", call_id=call.call_id,
@@ -600,6 +603,7 @@ class SignalingCore:
         old, me.mode = me.mode, mode
         if me.record is not None:
             me.record.mode_changes.append((self.clock(), mode.value, me.user))
+            self.records.changed(me.record)
         out: list[Action] = []
         if old is SupervisorMode.BARGE and mode is not SupervisorMode.BARGE:
             out += self._undo_mutes(call, me.user)

@@ -1,7 +1,8 @@
 """The aiohttp server: a thin adapter around the sans-IO core, the mixer and the media gateway.
 
 Routes: ``/ws`` (signaling), ``GET /api/agents`` ``/api/calls`` ``/api/records`` (need a token with
-access_metrics: ``Authorization: Bearer <token>`` or ``?token=``), ``GET /healthz``, ``GET /metrics``
+access_metrics: ``Authorization: Bearer <token>`` or ``?token=``), ``/api/contacts...`` (persistent
+contacts and recordings, :mod:`signaling.contacts_api`), ``GET /healthz``, ``GET /metrics``
 (Prometheus), and the web client at ``/``.
 """
 
@@ -21,6 +22,8 @@ from bargein.mixer.metrics import MixerMetrics
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from . import messages as m
+from .contact_log import ContactLog
+from .contacts_api import ContactsApi
 from .core import Action, AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
 from .directory import load_directory
 from .gateway import MediaError, MediaGateway
@@ -55,6 +58,9 @@ class BargeinServer:
         self.core = SignalingCore(self.settings, self.directory)
         self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits)
         self.clock = RealtimeClock(self.engine.tick)
+        self.contacts = ContactLog(self.settings, self.engine)  # persistent records and recordings
+        self.core.records.listener = self.contacts
+        self.clock.add_listener(self.contacts.on_tick)
         self.gateway = gateway
         self.services = list(services or [])
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg id
@@ -82,6 +88,7 @@ class BargeinServer:
         app.router.add_get("/api/agents", self.api(lambda: {"agents": self.core.agents_view()}))
         app.router.add_get("/api/calls", self.api(lambda: {"calls": self.core.calls_view()}))
         app.router.add_get("/api/records", self.api(self.core.records.as_dict))
+        ContactsApi(self.directory, self.contacts).add_routes(app)
         if STATIC.is_dir():
             app.router.add_get("/", self.index)
             app.router.add_static("/static/", STATIC)
@@ -90,6 +97,7 @@ class BargeinServer:
         return app
 
     async def _startup(self, app: web.Application) -> None:
+        self.contacts.start()
         self.clock.start()
         self._tasks.append(asyncio.get_running_loop().create_task(self._poll(), name="bargein-poll"))
         for svc in self.services:
@@ -107,6 +115,7 @@ class BargeinServer:
         if self.gateway is not None:
             await self.gateway.close()
         await self.clock.stop()
+        await self.contacts.close()
 
     async def _poll(self) -> None:
         while True:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bargein.mixer.limits import CallLimits
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +19,9 @@ class QueueSettings(BaseModel):
 
     monitoring_allowed: bool = True  # the flow lets supervisors monitor (and barge into) its calls
     agents: list[str] | None = None  # who takes this queue's calls (None: any agent)
+    # which side of its calls is recorded (stereo: left the agent's side, right the customer's), whatever
+    # monitoring allows; docs/records.md
+    record: Literal["none", "agent", "customer", "both"] = "both"
 
 
 class Settings(BaseSettings):
@@ -35,6 +38,9 @@ class Settings(BaseSettings):
     ring_timeout_s: float = Field(20.0, gt=0, description="an unanswered INVITE to an agent times out (408)")
     max_requests_per_second: float = Field(50.0, gt=0, description="per connection; more get 429")
     max_connections: int = Field(1000, ge=1)
+    data_dir: Path = Field(Path("bargein-data"), description="contact records, recordings, transcripts")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
+    retention_days: float | None = Field(90.0, gt=0, description="older contacts and their files are deleted")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
