@@ -9,6 +9,7 @@ requests of its own (INVITE to an agent, BYE, NOTIFY) with its own cseq numbers.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -159,15 +160,27 @@ class ParseError(ValueError):
         self.status, self.reason, self.cseq, self.method = status, reason, cseq, method
 
 
+_CSEQ = re.compile(rb'"cseq"\s*:\s*(-?\d{1,18})[\s,}]')
+
+
+def _peek_cseq(raw: str | bytes) -> int | None:
+    """The cseq of a frame too large or too broken to parse, when it can be read from its first bytes."""
+    head = raw[:4096].encode(errors="replace") if isinstance(raw, str) else raw[:4096]
+    found = _CSEQ.search(head)
+    return int(found.group(1)) if found else None
+
+
 def parse(raw: str | bytes | dict[str, Any]) -> Request | Response:
     """Parse one frame; raise ParseError(status, reason naming the problem)."""
     if isinstance(raw, (str, bytes)):
         if len(raw) > MAX_MESSAGE_BYTES:
-            raise ParseError(413, f"message is {len(raw)} bytes: at most {MAX_MESSAGE_BYTES}")
+            raise ParseError(413, f"message is {len(raw)} bytes: at most {MAX_MESSAGE_BYTES}", _peek_cseq(raw))
         try:
             data = json.loads(raw)
+        except RecursionError:
+            raise ParseError(400, "malformed JSON: nested too deeply", _peek_cseq(raw)) from None
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ParseError(400, f"malformed JSON: {exc}") from None
+            raise ParseError(400, f"malformed JSON: {exc}", _peek_cseq(raw)) from None
     else:
         data = raw
     if not isinstance(data, dict):

@@ -22,6 +22,7 @@ from bargein.mixer.metrics import MixerMetrics
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from . import messages as m
+from .admission import Admission, origin_allowed
 from .contact_log import ContactLog
 from .contacts_api import ContactsApi
 from .core import Action, AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
@@ -32,6 +33,8 @@ from .settings import Settings
 log = structlog.get_logger("bargein.server")
 STATIC = Path(__file__).parent / "static"
 SEND_QUEUE = 256  # frames waiting for a slow client before it is disconnected
+CLOSE_GRACE_S = 1.0  # a close frame that cannot be sent by then means the transport is aborted
+MAX_FRAME = 1 << 20  # frames above 1 MiB close the socket (docs/protocol.md); smaller ones get 413 from the core
 POLL_S = 0.25
 
 
@@ -44,10 +47,12 @@ class Service(Protocol):
 
 
 class _Peer:
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.ws = ws
+        self.request = request
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SEND_QUEUE)
         self.writer: asyncio.Task[None] | None = None
+        self.dropping = False  # overflowed: being disconnected (logged once)
 
 
 class BargeinServer:
@@ -68,6 +73,8 @@ class BargeinServer:
         self.peers: dict[str, _Peer] = {}
         self.local: dict[str, Callable[[dict[str, Any]], None]] = {}  # in-process users (demo calls)
         self._conn_ids = itertools.count(1)
+        self.admission = Admission(self.settings.max_connections, self.settings.max_unauthenticated_per_address,
+                                   self.settings.reserved_for_signed_in)
         self._lock = asyncio.Lock()  # actions are applied in order, one batch at a time
         self._tasks: list[asyncio.Task[None]] = []
         self.registry = CollectorRegistry()
@@ -155,24 +162,45 @@ class BargeinServer:
         return handler
 
     # ------------------------------------------------------------------ websocket
-    async def ws_handler(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1 << 20)
-        await ws.prepare(request)
+    async def ws_handler(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, request.host, self.settings.allowed_origins):
+            log.warning("server.refused_origin", origin=origin[:200] if origin else None, remote=request.remote)
+            return web.json_response({"status": 403, "reason": "this page's origin may not open the signaling "
+                                      "socket (setting allowed_origins)"}, status=403)
         conn = f"ws-{next(self._conn_ids)}"
-        peer = self.peers[conn] = _Peer(ws)
-        peer.writer = asyncio.get_running_loop().create_task(self._writer(conn, peer))
-        log.info("server.connected", conn=conn, remote=request.remote)
+        remote = request.remote or "?"
+        refusal = self.admission.admit(conn, remote)
+        if refusal is not None:
+            log.warning("server.refused_connection", remote=remote, status=refusal.status, why=refusal.reason)
+            return web.json_response({"status": refusal.status, "reason": refusal.reason}, status=refusal.status)
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_FRAME + 1)  # aiohttp refuses sizes >= the limit
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self.admission.closed(conn)
+            raise
+        peer = self.peers[conn] = _Peer(ws, request)
+        loop = asyncio.get_running_loop()
+        peer.writer = loop.create_task(self._writer(conn, peer))
+        deadline = loop.call_later(self.settings.signin_timeout_s, self._signin_expired, conn)
+        log.info("server.connected", conn=conn, remote=remote)
         try:
             await self.apply(self.core.connect(conn))
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     await self.apply(self.core.handle(conn, msg.data))
+                    if not self.admission.is_signed_in(conn) and self._signed_in(conn):
+                        self.admission.signed_in(conn)
+                        deadline.cancel()
                     if not await self._drained(peer):
-                        log.warning("server.slow_client", conn=conn)
+                        self._drop_slow(conn, peer)
                         break
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
+            deadline.cancel()
+            self.admission.closed(conn)
             self.peers.pop(conn, None)
             await self.apply(self.core.disconnect(conn))
             peer.queue.put_nowait(None) if not peer.queue.full() else None
@@ -180,6 +208,35 @@ class BargeinServer:
                 peer.writer.cancel()
             log.info("server.disconnected", conn=conn)
         return ws
+
+    def _signed_in(self, conn: str) -> bool:
+        c = self.core.conns.get(conn)
+        return c is not None and c.user is not None
+
+    def _signin_expired(self, conn: str) -> None:
+        peer = self.peers.get(conn)
+        if peer is not None and not self.admission.is_signed_in(conn):
+            log.info("server.signin_timeout", conn=conn, after_s=self.settings.signin_timeout_s)
+            asyncio.get_running_loop().create_task(self._close_or_abort(peer, 4408, "sign in (REGISTER) first"))
+
+    def _drop_slow(self, conn: str, peer: _Peer) -> None:
+        """Disconnect a client that does not read: once, logged once; its legs are freed when its loop ends."""
+        if peer.dropping:
+            return
+        peer.dropping = True
+        log.warning("server.slow_client", conn=conn, queued=peer.queue.qsize())
+        asyncio.get_running_loop().create_task(self._close_or_abort(peer, 4008, "too slow"))
+
+    async def _close_or_abort(self, peer: _Peer, code: int, reason: str) -> None:
+        if peer.writer is not None:
+            peer.writer.cancel()  # a writer stuck on a full socket must not hold the close back
+        try:
+            await asyncio.wait_for(peer.ws.close(code=code, message=reason.encode()), CLOSE_GRACE_S)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass
+        transport = peer.request.transport
+        if transport is not None:
+            transport.abort()  # a peer that never took the close frame is cut, so its reader loop ends now
 
     async def _drained(self, peer: _Peer, timeout_s: float = 10.0) -> bool:
         """Back-pressure: stop reading a client's requests while its replies pile up."""
@@ -206,11 +263,12 @@ class BargeinServer:
         peer = self.peers.get(conn)
         if peer is None:
             return
+        if peer.dropping:
+            return
         try:
             peer.queue.put_nowait(msg)
         except asyncio.QueueFull:  # a client that does not read is dropped, not buffered forever
-            log.warning("server.slow_client", conn=conn)
-            asyncio.get_running_loop().create_task(peer.ws.close(message=b"too slow"))
+            self._drop_slow(conn, peer)
 
     # ------------------------------------------------------------------ actions
     async def apply(self, actions: list[Action]) -> None:

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("bargein-data"), description="contact records, recordings, transcripts")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
     retention_days: float | None = Field(90.0, gt=0, description="older contacts and their files are deleted")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="browser origins allowed to open /ws besides the server's own ('*': any)")
+    signin_timeout_s: float = Field(5.0, gt=0, description="a connection that has not signed in by then is closed")
+    max_unauthenticated_per_address: int = Field(50, ge=1, description="connections not yet signed in, per address")
+    reserved_for_signed_in: int = Field(
+        100, ge=0, description="connections kept free for users who sign in (unauthenticated ones may not take them)")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
