@@ -36,3 +36,25 @@ async def test_demo_calls_show_in_agents_view_and_can_be_monitored_and_barged() 
             assert np.abs(np.concatenate(heard)).max() > 1000  # the supervisor hears the demo voices
             assert (await sup.request("INFO", call_id=call_id, action="mode", mode="barge"))["status"] == 200
             await sup.ws.close()
+
+
+async def test_demo_calls_are_recorded(tmp_path) -> None:  # noqa: ANN001
+    import av
+
+    srv = BargeinServer(Settings(port=0, mixer_rate=16000, data_dir=tmp_path),
+                        services=[DemoCalls(2, handle_s=(1.0, 1.5))])
+    async with serving(srv) as base, aiohttp.ClientSession() as session:
+        done: list = []
+        for _ in range(400):  # failure guard only: demo calls end after 1-1.5 s
+            await srv.contacts.store.flush()
+            async with session.get(base + "/api/contacts?queue=demo&token=supervisor1") as r:
+                done = [c for c in (await r.json())["contacts"] if c["disconnected"] and c["recording_path"]]
+            if done:
+                break
+            await asyncio.sleep(0.1)
+        assert done, "no finished demo call"
+        assert await asyncio.to_thread(srv.contacts.writer.sync)
+        with av.open(str(tmp_path / done[0]["recording_path"])) as f:
+            pcm = np.concatenate([fr.to_ndarray().reshape(2, -1) for fr in f.decode(audio=0)], axis=1)
+        rms = np.sqrt(np.mean(np.square(pcm[:, pcm.shape[1] // 4:]), axis=1))
+        assert (rms > 0.01).all(), rms  # the demo agent on the left, the demo customer on the right
