@@ -67,7 +67,8 @@ class _Pool:
         gains = np.zeros((cap, w, w), dtype=np.float32)
         out = np.zeros((cap, w, ns), dtype=np.int16)
         rec_id = np.full(cap, -1, dtype=np.int64)  # recording id of a recorded call, -1 = not recorded
-        rec_gains = np.zeros((cap, 2, w), dtype=np.float32)  # (left, right) x speaker
+        # rows 0 and 1: (left, right) x speaker; padded to w x w so the C mix kernel computes the tap too
+        rec_gains = np.zeros((cap, max(w, 2), w), dtype=np.float32)
         if old is not None:
             planes[:, : self.n] = old[:, : self.n]
             wr[: self.n], rd[: self.n] = self.wr[: self.n], self.rd[: self.n]
@@ -337,18 +338,29 @@ class MixerEngine:
             return
         pool = self._pool(len(c.legs))
         pool.rec_id[c.row] = c.rec_id
-        pool.rec_gains[c.row] = recording_gains(c.routing, c.rec_channels) if c.rec_id >= 0 else 0
+        pool.rec_gains[c.row] = 0
+        if c.rec_id >= 0:
+            pool.rec_gains[c.row, :2] = recording_gains(c.routing, c.rec_channels)
 
     def _tap(self, pool: _Pool, src: np.ndarray, ids: list[np.ndarray], frames: list[np.ndarray]) -> None:
         """Vectorised over the pool's recorded calls: the same input frames the mix used, two mixes each."""
         rows = np.flatnonzero(pool.rec_id[: pool.n] >= 0)
         if not rows.size:
             return
-        heard = pool.ring[src[rows]].astype(np.float32)  # (k, w, ns); missing frames are the zero row
-        acc = np.matmul(pool.rec_gains[rows], heard)  # (k, 2, ns)
-        out = np.empty(acc.shape, np.int16)
-        finish(acc, out, self.limiter)
         ids.append(pool.rec_id[rows])
+        k, w, ns = rows.size, pool.w, self.n_samples
+        if self.kernel == "c" and w >= 2:  # the mix kernel with the padded gains: listeners 0, 1 = left, right
+            out = np.empty((k, w, ns), np.int16)
+            _kernel.mix_pool(pool.ring, src[rows], pool.rec_gains[rows], out, pool.zero_row, self.limiter == "soft")
+            frames.append(out[:, :2])
+            return
+        srcs, gains = src[rows], pool.rec_gains[rows, :2]  # (k, w), (k, 2, w)
+        acc = np.zeros((k, 2, ns), np.float32)
+        for s in range(w):  # a few array operations per pool, whatever the number of calls
+            heard = pool.ring[srcs[:, s]].astype(np.float32)  # (k, ns); a missing frame is the zero row
+            acc += gains[:, :, s, None] * heard[:, None, :]
+        out = np.empty((k, 2, ns), np.int16)
+        finish(acc, out, self.limiter)
         frames.append(out)
 
     def _locate(self, c: _Call) -> None:
@@ -489,7 +501,9 @@ class MixerEngine:
                 src = self._mix_pool(pool, self._missing[w])
                 if self._recorded:
                     self._tap(pool, src, ids, frames)
-        if ids:
+        if len(ids) == 1:  # one pool: its fresh array as it is (a view; no copy)
+            self._rec_ids, self._rec_frames = ids[0], frames[0]
+        elif ids:
             self._rec_ids, self._rec_frames = np.concatenate(ids), np.concatenate(frames)
         elif self._rec_ids.size:
             self._rec_ids = np.empty(0, dtype=np.int64)
