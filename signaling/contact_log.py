@@ -5,8 +5,8 @@ It listens to :class:`signaling.records.Records` (every contact and monitor sess
 - keeps each contact and monitor session in the :class:`ContactStore` (a fresh, restart-proof id for
   each: the core's call ids start again at ``call-1`` after a restart);
 - starts the call's recording when the agent answers (per queue ``record``: none, agent, customer,
-  both): the mixer's tap (:meth:`MixerEngine.set_recording`) produces the stereo frames of every
-  recorded call in the tick, :meth:`on_tick` hands the batch to the :class:`RecordingWriter` thread;
+  both) through a :class:`Recorder`: in this process a :class:`CallRecorder` (the mixer's tap and a
+  writer thread); with media workers, the worker that mixes the call;
 - stops it when the call ends, or when the writer reports an error (then the error goes into the
   contact record; the call is not touched);
 - stores chat transcripts as JSON files (:meth:`save_transcript`);
@@ -24,14 +24,13 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
-from bargein.mixer import MixerEngine, TickStats, UnknownCallError
 
 from .contact_models import Contact, ModeChange, MonitorSession, new_id
-from .recorder import RecordingWriter
 from .records import ContactRecord, MonitorRecord
 from .settings import Settings
 from .store import ContactStore, SqlContactStore
@@ -42,6 +41,23 @@ _CHANNELS = {"none": (False, False), "agent": (True, False), "customer": (False,
 RETENTION_EVERY_S = 3600.0
 
 
+class Recorder(Protocol):
+    """Records calls wherever their audio is mixed; reports errors with ``on_error(rec_id, reason)``,
+    from any thread."""
+
+    on_error: Callable[[int, str], None]
+
+    def start(self) -> None: ...
+
+    def record(self, call_id: str, rec_id: int, path: Path, channels: tuple[bool, bool]) -> str | None:
+        """Start; returns why it could not, or None."""
+
+    def stop(self, rec_id: int) -> None: ...
+
+    def close(self) -> None:
+        """Finish every file (blocking)."""
+
+
 def default_store(settings: Settings) -> ContactStore:
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -49,14 +65,12 @@ def default_store(settings: Settings) -> ContactStore:
 
 
 class ContactLog:
-    def __init__(self, settings: Settings, engine: MixerEngine, store: ContactStore | None = None,
-                 writer: RecordingWriter | None = None) -> None:
+    def __init__(self, settings: Settings, recorder: Recorder, store: ContactStore | None = None) -> None:
         self.settings = settings
-        self.engine = engine
         self.data_dir = settings.data_dir.resolve()
         self.store = store or default_store(settings)
-        self.writer = writer or RecordingWriter(engine.rate, self._writer_error)
-        self.writer.on_error = self._writer_error
+        self.recorder = recorder
+        recorder.on_error = self._recorder_error
         self.contacts: dict[str, Contact] = {}  # live call id -> its persistent contact
         self.sessions: dict[str, MonitorSession] = {}  # live monitor session id -> persistent session
         self.recording: dict[str, int] = {}  # live call id -> recording id
@@ -69,7 +83,7 @@ class ContactLog:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.store.start()
-        self.writer.start()
+        self.recorder.start()
         if self.settings.retention_days is not None:
             self._retention = self._loop.create_task(self._retain(), name="bargein-retention")
 
@@ -80,13 +94,8 @@ class ContactLog:
                 await self._retention
         for call_id in list(self.recording):
             self._stop_recording(call_id)
-        await asyncio.to_thread(self.writer.stop)
+        await asyncio.to_thread(self.recorder.close)
         await self.store.close()
-
-    def on_tick(self, stats: TickStats) -> None:
-        """Clock listener: the tick's recording frames go to the writer thread (one batch, no per-call work)."""
-        if self.recording:
-            self.writer.feed(*self.engine.recording_output())
 
     # ------------------------------------------------------------------ records listener
     def contact_changed(self, rec: ContactRecord) -> None:
@@ -125,13 +134,11 @@ class ContactLog:
         if sides == "none":
             return
         rec_id = next(self._rec_ids)
-        try:
-            self.engine.set_recording(c.call_id, rec_id, _CHANNELS[sides])
-        except UnknownCallError:  # the call has no audio in the mixer (yet): nothing to record
-            c.recording_error = "the call had no audio in the mixer when it was answered"
-            return
         rel = Path("recordings") / f"{c.contact_id}.ogg"
-        self.writer.open(rec_id, self.data_dir / rel)
+        why_not = self.recorder.record(c.call_id, rec_id, self.data_dir / rel, _CHANNELS[sides])
+        if why_not is not None:
+            c.recording_error = why_not
+            return
         c.recording_path = rel.as_posix()
         self.recording[c.call_id] = rec_id
         self._rec_calls[rec_id] = c.call_id
@@ -142,12 +149,10 @@ class ContactLog:
         if rec_id is None:
             return
         self._rec_calls.pop(rec_id, None)
-        with contextlib.suppress(UnknownCallError):
-            self.engine.set_recording(call_id, None)
-        self.writer.close(rec_id)
+        self.recorder.stop(rec_id)
 
-    def _writer_error(self, rec_id: int, reason: str) -> None:
-        """From the writer thread (or from feed): record the error on the loop, stop the tap."""
+    def _recorder_error(self, rec_id: int, reason: str) -> None:
+        """From the writer thread (or any other): record the error on the loop, stop the tap."""
         if self._loop is None:
             return
         try:

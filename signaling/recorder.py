@@ -1,5 +1,8 @@
 """Call recordings written off the mixer's path: stereo OGG/Opus files (PyAV) on one writer thread.
 
+:class:`CallRecorder` records the calls of one mixer (the server's, or a media worker's shard): it
+turns the mixer's tap on and off and feeds the writer after every tick.
+
 The mixer's tick produces one stereo frame per recorded call (:meth:`MixerEngine.recording_output`).
 :meth:`RecordingWriter.feed` hands the whole tick's batch to the writer thread through a bounded
 queue and never blocks: when the queue is full (the disk is too slow) every recording in that batch
@@ -22,6 +25,7 @@ from typing import Protocol
 import av
 import numpy as np
 import structlog
+from bargein.mixer import MixerEngine, TickStats, UnknownCallError
 
 log = structlog.get_logger("bargein.recording")
 
@@ -186,3 +190,54 @@ class RecordingWriter:
             self.on_error(rec_id, reason)
         except Exception:
             log.exception("recording.error_callback_failed", rec_id=rec_id)
+
+
+class CallRecorder:
+    """Records calls of one mixer: :meth:`MixerEngine.set_recording` (the tap in the tick) and a
+    :class:`RecordingWriter` fed from a clock listener (one batch per tick, no per-call work)."""
+
+    def __init__(self, engine: MixerEngine, on_error: ErrorFn | None = None,
+                 writer: RecordingWriter | None = None) -> None:
+        self.engine = engine
+        self.writer = writer or RecordingWriter(engine.rate, self._error)
+        self.writer.on_error = self._error
+        self.on_error: ErrorFn = on_error or (lambda rec_id, reason: None)
+        self.calls: dict[int, str] = {}  # recording id -> call
+
+    def _error(self, rec_id: int, reason: str) -> None:
+        self.on_error(rec_id, reason)
+
+    def start(self) -> None:
+        self.writer.start()
+
+    def on_tick(self, stats: TickStats) -> None:
+        """Clock listener: hand the tick's recording frames to the writer thread."""
+        if self.calls:
+            self.writer.feed(*self.engine.recording_output())
+
+    def record(self, call_id: str, rec_id: int, path: Path, channels: tuple[bool, bool]) -> str | None:
+        """Start recording ``call_id`` into ``path``; returns why not, or None."""
+        try:
+            self.engine.set_recording(call_id, rec_id, channels)
+        except UnknownCallError:
+            return "the call had no audio in the mixer when it was answered"
+        self.writer.open(rec_id, path)
+        self.calls[rec_id] = call_id
+        return None
+
+    def stop(self, rec_id: int) -> None:
+        call_id = self.calls.pop(rec_id, None)
+        if call_id is None:
+            return
+        try:
+            if self.engine.recording_of(call_id) == rec_id:
+                self.engine.set_recording(call_id, None)
+        except UnknownCallError:  # the call already left the mixer
+            pass
+        self.writer.close(rec_id)
+
+    def close(self) -> None:
+        """Stop every recording and finish the files (blocks: call it on a worker thread)."""
+        for rec_id in list(self.calls):
+            self.stop(rec_id)
+        self.writer.stop()

@@ -28,6 +28,7 @@ from .contacts_api import ContactsApi
 from .core import Action, AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
 from .directory import load_directory
 from .gateway import MediaError, MediaGateway
+from .recorder import CallRecorder
 from .settings import Settings
 
 log = structlog.get_logger("bargein.server")
@@ -63,9 +64,10 @@ class BargeinServer:
         self.core = SignalingCore(self.settings, self.directory)
         self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits)
         self.clock = RealtimeClock(self.engine.tick)
-        self.contacts = ContactLog(self.settings, self.engine)  # persistent records and recordings
+        recorder = CallRecorder(self.engine)  # the calls mixed in this process
+        self.clock.add_listener(recorder.on_tick)
+        self.contacts = ContactLog(self.settings, recorder)  # persistent records and recordings
         self.core.records.listener = self.contacts
-        self.clock.add_listener(self.contacts.on_tick)
         self.gateway = gateway
         self.services = list(services or [])
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg id

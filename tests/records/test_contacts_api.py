@@ -106,7 +106,7 @@ async def test_recording_range_requests(server: tuple[BargeinServer, str], tmp_p
         path = tmp_path / row["recording_path"]
         import asyncio
 
-        assert await asyncio.to_thread(srv.contacts.writer.sync)
+        assert await asyncio.to_thread(srv.contacts.recorder.writer.sync)
         data = path.read_bytes()
         url = f"{base}/api/contacts/{row['contact_id']}/recording"
         async with session.get(url, headers=SUP) as r:

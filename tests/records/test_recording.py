@@ -116,7 +116,7 @@ async def test_channels_in_each_phase_monitor_barge_coach(server: tuple[BargeinS
             await ticks(srv, 50)
         assert (await agent.request("BYE", call_id=call_id))["status"] == 200
         srv.clock.remove_listener(voices)
-        assert await asyncio.to_thread(srv.contacts.writer.sync)
+        assert await asyncio.to_thread(srv.contacts.recorder.writer.sync)
         row = await contact_of(srv, base, session)
         assert row["call_id"] == call_id and row["recording_error"] is None
         pcm, rate = decode(tmp_path / row["recording_path"])
@@ -159,7 +159,7 @@ async def test_queue_record_none_and_one_side(tmp_path: Path) -> None:
         await ticks(srv, 60)
         assert (await agent.request("BYE", call_id=call_id))["status"] == 200
         srv.clock.remove_listener(voices)
-        assert await asyncio.to_thread(srv.contacts.writer.sync)
+        assert await asyncio.to_thread(srv.contacts.recorder.writer.sync)
         pcm, rate = decode(tmp_path / (await contact_of(srv, base, session))["recording_path"])
     mid = pcm[:, 10 * 960: -10 * 960]
     assert level(mid[1], TONE["customer"], rate) > PRESENT and level(mid[1], TONE["agent"], rate) < ABSENT
@@ -194,7 +194,7 @@ class SlowDisk(FullDisk):
 @pytest.mark.parametrize("sink, why", [(FullDisk, "No space left on device"), (SlowDisk, "fell behind")])
 async def test_failing_disk_stops_only_the_recording(tmp_path: Path, sink: type, why: str) -> None:
     srv = BargeinServer(Settings(port=0, data_dir=tmp_path))
-    srv.contacts.writer = RecordingWriter(srv.engine.rate, srv.contacts._writer_error, max_batches=5,
+    srv.contacts.recorder.writer = RecordingWriter(srv.engine.rate, srv.contacts.recorder._error, max_batches=5,
                                           sink_factory=sink)
     async with serving(srv) as base, aiohttp.ClientSession() as session:
         voices = Voices(srv)

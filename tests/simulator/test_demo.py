@@ -53,7 +53,7 @@ async def test_demo_calls_are_recorded(tmp_path) -> None:  # noqa: ANN001
                 break
             await asyncio.sleep(0.1)
         assert done, "no finished demo call"
-        assert await asyncio.to_thread(srv.contacts.writer.sync)
+        assert await asyncio.to_thread(srv.contacts.recorder.writer.sync)
         with av.open(str(tmp_path / done[0]["recording_path"])) as f:
             pcm = np.concatenate([fr.to_ndarray().reshape(2, -1) for fr in f.decode(audio=0)], axis=1)
         rms = np.sqrt(np.mean(np.square(pcm[:, pcm.shape[1] // 4:]), axis=1))
