@@ -1,6 +1,6 @@
 """Users and security profiles: who may do what.
 
-Profiles grant permissions (as in product.md): ``ccp_access`` (use the softphone: take or place calls),
+Profiles grant permissions (docs/behaviour.md, "Permissions"): ``ccp_access`` (use the softphone: take or place calls),
 ``access_metrics`` (see the real-time agents view and records), ``realtime_monitor`` and
 ``realtime_barge`` (barge and coach need monitor too), ``recordings_download`` (play and download
 call recordings). A built-in demo directory works with no file;

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from .sdp import OfferRefused, check_offer
+
 MAX_MESSAGE_BYTES = 64 * 1024  # SDP offers are a few kB; anything this large is refused
 MAX_SDP = 32 * 1024
 
@@ -192,9 +194,16 @@ def parse(raw: str | bytes | dict[str, Any]) -> Request | Response:
         raise ParseError(405, f"unknown method {method[:40]!r}: expected one of {', '.join(sorted(METHODS))}",
                          cseq, None)
     try:
-        return _incoming.validate_python(data)
+        msg = _incoming.validate_python(data)
     except ValidationError as exc:
         raise ParseError(400, describe(exc), cseq, method) from None
+    offer = None if isinstance(msg, Response) else getattr(msg, "sdp", None)
+    if offer is not None:
+        try:  # before any state changes: nothing is rung or allocated for an offer that cannot be served
+            check_offer(offer)
+        except OfferRefused as exc:
+            raise ParseError(488, f"media refused: {exc}", cseq, method) from None
+    return msg
 
 
 def describe(exc: ValidationError) -> str:
@@ -229,3 +238,8 @@ def request(method: str, cseq: int, **fields: Any) -> dict[str, Any]:
     msg: dict[str, Any] = {"type": "request", "method": method, "cseq": cseq}
     msg.update({k: v for k, v in fields.items() if v is not None})
     return msg
+
+
+def is_final(status: int) -> bool:
+    """A final response ends its request; 1xx ones (100 Trying, 180 Ringing, 183 Session Progress) do not."""
+    return status >= 200

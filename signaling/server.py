@@ -26,10 +26,10 @@ from .admission import Admission, origin_allowed
 from .contact_log import ContactLog
 from .contacts_api import ContactsApi
 from .core import Action, AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
-from .directory import load_directory
+from .directory import User, load_directory
 from .gateway import MediaError, MediaGateway
 from .recorder import CallRecorder
-from .settings import Settings
+from .settings import QueueSettings, Settings
 
 log = structlog.get_logger("bargein.server")
 STATIC = Path(__file__).parent / "static"
@@ -45,6 +45,27 @@ class Service(Protocol):
     async def start(self, server: BargeinServer) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class LocalConnection:
+    """An in-process user of the server (:meth:`BargeinServer.open_local`): the protocol of ``/ws``
+    without a socket. Frames for it go to ``deliver``, which must not block (queue them)."""
+
+    def __init__(self, server: BargeinServer, conn: str, deliver: Callable[[dict[str, Any]], None],
+                 closed: Callable[[str], None]) -> None:
+        self.server, self.conn, self.deliver, self.closed = server, conn, deliver, closed
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        """One frame from this user, handled like a WebSocket frame."""
+        if self.conn not in self.server._locals:
+            raise ConnectionError(f"{self.conn} is closed")
+        await self.server.apply(self.server.core.handle(self.conn, msg))
+
+    async def close(self, reason: str = "closed by the client") -> None:
+        """Sign out: the core frees this user's legs and calls as for a dropped WebSocket."""
+        if self.server._locals.pop(self.conn, None) is not None:
+            self.closed(reason)
+            await self.server.apply(self.server.core.disconnect(self.conn))
 
 
 class _Peer:
@@ -73,7 +94,7 @@ class BargeinServer:
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg id
         self.leg_keys: dict[int, str] = {}
         self.peers: dict[str, _Peer] = {}
-        self.local: dict[str, Callable[[dict[str, Any]], None]] = {}  # in-process users (demo calls)
+        self._locals: dict[str, LocalConnection] = {}  # in-process users (open_local)
         self._conn_ids = itertools.count(1)
         self.admission = Admission(self.settings.max_connections, self.settings.max_unauthenticated_per_address,
                                    self.settings.reserved_for_signed_in)
@@ -87,6 +108,29 @@ class BargeinServer:
             lambda: len(self.core.calls))
         if gateway is not None:
             gateway.attach(self.engine, self.clock, self._leg_lost)
+
+    # ------------------------------------------------------------------ in-process users
+    async def open_local(self, deliver: Callable[[dict[str, Any]], None],
+                         closed: Callable[[str], None] = lambda why: None) -> LocalConnection:
+        """Connect a user that runs in this process (simulated demo calls): it speaks the same protocol
+        as a WebSocket client, through :meth:`LocalConnection.send`, and receives frames through
+        ``deliver``; ``closed`` is told when the server ends the connection (e.g. signed in elsewhere).
+        :meth:`SignalingClient.in_process <bargein.signaling.client.SignalingClient.in_process>` wraps it."""
+        conn = f"local-{next(self._conn_ids)}"
+        local = self._locals[conn] = LocalConnection(self, conn, deliver, closed)
+        await self.apply(self.core.connect(conn))
+        return local
+
+    def add_user(self, user: User) -> None:
+        """Add a user at run time (demo calls bring their own agents and customers)."""
+        if self.directory.user(user.name) is None:
+            self.directory.add_user(user)
+            log.info("server.user_added", user=user.name, role=user.role, profile=user.profile)
+
+    def add_queue(self, name: str, queue: QueueSettings) -> None:
+        """Open (or reconfigure) a queue at run time."""
+        self.settings.queues[name] = queue
+        log.info("server.queue_added", queue=name, agents=queue.agents, monitoring_allowed=queue.monitoring_allowed)
 
     # ------------------------------------------------------------------ app
     def app(self) -> web.Application:
@@ -117,6 +161,8 @@ class BargeinServer:
     async def _shutdown(self, app: web.Application) -> None:
         for svc in self.services:
             await svc.stop()
+        for local in list(self._locals.values()):
+            await local.close("the server is shutting down")
         for peer in list(self.peers.values()):
             await peer.ws.close()
         for t in self._tasks:
@@ -258,9 +304,9 @@ class BargeinServer:
                 return
 
     def _send(self, conn: str, msg: dict[str, Any]) -> None:
-        handler = self.local.get(conn)
-        if handler is not None:
-            handler(msg)
+        local = self._locals.get(conn)
+        if local is not None:
+            local.deliver(msg)
             return
         peer = self.peers.get(conn)
         if peer is None:
@@ -274,21 +320,27 @@ class BargeinServer:
 
     # ------------------------------------------------------------------ actions
     async def apply(self, actions: list[Action]) -> None:
-        if not actions:
-            return
-        async with self._lock:
+        """Apply actions in order. SDP offers are answered outside the lock, so one client's slow or
+        large negotiation never holds up anyone else's signaling; what followed an offer waits for it."""
+        while actions:
             follow_up: list[Action] = []
-            for a in actions:
-                follow_up += await self._apply_one(a)
-        if follow_up:
-            await self.apply(follow_up)
+            offer: Send | None = None
+            async with self._lock:
+                for i, a in enumerate(actions):
+                    if isinstance(a, Send) and a.media_leg is not None and a.media_offer is not None:
+                        offer, actions = a, actions[i + 1:]
+                        break
+                    follow_up += await self._apply_one(a)
+                else:
+                    actions = []
+            if offer is not None:
+                follow_up += await self._answer_offer(offer)
+            if follow_up:
+                await self.apply(follow_up)
 
     async def _apply_one(self, a: Action) -> list[Action]:
         if isinstance(a, Send):
-            msg = a.message
-            if a.media_leg is not None and a.media_offer is not None:
-                return await self._answer_offer(a)
-            self._send(a.conn, msg)
+            self._send(a.conn, a.message)
         elif isinstance(a, AddLeg):
             try:
                 leg = self.engine.add_leg(a.call_id, a.routing)
@@ -299,8 +351,7 @@ class BargeinServer:
         elif isinstance(a, UpdateLeg):
             leg = self.legs.get(a.leg)
             if leg is not None:
-                r = a.routing
-                self.engine.update_leg(leg, mode=r.mode, muted=r.muted, held=r.held)
+                self.engine.set_routing(leg, a.routing)
         elif isinstance(a, RemoveLeg):
             leg = self.legs.pop(a.leg, None)
             if leg is not None:
@@ -312,6 +363,10 @@ class BargeinServer:
             peer = self.peers.get(a.conn)
             if peer is not None:
                 await peer.ws.close(message=a.reason.encode()[:120])
+            local = self._locals.pop(a.conn, None)
+            if local is not None:
+                local.closed(a.reason)
+                return self.core.disconnect(a.conn)
         return []
 
     async def _answer_offer(self, a: Send) -> list[Action]:
@@ -323,6 +378,9 @@ class BargeinServer:
             return []
         try:
             msg["sdp"] = await self.gateway.open_leg(leg, str(self.engine.call_of(leg)), a.media_offer or "")
+            if self.legs.get(a.media_leg or "") != leg:  # the leg ended while its offer was being answered
+                await self.gateway.close_leg(leg)
+                return []
         except MediaError as exc:
             log.info("server.media_refused", leg=a.media_leg, why=str(exc))
             self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
@@ -349,18 +407,3 @@ async def serving(server: BargeinServer, host: str = "127.0.0.1", port: int = 0)
         yield f"http://{host}:{bound}"
     finally:
         await runner.cleanup()
-
-
-def default_gateway() -> MediaGateway | None:
-    """The WebRTC gateway when its module is present."""
-    with contextlib.suppress(ImportError):
-        from .webrtc import WebRTCGateway  # type: ignore[import-not-found]
-
-        return WebRTCGateway()
-    return None
-
-
-def run(settings: Settings, services: list[Service] | None = None) -> None:
-    server = BargeinServer(settings, default_gateway(), services)
-    log.info("server.listening", url=f"http://{settings.host}:{settings.port}/")
-    web.run_app(server.app(), host=settings.host, port=settings.port, print=None)

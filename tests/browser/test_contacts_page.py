@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from bargein.mixer import TickStats
 from bargein.mixer.tones import tone
-from bargein.signaling.inprocess import WsClient
+from bargein.signaling.client import place_call, sign_in
 from bargein.signaling.server import BargeinServer, serving
 from bargein.signaling.settings import Settings
 
@@ -40,24 +40,17 @@ def speak(srv: BargeinServer):  # noqa: ANN201
 
 async def recorded_call(srv: BargeinServer, base: str) -> str:
     async with aiohttp.ClientSession() as session:
-        async def sign_in(token: str) -> WsClient:
-            c = WsClient(await session.ws_connect(base + "/ws"))
-            assert (await c.request("REGISTER", token=token))["status"] == 200
-            return c
-        agent = await sign_in("agent1")
-        await agent.request("PUBLISH", state="available")
-        customer = await sign_in("customer1")
-        await customer.ws.send_json({"method": "INVITE", "cseq": 50, "to": "queue:support"})
-        await agent.answer()
-        call_id = (await customer.wait_for(lambda x: x.get("cseq") == 50 and x.get("status") == 200))["call_id"]
-        sup = await sign_in("supervisor1")
+        agent = await sign_in(base + "/ws", "agent1", session=session, state="available")
+        customer = await sign_in(base + "/ws", "customer1", session=session)
+        call_id = await place_call(customer, agent)
+        sup = await sign_in(base + "/ws", "supervisor1", session=session)
         assert (await sup.request("INVITE", to=f"call:{call_id}"))["status"] == 200
         assert (await sup.request("INFO", call_id=call_id, action="mode", mode="barge"))["status"] == 200
         for _ in range(150):  # 3 s of audio
             await srv.clock.wait_tick()
         assert (await agent.request("BYE", call_id=call_id))["status"] == 200
         for c in (agent, customer, sup):
-            await c.ws.close()
+            await c.close()
     assert await asyncio.to_thread(srv.contacts.recorder.writer.sync)
     await srv.contacts.store.flush()
     return call_id

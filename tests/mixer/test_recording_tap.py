@@ -40,11 +40,11 @@ def test_channels_follow_roles_and_supervisor_modes(engine: MixerEngine) -> None
     t = 0
     assert on_channels(engine, legs, 7, t) == ({"agent"}, {"customer", "party"})  # monitor: not recorded
     for mode, left in [("barge", {"agent", "supervisor"}), ("coach", {"agent"}), ("monitor", {"agent"})]:
-        engine.update_leg(legs["supervisor"], mode=SupervisorMode(mode))
+        engine.set_routing(legs["supervisor"], LegRouting(Role.SUPERVISOR, SupervisorMode(mode)))
         t += 1
         assert on_channels(engine, legs, 7, t) == (left, {"customer", "party"}), mode
-    engine.update_leg(legs["customer"], muted=True)  # nobody hears a muted party: nor does the recording
-    engine.update_leg(legs["agent"], held=True)
+    engine.set_routing(legs["customer"], LegRouting(Role.CUSTOMER, muted=True))  # nobody hears it: nor does the recording
+    engine.set_routing(legs["agent"], LegRouting(Role.AGENT, held=True))
     assert on_channels(engine, legs, 7, t + 1) == (set(), {"party"})
 
 

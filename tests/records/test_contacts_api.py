@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import av
 import pytest
+from bargein.signaling.client import place_call, sign_in
 from bargein.signaling.contact_models import Contact, MonitorSession, new_id
-from bargein.signaling.inprocess import WsClient
 from bargein.signaling.server import BargeinServer, serving
 from bargein.signaling.settings import Settings
 
@@ -24,21 +24,12 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[BargeinServer, str]]:
         yield srv, base
 
 
-async def sign_in(session: aiohttp.ClientSession, base: str, token: str) -> WsClient:
-    c = WsClient(await session.ws_connect(base + "/ws"))
-    assert (await c.request("REGISTER", token=token))["status"] == 200
-    return c
-
-
 async def supervised_call(srv: BargeinServer, session: aiohttp.ClientSession, base: str) -> str:
     """customer1 -> agent1, supervisor1 monitors, barges, coaches and leaves; agent1 hangs up."""
-    agent = await sign_in(session, base, "agent1")
-    await agent.request("PUBLISH", state="available")
-    customer = await sign_in(session, base, "customer1")
-    await customer.ws.send_json({"method": "INVITE", "cseq": 50, "to": "queue:support"})
-    await agent.answer()
-    call_id = (await customer.wait_for(lambda x: x.get("cseq") == 50 and x.get("status") == 200))["call_id"]
-    sup = await sign_in(session, base, "supervisor1")
+    agent = await sign_in(base + "/ws", "agent1", session=session, state="available")
+    customer = await sign_in(base + "/ws", "customer1", session=session)
+    call_id = await place_call(customer, agent)
+    sup = await sign_in(base + "/ws", "supervisor1", session=session)
     assert (await sup.request("INVITE", to=f"call:{call_id}"))["status"] == 200
     for mode in ("barge", "coach"):
         assert (await sup.request("INFO", call_id=call_id, action="mode", mode=mode))["status"] == 200
@@ -47,7 +38,7 @@ async def supervised_call(srv: BargeinServer, session: aiohttp.ClientSession, ba
         await srv.clock.wait_tick()
     assert (await agent.request("BYE", call_id=call_id))["status"] == 200
     for c in (agent, customer, sup):
-        await c.ws.close()
+        await c.close()
     await srv.contacts.store.flush()
     return call_id
 
@@ -171,12 +162,9 @@ async def test_filters_and_pages(server: tuple[BargeinServer, str]) -> None:
 async def test_transcript_is_stored_as_json(server: tuple[BargeinServer, str]) -> None:
     srv, base = server
     async with aiohttp.ClientSession() as session:
-        agent = await sign_in(session, base, "agent1")
-        await agent.request("PUBLISH", state="available")
-        customer = await sign_in(session, base, "customer1")
-        await customer.ws.send_json({"method": "INVITE", "cseq": 50, "to": "queue:support"})
-        await agent.answer()
-        call_id = (await customer.wait_for(lambda x: x.get("cseq") == 50 and x.get("status") == 200))["call_id"]
+        agent = await sign_in(base + "/ws", "agent1", session=session, state="available")
+        customer = await sign_in(base + "/ws", "customer1", session=session)
+        call_id = await place_call(customer, agent)
         messages = [{"at": 1.0, "from": "customer1", "text": "hello ✓"}, {"at": 2.0, "from": "agent1", "text": "hi"}]
         path = await srv.contacts.save_transcript(call_id, messages)
         assert path is not None and json.loads(path.read_text())["messages"] == messages

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import av
 import pytest
-from bargein.signaling.inprocess import WsClient
+from bargein.signaling.client import SignalingClient, place_call, sign_in
 
 pytestmark = pytest.mark.slow
 BARGEIN = Path(sys.executable).parent / "bargein"
@@ -52,20 +52,11 @@ async def ready(base: str) -> None:
     raise AssertionError(f"bargein serve did not come up at {base}")
 
 
-async def sign_in(session: aiohttp.ClientSession, base: str, token: str) -> WsClient:
-    c = WsClient(await session.ws_connect(base + "/ws"))
-    assert (await c.request("REGISTER", token=token))["status"] == 200
-    return c
-
-
-async def supervised_call(session: aiohttp.ClientSession, base: str) -> tuple[list[WsClient], str]:
-    agent = await sign_in(session, base, "agent1")
-    await agent.request("PUBLISH", state="available")
-    customer = await sign_in(session, base, "customer1")
-    await customer.ws.send_json({"method": "INVITE", "cseq": 50, "to": "queue:support"})
-    await agent.answer()
-    call_id = (await customer.wait_for(lambda x: x.get("cseq") == 50 and x.get("status") == 200))["call_id"]
-    sup = await sign_in(session, base, "supervisor1")
+async def supervised_call(session: aiohttp.ClientSession, base: str) -> tuple[list[SignalingClient], str]:
+    agent = await sign_in(base + "/ws", "agent1", session=session, state="available")
+    customer = await sign_in(base + "/ws", "customer1", session=session)
+    call_id = await place_call(customer, agent)
+    sup = await sign_in(base + "/ws", "supervisor1", session=session)
     assert (await sup.request("INVITE", to=f"call:{call_id}"))["status"] == 200
     assert (await sup.request("INFO", call_id=call_id, action="mode", mode="barge"))["status"] == 200
     return [agent, customer, sup], call_id
@@ -93,7 +84,7 @@ async def test_records_survive_sigkill_and_restart(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
             for c in clients:
-                await c.ws.close()
+                await c.close()
         with bargein_serve(data, log) as (proc, base):
             await ready(base)
             (row,) = await contacts(session, base)
@@ -107,7 +98,7 @@ async def test_records_survive_sigkill_and_restart(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGINT)
             assert proc.wait(60) == 0
             for c in clients:
-                await c.ws.close()
+                await c.close()
         with bargein_serve(data, log) as (proc, base):
             await ready(base)
             rows = await contacts(session, base)

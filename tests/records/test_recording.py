@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from bargein.mixer import TickStats
 from bargein.mixer.tones import FULL_SCALE, tone
-from bargein.signaling.inprocess import WsClient
+from bargein.signaling.client import SignalingClient, place_call, sign_in
 from bargein.signaling.recorder import RecordingWriter
 from bargein.signaling.server import BargeinServer, serving
 from bargein.signaling.settings import QueueSettings, Settings
@@ -57,20 +57,11 @@ class Voices:
             engine.push_many([leg for _, leg in legs], np.stack(frames))
 
 
-async def sign_in(session: aiohttp.ClientSession, base: str, token: str) -> WsClient:
-    c = WsClient(await session.ws_connect(base + "/ws"))
-    assert (await c.request("REGISTER", token=token))["status"] == 200
-    return c
-
-
-async def answered_call(session: aiohttp.ClientSession, base: str, queue: str = "support") -> tuple[WsClient, WsClient, str]:
-    agent = await sign_in(session, base, "agent1")
-    await agent.request("PUBLISH", state="available")
-    customer = await sign_in(session, base, "customer1")
-    await customer.ws.send_json({"method": "INVITE", "cseq": 50, "to": f"queue:{queue}"})
-    await agent.answer()
-    ok = await customer.wait_for(lambda x: x.get("cseq") == 50 and x.get("status") == 200)
-    return customer, agent, ok["call_id"]
+async def answered_call(session: aiohttp.ClientSession, base: str,
+                        queue: str = "support") -> tuple[SignalingClient, SignalingClient, str]:
+    agent = await sign_in(base + "/ws", "agent1", session=session, state="available")
+    customer = await sign_in(base + "/ws", "customer1", session=session)
+    return customer, agent, await place_call(customer, agent, to=f"queue:{queue}")
 
 
 async def ticks(srv: BargeinServer, n: int) -> None:
@@ -108,7 +99,7 @@ async def test_channels_in_each_phase_monitor_barge_coach(server: tuple[BargeinS
         srv.clock.add_listener(voices)
         customer, agent, call_id = await answered_call(session, base)
         await ticks(srv, 50)
-        sup = await sign_in(session, base, "supervisor1")
+        sup = await sign_in(base + "/ws", "supervisor1", session=session)
         assert (await sup.request("INVITE", to=f"call:{call_id}"))["status"] == 200
         await ticks(srv, 50)
         for mode in ("barge", "coach"):
@@ -151,8 +142,8 @@ async def test_queue_record_none_and_one_side(tmp_path: Path) -> None:
         assert srv.engine.recording_of(call_id) is None
         assert (await agent.request("BYE", call_id=call_id))["status"] == 200
         assert (await contact_of(srv, base, session))["recording_path"] is None
-        await customer.ws.close()
-        await agent.ws.close()
+        await customer.close()
+        await agent.close()
         voices = Voices(srv)
         srv.clock.add_listener(voices)
         customer, agent, call_id = await answered_call(session, base, "sales")
@@ -212,7 +203,7 @@ async def test_failing_disk_stops_only_the_recording(tmp_path: Path, sink: type,
         await ticks(srv, 3)
         legs = {p.user: srv.legs[p.leg] for p in srv.core.calls[call_id].participants.values()}
         assert level(srv.engine.output(legs["agent1"]).astype(float), TONE["customer"], srv.engine.rate) > PRESENT
-        sup = await sign_in(session, base, "supervisor1")  # and can still be monitored
+        sup = await sign_in(base + "/ws", "supervisor1", session=session)  # and can still be monitored
         assert (await sup.request("INVITE", to=f"call:{call_id}", mode="barge"))["status"] == 200
         assert (await agent.request("BYE", call_id=call_id))["status"] == 200
         srv.clock.remove_listener(voices)
