@@ -209,3 +209,18 @@ async def test_failing_disk_stops_only_the_recording(tmp_path: Path, sink: type,
         srv.clock.remove_listener(voices)
         row = await contact_of(srv, base, session)
         assert row["disconnected"] is not None and why in row["recording_error"]
+
+
+async def test_recording_file_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "recordings").write_text("a file where the recordings folder should be")
+    srv = BargeinServer(Settings(port=0, data_dir=tmp_path))
+    async with serving(srv) as base, aiohttp.ClientSession() as session:
+        customer, agent, call_id = await answered_call(session, base)
+        for _ in range(200):  # failure guard only
+            await ticks(srv, 5)
+            if srv.engine.recording_of(call_id) is None:
+                break
+        row = await contact_of(srv, base, session)
+        assert "could not be created" in row["recording_error"]
+        assert call_id in srv.core.calls and srv.engine.recording_of(call_id) is None
+        assert (await agent.request("BYE", call_id=call_id))["status"] == 200
