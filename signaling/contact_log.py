@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +40,7 @@ log = structlog.get_logger("bargein.contacts")
 
 _CHANNELS = {"none": (False, False), "agent": (True, False), "customer": (False, True), "both": (True, True)}
 RETENTION_EVERY_S = 3600.0
+KEEP_RECENT_RECORDINGS = 4096  # recordings whose late errors (after the call ended) still reach their contact
 
 
 class Recorder(Protocol):
@@ -74,7 +76,9 @@ class ContactLog:
         self.contacts: dict[str, Contact] = {}  # live call id -> its persistent contact
         self.sessions: dict[str, MonitorSession] = {}  # live monitor session id -> persistent session
         self.recording: dict[str, int] = {}  # live call id -> recording id
-        self._rec_calls: dict[int, str] = {}  # recording id -> call id
+        self._rec_calls: dict[int, str] = {}  # recording id -> call id, while recording
+        # recording id -> its contact, also for a while after the call: an error may come after the end
+        self._rec_contacts: OrderedDict[int, Contact] = OrderedDict()
         self._rec_ids = itertools.count(0)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._retention: asyncio.Task[None] | None = None
@@ -140,6 +144,9 @@ class ContactLog:
             c.recording_error = why_not
             return
         c.recording_path = rel.as_posix()
+        self._rec_contacts[rec_id] = c
+        while len(self._rec_contacts) > KEEP_RECENT_RECORDINGS:
+            self._rec_contacts.popitem(last=False)
         self.recording[c.call_id] = rec_id
         self._rec_calls[rec_id] = c.call_id
         log.info("contacts.recording_started", call_id=c.call_id, contact_id=c.contact_id, sides=sides)
@@ -161,15 +168,15 @@ class ContactLog:
             pass
 
     def _recording_failed(self, rec_id: int, reason: str) -> None:
+        c = self._rec_contacts.get(rec_id)
         call_id = self._rec_calls.get(rec_id)
-        if call_id is None:
+        if call_id is not None:
+            self._stop_recording(call_id)
+        if c is None or c.recording_error is not None:  # the first error is the one that counts
             return
-        c = self.contacts.get(call_id)
-        self._stop_recording(call_id)
-        log.warning("contacts.recording_failed", call_id=call_id, why=reason)
-        if c is not None:
-            c.recording_error = reason
-            self.store.save_contact(c)
+        log.warning("contacts.recording_failed", call_id=c.call_id, contact_id=c.contact_id, why=reason)
+        c.recording_error = reason
+        self.store.save_contact(c)
 
     # ------------------------------------------------------------------ transcripts
     async def save_transcript(self, call_id: str, messages: list[dict[str, Any]]) -> Path | None:

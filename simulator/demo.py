@@ -34,11 +34,15 @@ DEMO_QUEUE = "demo"
 class DemoCalls:
     """A server :class:`~bargein.signaling.server.Service`: ``calls`` demo agents, each in one call at a time."""
 
-    def __init__(self, calls: int, handle_s: tuple[float, float] = (60.0, 240.0), seed: int = 1) -> None:
+    def __init__(self, calls: int, handle_s: tuple[float, float] = (60.0, 240.0), seed: int = 1,
+                 gap_s: tuple[float, float] = (1.0, 4.0)) -> None:
         if calls < 0:
             raise ValueError("--demo-calls must be >= 0")
         self.n = calls
-        self.handle_s = handle_s
+        self.handle_s, self.gap_s = handle_s, gap_s
+        self.answered_by: dict[str, SignalingClient] = {}  # call id -> the demo agent that took it
+        self.completed = 0  # demo calls ended as scheduled
+        self.hangups_refused = 0  # a scheduled hang-up the server refused (a call that would not end)
         self.rng = np.random.default_rng(seed)
         self.server: BargeinServer | None = None
         self.clients: dict[str, SignalingClient] = {}  # demo user -> its in-process connection
@@ -84,19 +88,21 @@ class DemoCalls:
         """Demo agents answer every INVITE at once; BYEs and NOTIFYs need no reply."""
         async for msg in client.notifications():
             if msg.get("method") == "INVITE":
+                if msg.get("call_id"):
+                    self.answered_by[msg["call_id"]] = client
                 await client.respond(msg, 200)
 
     async def _call_loop(self, i: int) -> None:
-        agent, customer = self.clients[f"demo-agent-{i + 1}"], self.clients[f"demo-customer-{i + 1}"]
+        customer = self.clients[f"demo-customer-{i + 1}"]
         await asyncio.sleep(float(self.rng.uniform(0, 1.0)))
-        while not (agent.closed or customer.closed):
+        while not customer.closed:
             try:
-                await self._one_call(i, agent, customer)
+                await self._one_call(i, customer)
             except ClientError as exc:  # a demo call going wrong must not stop the others
                 log.warning("demo.call_failed", customer=customer.user, why=str(exc))
                 await asyncio.sleep(5)
 
-    async def _one_call(self, i: int, agent: SignalingClient, customer: SignalingClient) -> None:
+    async def _one_call(self, i: int, customer: SignalingClient) -> None:
         r = await customer.invite(f"queue:{DEMO_QUEUE}")
         if r["status"] != 200:
             log.info("demo.call_refused", customer=customer.user, status=r["status"], why=r.get("reason"))
@@ -105,9 +111,18 @@ class DemoCalls:
         call_id = r["call_id"]
         self._voice_call(call_id, i)
         await asyncio.sleep(float(self.rng.uniform(*self.handle_s)))
-        who = agent if self.rng.random() < 0.5 else customer
-        await who.request("BYE", call_id=call_id)  # 481 if the call already ended (a supervisor dropped the customer)
-        await asyncio.sleep(float(self.rng.uniform(1.0, 4.0)))
+        # the queue may give the call to any demo agent: the one that answered it hangs up, or the customer
+        agent = self.answered_by.pop(call_id, None)
+        who = agent if agent is not None and self.rng.random() < 0.5 else customer
+        r = await who.request("BYE", call_id=call_id)  # 481: it already ended (a supervisor dropped the customer)
+        if r["status"] not in (200, 481) and who is not customer:
+            r = await customer.request("BYE", call_id=call_id)
+        if r["status"] in (200, 481):
+            self.completed += 1
+        else:
+            self.hangups_refused += 1
+            log.warning("demo.hangup_refused", call_id=call_id, status=r["status"], why=r.get("reason"))
+        await asyncio.sleep(float(self.rng.uniform(*self.gap_s)))
 
     def _voice_call(self, call_id: str, i: int) -> None:
         assert self.server is not None

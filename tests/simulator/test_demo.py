@@ -5,8 +5,9 @@ import asyncio
 import aiohttp
 import numpy as np
 from bargein.signaling.client import sign_in
-from bargein.signaling.server import serving
+from bargein.signaling.server import BargeinServer, serving
 from bargein.signaling.settings import Settings
+from bargein.simulator.demo import DemoCalls
 
 from bargein.app import build_server
 
@@ -36,6 +37,18 @@ async def test_demo_calls_show_in_agents_view_and_can_be_monitored_and_barged() 
             assert np.abs(np.concatenate(heard)).max() > 1000  # the supervisor hears the demo voices
             assert (await sup.request("INFO", call_id=call_id, action="mode", mode="barge"))["status"] == 200
             await sup.close()
+
+
+async def test_demo_calls_end_as_scheduled_call_after_call() -> None:
+    """Any demo agent may take any demo customer's call; every call must still end on time (issue 9 item 11)."""
+    demo = DemoCalls(4, handle_s=(0.05, 0.3), gap_s=(0.0, 0.05), seed=3)
+    srv = BargeinServer(Settings(port=0, mixer_rate=8000), services=[demo])
+    async with serving(srv):
+        while demo.completed < 60:  # dozens of cycles: each pairing of customers and agents comes up
+            await asyncio.sleep(0.05)
+            ages = [srv.core.clock() - c.created for c in srv.core.calls.values()]
+            assert not ages or max(ages) < 30, "a demo call outlived its handle time"
+    assert demo.hangups_refused == 0
 
 
 async def test_demo_calls_are_recorded(tmp_path) -> None:  # noqa: ANN001
