@@ -27,7 +27,7 @@ from .frames import FrameError, check_frame, check_rate, samples_per_frame
 from .limiter import LimiterKind, finish
 from .limits import CallLimits, LimitError
 from .roles import Role, SupervisorMode
-from .routing import LegRouting, route
+from .routing import LegRouting, recording_gains, route
 
 log = structlog.get_logger("bargein.mixer")
 
@@ -86,6 +86,9 @@ class _Pool:
             "dropped": np.zeros((cap, w), dtype=np.int64),
             "gains": np.zeros((cap, w, w), dtype=np.float32),
             "out": np.zeros((cap, w, ns), dtype=np.int16),
+            "rec_id": np.full(cap, -1, dtype=np.int64),  # recording id of a recorded call, -1 = not recorded
+            # rows 0 and 1: (left, right) x speaker; padded to w x w so the C mix kernel computes the tap too
+            "rec_gains": np.zeros((cap, max(w, 2), w), dtype=np.float32),
         }
         if old is not None:
             planes[:, : self.n] = old[:, : self.n]
@@ -96,6 +99,7 @@ class _Pool:
         self.wr, self.rd = per_row["wr"], per_row["rd"]
         self.missing, self.dropped = per_row["missing"], per_row["dropped"]
         self.gains, self.out = per_row["gains"], per_row["out"]
+        self.rec_id, self.rec_gains = per_row["rec_id"], per_row["rec_gains"]
         self.zero_row = d * cap * w
         self.plane_stride = cap * w
         self.slot_base = np.arange(cap * w, dtype=np.int64).reshape(cap, w)
@@ -103,7 +107,7 @@ class _Pool:
         self.addrs = tuple(_kernel.address(a) for a in (ring, self.wr, self.rd, self.missing, self.gains, self.out))
 
     def _per_row(self) -> tuple[np.ndarray, ...]:
-        return self.wr, self.rd, self.missing, self.dropped, self.gains, self.out
+        return self.wr, self.rd, self.missing, self.dropped, self.gains, self.out, self.rec_id, self.rec_gains
 
     def append(self, call: CallKey, carried: _Carried, gains: np.ndarray) -> int:
         """Add ``call`` as the last row: its first legs take ``carried``, the others start empty."""
@@ -115,6 +119,7 @@ class _Pool:
         self.planes[:, row] = 0
         for arr in self._per_row():
             arr[row] = 0
+        self.rec_id[row] = -1
         k = carried.wr.shape[0]
         self.planes[:, row, :k] = carried.ring
         self.wr[row, :k], self.rd[row, :k] = carried.wr, carried.rd
@@ -156,6 +161,8 @@ class _Call:
     legs: list[LegId] = field(default_factory=list)
     routing: list[LegRouting] = field(default_factory=list)
     row: int = -1  # row in pool len(legs)
+    rec_id: int = -1  # recorded under this id (-1: not recorded)
+    rec_channels: tuple[bool, bool] = (True, True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +231,9 @@ class MixerEngine:
         self._scratch_i16 = np.empty(0, dtype=np.int16)
         self._scratch_f32 = np.empty(0, dtype=np.float32)
         self._acc = np.empty(0, dtype=np.float32)
+        self._recorded = 0  # calls with a recording tap
+        self._rec_ids = np.empty(0, dtype=np.int64)
+        self._rec_frames = np.empty((0, 2, self.n_samples), dtype=np.int16)
 
     # ------------------------------------------------------------------ membership (between ticks)
     @property
@@ -298,6 +308,7 @@ class MixerEngine:
         with self._lock:
             c.routing = trial
             self._pool(len(c.legs)).gains[c.row] = route(c.routing)
+            self._set_rec_row(c)
         log.debug("mixer.routing_set", call=str(call), leg=leg, mode=routing.mode.value if routing.mode else None,
                   muted=routing.muted, held=routing.held, gain=routing.gain)
 
@@ -309,6 +320,7 @@ class MixerEngine:
             del self._leg_call[leg]
             self._leg_loc[leg] = -1
             if not c.legs:
+                self._recorded -= c.rec_id >= 0
                 del self._calls[call]
         log.debug("mixer.leg_removed", call=str(call), leg=leg)
 
@@ -339,7 +351,55 @@ class MixerEngine:
             c.row = -1
             return
         c.row = self._pool(len(c.legs)).append(call, carried, route(c.routing))
+        self._set_rec_row(c)
         self._locate(c)
+
+    # ------------------------------------------------------------------ recording tap
+    def set_recording(self, call: CallKey, rec_id: int | None, channels: tuple[bool, bool] = (True, True)) -> None:
+        """Record ``call`` under ``rec_id`` (a non-negative int; None stops). From the next tick on,
+        :meth:`recording_output` has a stereo frame for it: left the contact center's side, right the
+        caller's (:func:`mixer.routing.recording_gains`), gains following the routing as it changes."""
+        if rec_id is not None and rec_id < 0:
+            raise ValueError(f"rec_id must be >= 0, got {rec_id}")
+        c = self._get_call(call)
+        new = -1 if rec_id is None else rec_id
+        self._recorded += (new >= 0) - (c.rec_id >= 0)
+        c.rec_id, c.rec_channels = new, channels
+        self._set_rec_row(c)
+
+    def recording_of(self, call: CallKey) -> int | None:
+        c = self._get_call(call)
+        return c.rec_id if c.rec_id >= 0 else None
+
+    def recording_output(self) -> tuple[np.ndarray, np.ndarray]:
+        """The last tick's recording frames: ``(ids (k,), frames (k, 2, samples))`` int16, left then right.
+        Fresh arrays every tick, so a consumer may keep them (hand them to a writer thread)."""
+        return self._rec_ids, self._rec_frames
+
+    def _set_rec_row(self, c: _Call) -> None:
+        if c.row < 0:
+            return
+        pool = self._pool(len(c.legs))
+        pool.rec_id[c.row] = c.rec_id
+        pool.rec_gains[c.row] = 0
+        if c.rec_id >= 0:
+            pool.rec_gains[c.row, :2] = recording_gains(c.routing, c.rec_channels)
+
+    def _tap(self, pool: _Pool, src: np.ndarray, ids: list[np.ndarray], frames: list[np.ndarray]) -> None:
+        """Vectorised over the pool's recorded calls: the same input frames the mix used, two mixes each."""
+        rows = np.flatnonzero(pool.rec_id[: pool.n] >= 0)
+        if not rows.size:
+            return
+        ids.append(pool.rec_id[rows])
+        k, w, ns = rows.size, pool.w, self.n_samples
+        srcs, gains = src[rows], pool.rec_gains[rows, :2]  # (k, w), (k, 2, w)
+        acc = np.zeros((k, 2, ns), np.float32)
+        for s in range(w):  # a few array operations per pool, whatever the number of calls
+            heard = pool.ring[srcs[:, s]].astype(np.float32)  # (k, ns); a missing frame is the zero row
+            acc += gains[:, :, s, None] * heard[:, None, :]
+        out = np.empty((k, 2, ns), np.int16)
+        finish(acc, out, self.limiter)
+        frames.append(out)
 
     def _locate(self, c: _Call) -> None:
         if c.legs and max(c.legs) >= self._leg_loc.shape[0]:
@@ -518,13 +578,34 @@ class MixerEngine:
         """
         with self._lock:
             self._drain_pending()
+            # recorded calls: which ring rows this tick reads, taken before the mix consumes them
+            taps = [(pool, self._peek(pool)) for pool in self._pools.values()
+                    if self._recorded and pool.n and (pool.rec_id[: pool.n] >= 0).any()]
             if self.kernel == "c":
                 self._tick_c()
             else:
                 for pool in self._pools.values():
                     if pool.n:
                         self._mix_numpy(pool, self._consume(pool))
+            ids: list[np.ndarray] = []
+            frames: list[np.ndarray] = []
+            for pool, src in taps:
+                self._tap(pool, src, ids, frames)
+            if len(ids) == 1:  # one pool: its fresh array as it is (a view; no copy)
+                self._rec_ids, self._rec_frames = ids[0], frames[0]
+            elif ids:
+                self._rec_ids, self._rec_frames = np.concatenate(ids), np.concatenate(frames)
+            elif self._rec_ids.size:
+                self._rec_ids = np.empty(0, dtype=np.int64)
+                self._rec_frames = np.empty((0, 2, self.n_samples), dtype=np.int16)
             self.ticks += 1
+
+    @staticmethod
+    def _peek(pool: _Pool) -> np.ndarray:
+        """The ring rows the next mix reads, ``(n, w)``, without consuming them (the zero row where missing)."""
+        n = pool.n
+        wr, rd = pool.wr[:n], pool.rd[:n]
+        return np.where(wr > rd, pool.slot_base[:n] + (rd % pool.depth) * pool.plane_stride, pool.zero_row)
 
     def _tick_c(self) -> None:
         """The fused C kernel consumes and mixes; large pools are split into row ranges, one per thread."""

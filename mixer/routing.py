@@ -45,6 +45,24 @@ def hears(listener: LegRouting, speaker: LegRouting) -> bool:
     return True
 
 
+# The recording hears a call as its customer would: never a monitoring or coaching supervisor, never a
+# muted or held leg (and, unlike a listener, the customer themself too).
+_RECORDER = LegRouting(Role.CUSTOMER)
+CONTACT_CENTER_SIDE = frozenset({Role.AGENT, Role.SUPERVISOR})  # left channel; everyone else is the caller's side
+
+
+def recording_gains(legs: Sequence[LegRouting], channels: tuple[bool, bool] = (True, True)) -> np.ndarray:
+    """Gains of a call's stereo recording: ``g[channel, speaker]`` (float32, 2 x n). Channel 0 (left) is
+    the contact center's side (the agent, a barging supervisor), channel 1 (right) the caller's side
+    (the customer and any other party). ``channels`` turns either side off (queue setting ``record``)."""
+    gains = np.zeros((2, len(legs)), dtype=np.float32)
+    for si, speaker in enumerate(legs):
+        ch = 0 if speaker.role in CONTACT_CENTER_SIDE else 1
+        if channels[ch] and hears(_RECORDER, speaker):
+            gains[ch, si] = speaker.gain
+    return gains
+
+
 def route(legs: Sequence[LegRouting]) -> np.ndarray:
     """Gains of one call: ``g[listener, speaker]`` (float32, diagonal zero: mix-minus)."""
     n = len(legs)

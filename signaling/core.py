@@ -301,11 +301,13 @@ class SignalingCore:
         if p.role is Role.AGENT:
             call.state, call.agent, call.answered = CallState.ACTIVE, p.user, self.now
             call.record.agent, call.record.answered = p.user, self.now
+            self.records.changed(call.record)
             log.info("signaling.call_answered", call_id=call.call_id, agent=p.user, customer=call.customer)
             out.append(Send(call.customer_conn, m.response(call.customer_cseq, "INVITE", 200, call_id=call.call_id,
                                                            agent=p.user)))
         else:
             call.record.parties.append(p.user)
+            self.records.changed(call.record)
             log.info("signaling.party_joined", call_id=call.call_id, party=p.user, referred_by=p.referred_by)
         return out + views.call_state(call, self.conns) + self._notify_views()
 
@@ -354,6 +356,8 @@ class SignalingCore:
         policy.may_act_on(me, target, msg.action, msg.value)
         if msg.action == "drop":
             bye = controls.drop(call, me, target, self.conns.get(target.conn), self.now)
+            if call.record:
+                self.records.changed(call.record)
             return [self._ok(c, msg), *bye, *self._leave(call, target, why=f"dropped by {c.me.name}")]
         return [self._ok(c, msg, target=target.user, action=msg.action, value=msg.value),
                 *controls.set_flag(call, me, target, msg.action, msg.value), *views.call_state(call, self.conns)]
@@ -361,7 +365,10 @@ class SignalingCore:
     def _set_mode(self, c: Connection, msg: m.Info, call: Call, me: Participant) -> list[Action]:
         mode = policy.may_change_mode(me, msg.mode)
         policy.may_set_mode(c.me, self._perms(c), self.settings, call, me, mode)
-        return [self._ok(c, msg, mode=mode.value, call_id=call.call_id), *controls.set_mode(call, me, mode, self.now),
+        changes = controls.set_mode(call, me, mode, self.now)
+        if me.record is not None:
+            self.records.changed(me.record)  # persisted by the server's contact log
+        return [self._ok(c, msg, mode=mode.value, call_id=call.call_id), *changes,
                 *views.call_state(call, self.conns), *self._notify_views()]
 
     def _on_refer(self, c: Connection, msg: m.Refer) -> list[Action]:

@@ -2,7 +2,8 @@
 
 Profiles grant permissions (docs/behaviour.md, "Permissions"): ``ccp_access`` (use the softphone: take or place calls),
 ``access_metrics`` (see the real-time agents view and records), ``realtime_monitor`` and
-``realtime_barge`` (barge and coach need monitor too). A built-in demo directory works with no file;
+``realtime_barge`` (barge and coach need monitor too), ``recordings_download`` (play and download
+call recordings). A built-in demo directory works with no file;
 ``load_directory(path)`` reads TOML or JSON with the same shape as :data:`DEMO`.
 """
 
@@ -17,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-Permission = Literal["ccp_access", "access_metrics", "realtime_monitor", "realtime_barge"]
+Permission = Literal["ccp_access", "access_metrics", "realtime_monitor", "realtime_barge", "recordings_download"]
 UserRole = Literal["agent", "customer", "supervisor"]
 
 
@@ -100,7 +101,7 @@ class Directory(BaseModel):
 
 
 _AGENT = ["ccp_access"]
-_MANAGER = ["ccp_access", "access_metrics", "realtime_monitor", "realtime_barge"]
+_MANAGER = ["ccp_access", "access_metrics", "realtime_monitor", "realtime_barge", "recordings_download"]
 DEMO = {
     "profiles": [
         {"name": "Agent", "permissions": _AGENT},

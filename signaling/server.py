@@ -1,7 +1,8 @@
 """The aiohttp server: a thin adapter around the sans-IO core, the mixer and the media gateway.
 
 Routes: ``/ws`` (signaling), ``GET /api/agents`` ``/api/calls`` ``/api/records`` (need a token with
-access_metrics: ``Authorization: Bearer <token>`` or ``?token=``), ``GET /healthz``, ``GET /metrics``
+access_metrics: ``Authorization: Bearer <token>`` or ``?token=``), ``/api/contacts...`` (persistent
+contacts and recordings, :mod:`signaling.contacts_api`), ``GET /healthz``, ``GET /metrics``
 (Prometheus), and the web client at ``/``.
 """
 
@@ -22,11 +23,15 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from . import messages as m
 from .admission import Admission, origin_allowed
+from .contact_log import ContactLog, Recorder
+from .contacts_api import ContactsApi
 from .core import Action, AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
 from .directory import User, load_directory
 from .gateway import MediaError, MediaGateway
 from .load_users import with_load_users
 from .media.pool import WorkerPool
+from .media.recording import PoolRecorder
+from .recorder import CallRecorder
 from .settings import QueueSettings, Settings
 
 log = structlog.get_logger("bargein.server")
@@ -97,6 +102,12 @@ class BargeinServer:
         self._tasks: list[asyncio.Task[None]] = []
         self.registry = CollectorRegistry()
         self.media = media  # media worker processes; None: legs and mixer live in this process
+        # persistent records and recordings: calls are recorded where they are mixed
+        recorder: Recorder = PoolRecorder(media) if media is not None else CallRecorder(self.engine)
+        if isinstance(recorder, CallRecorder):
+            self.clock.add_listener(recorder.on_tick)
+        self.contacts = ContactLog(self.settings, recorder)
+        self.core.records.listener = self.contacts
         if media is None:
             MixerMetrics(self.engine, self.clock, self.registry)
         else:
@@ -141,6 +152,7 @@ class BargeinServer:
         app.router.add_get("/api/agents", self.api(lambda: {"agents": self.core.agents_view()}))
         app.router.add_get("/api/calls", self.api(lambda: {"calls": self.core.calls_view()}))
         app.router.add_get("/api/records", self.api(self.core.records.as_dict))
+        ContactsApi(self.directory, self.contacts).add_routes(app)
         if STATIC.is_dir():
             app.router.add_get("/", self.index)
             app.router.add_static("/static/", STATIC)
@@ -149,6 +161,7 @@ class BargeinServer:
         return app
 
     async def _startup(self, app: web.Application) -> None:
+        self.contacts.start()
         if self.media is not None:
             await self.media.start()
         else:
@@ -173,6 +186,7 @@ class BargeinServer:
         if self.media is not None:
             await self.media.close()
         await self.clock.stop()
+        await self.contacts.close()
 
     async def _timeouts(self) -> None:
         """Sleep until the core's next deadline (a ring timeout), waking early when a request moves it."""

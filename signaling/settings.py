@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bargein.mixer.limits import CallLimits
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +19,8 @@ class QueueSettings(BaseModel):
 
     monitoring_allowed: bool = Field(True, description="the flow lets supervisors monitor (and barge into) its calls")
     agents: list[str] | None = Field(None, description="who takes this queue's calls (None: any agent)")
+    record: Literal["none", "agent", "customer", "both"] = Field(
+        "both", description="which side of its calls is recorded, whatever monitoring allows (docs/records.md)")
 
 
 class Settings(BaseSettings):
@@ -43,6 +45,9 @@ class Settings(BaseSettings):
         30.0, gt=0, description="wrong-token REGISTERs per remote address; past the burst, more get 429")
     failed_signins_burst: float = Field(10.0, ge=1, description="wrong-token REGISTERs allowed in a row")
     max_connections: int = Field(1000, ge=1, description="open signaling connections; more are refused")
+    data_dir: Path = Field(Path("bargein-data"), description="contact records, recordings, transcripts")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
+    retention_days: float | None = Field(90.0, gt=0, description="older contacts and their files are deleted")
     allowed_origins: list[str] = Field(
         default_factory=list, description="browser origins allowed to open /ws besides the server's own ('*': any)")
     signin_timeout_s: float = Field(5.0, gt=0, description="a connection that has not signed in by then is closed")

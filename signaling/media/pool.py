@@ -58,6 +58,7 @@ class WorkerHandle:
     pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
     stats: p.Stats | None = None
     task: asyncio.Task[None] | None = None
+    recordings: dict[int, str] = field(default_factory=dict)  # recording id -> call id
 
     def send(self, msg: p._Message) -> None:
         if not self.writer.is_closing():
@@ -91,6 +92,7 @@ class WorkerPool:
         self._dead_totals = {"deadline_misses": 0, "frames_missing": 0, "frames_dropped": 0, "legs_lost": 0}
         self.on_leg_lost: Callable[[str, str], None] = lambda leg, reason: None
         self.on_calls_lost: Callable[[list[str], str], None] = lambda calls, reason: None
+        self.on_recording_failed: Callable[[int, str], None] = lambda rec_id, reason: None
 
     def attach(self, on_leg_lost: Callable[[str, str], None], on_calls_lost: Callable[[list[str], str], None]) -> None:
         self.on_leg_lost, self.on_calls_lost = on_leg_lost, on_calls_lost
@@ -170,6 +172,9 @@ class WorkerPool:
             w.stats = msg
             if msg.request is not None:
                 self._resolve(w, msg.request, msg)
+        elif isinstance(msg, p.RecordingFailed):
+            if w.recordings.pop(msg.rec_id, None) is not None:
+                self.on_recording_failed(msg.rec_id, msg.reason)
         elif isinstance(msg, p.LegLost):
             if msg.leg in w.legs:
                 log.info("media.leg_lost", worker=w.id, call_id=msg.call_id, leg=msg.leg, why=msg.reason)
@@ -199,6 +204,9 @@ class WorkerPool:
         for call in calls:
             self.call_worker.pop(call, None)
         log.error("media.worker_died", worker=w.id, pid=w.proc.pid, why=why, calls=len(calls), legs=len(w.legs))
+        for rec_id in list(w.recordings):
+            self.on_recording_failed(rec_id, f"the recording stopped: {WORKER_DIED}")
+        w.recordings.clear()
         self._spawn_task(self._reap(w))
         self._spawn_task(self._replace(w.id))
         if calls:
@@ -272,6 +280,23 @@ class WorkerPool:
             del w.calls[call_id]
             self.call_worker.pop(call_id, None)
         w.send(p.RemoveLeg(worker=w.id, call_id=call_id, leg=leg))
+
+    # ------------------------------------------------------------------ recordings
+    def start_recording(self, call_id: str, rec_id: int, path: str, channels: tuple[bool, bool]) -> str | None:
+        """Ask the call's worker to record it; returns why not (no worker has the call), or None."""
+        w = self.workers.get(self.call_worker.get(call_id, ""))
+        if w is None:
+            return "the call has no media worker"
+        w.recordings[rec_id] = call_id
+        w.send(p.StartRecording(worker=w.id, call_id=call_id, rec_id=rec_id, path=path, channels=channels))
+        return None
+
+    def stop_recording(self, rec_id: int) -> None:
+        for w in self.workers.values():
+            call_id = w.recordings.pop(rec_id, None)
+            if call_id is not None:
+                w.send(p.StopRecording(worker=w.id, call_id=call_id, rec_id=rec_id))
+                return
 
     async def answer(self, call_id: str, leg: str, sdp: str) -> str:
         """The SDP answer for a leg's offer; MediaError when refused or the worker died."""

@@ -7,9 +7,9 @@ bus. Legs and calls are named by the signaling core's ids (``leg-7``, ``call-3``
 of a worker never leave it.
 
 Signaling -> worker: :class:`AddLeg`, :class:`UpdateLeg`, :class:`RemoveLeg`, :class:`Offer`,
-:class:`StatsRequest`, :class:`Shutdown`.
+:class:`StatsRequest`, :class:`StartRecording`, :class:`StopRecording`, :class:`Shutdown`.
 Worker -> signaling: :class:`Hello` (ready), :class:`Answer` / :class:`Refused` (to an offer),
-:class:`LegLost` (a peer vanished, or the mixer refused the leg), :class:`Stats`.
+:class:`LegLost` (a peer vanished, or the mixer refused the leg), :class:`RecordingFailed`, :class:`Stats`.
 """
 
 from __future__ import annotations
@@ -104,6 +104,22 @@ class StatsRequest(_Message):
     per_leg: bool = False  # also each leg's frames received from its peer
 
 
+class StartRecording(_Message):
+    """Record the call into ``path`` (the worker's mixer tap and writer thread; docs/records.md)."""
+
+    type: Literal["start_recording"] = "start_recording"
+    call_id: str
+    rec_id: int = Field(ge=0)
+    path: str
+    channels: tuple[bool, bool] = (True, True)  # (left: contact center's side, right: caller's side)
+
+
+class StopRecording(_Message):
+    type: Literal["stop_recording"] = "stop_recording"
+    call_id: str
+    rec_id: int
+
+
 class Shutdown(_Message):
     type: Literal["shutdown"] = "shutdown"
 
@@ -136,6 +152,14 @@ class LegLost(_Message):
     reason: str
 
 
+class RecordingFailed(_Message):
+    """A recording stopped early (or never started); the call goes on."""
+
+    type: Literal["recording_failed"] = "recording_failed"
+    rec_id: int
+    reason: str
+
+
 class Stats(_Message):
     """A worker's totals since it started (the signaling side sums workers)."""
 
@@ -160,8 +184,9 @@ class Stats(_Message):
     inbound: dict[str, int] = {}  # the legs' inbound buffer counters (received, played, concealed, ...)
 
 
-ToWorker = Annotated[AddLeg | UpdateLeg | RemoveLeg | Offer | StatsRequest | Shutdown, Field(discriminator="type")]
-FromWorker = Annotated[Hello | Answer | Refused | LegLost | Stats, Field(discriminator="type")]
+ToWorker = Annotated[AddLeg | UpdateLeg | RemoveLeg | Offer | StatsRequest | StartRecording | StopRecording | Shutdown,
+                     Field(discriminator="type")]
+FromWorker = Annotated[Hello | Answer | Refused | LegLost | RecordingFailed | Stats, Field(discriminator="type")]
 TO_WORKER: TypeAdapter[ToWorker] = TypeAdapter(ToWorker)
 FROM_WORKER: TypeAdapter[FromWorker] = TypeAdapter(FromWorker)
 

@@ -18,12 +18,14 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 import structlog
 from bargein.mixer import LimitError, MixerEngine, RealtimeClock
 from pydantic import ValidationError
 
 from ..gateway import MediaError
+from ..recorder import CallRecorder
 from ..webrtc import WebRTCGateway
 from . import protocol as p
 
@@ -44,6 +46,14 @@ class MediaWorker:
         self.legs: dict[str, int] = {}  # core leg id -> mixer leg id
         self.keys: dict[int, tuple[str, str]] = {}  # mixer leg id -> (call id, core leg id)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.recorder = CallRecorder(self.engine, self._recording_failed)  # the calls this worker mixes
+        self.clock.add_listener(self.recorder.on_tick)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _recording_failed(self, rec_id: int, reason: str) -> None:
+        """From the writer thread: tell the signaling process (the call goes on)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.send, p.RecordingFailed(worker=self.id, rec_id=rec_id, reason=reason))
 
     def send(self, msg: p._Message) -> None:
         if not self.writer.is_closing():
@@ -67,6 +77,12 @@ class MediaWorker:
             self._spawn(self._answer(msg))
         elif isinstance(msg, p.StatsRequest):
             self.send(self.stats(msg.request, msg.per_leg))
+        elif isinstance(msg, p.StartRecording):
+            why_not = self.recorder.record(msg.call_id, msg.rec_id, Path(msg.path), msg.channels)
+            if why_not is not None:
+                self.send(p.RecordingFailed(worker=self.id, rec_id=msg.rec_id, reason=why_not))
+        elif isinstance(msg, p.StopRecording):
+            self.recorder.stop(msg.rec_id)
 
     def _add(self, msg: p.AddLeg) -> None:
         try:
@@ -126,6 +142,8 @@ class MediaWorker:
 
     # ------------------------------------------------------------------ run
     async def serve(self, reader: asyncio.StreamReader, loop_name: str) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.recorder.start()
         self.clock.start()
         self._spawn(self._push_stats())
         self.send(p.Hello(worker=self.id, pid=os.getpid(), loop=loop_name))
@@ -150,6 +168,7 @@ class MediaWorker:
                 task.cancel()
             await self.gateway.close()
             await self.clock.stop()
+            await asyncio.to_thread(self.recorder.close)  # finish every recording file
             with contextlib.suppress(Exception):
                 self.writer.close()
             log.info("media.worker_stopped", worker=self.id)

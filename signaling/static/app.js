@@ -3,6 +3,7 @@
 
 import { ActivityLog } from "./activity.js";
 import { AgentView } from "./agent-view.js";
+import { ContactsView } from "./contacts-view.js";
 import { CustomerView } from "./customer-view.js";
 import { $, banner, hideBanner } from "./dom.js";
 import { Media } from "./media.js";
@@ -17,6 +18,7 @@ const media = new Media({ remoteAudio: $("remote-audio"), onFailed: () => banner
 let client = null;
 let view = null;
 let me = null;
+let contacts = null;  // the Contacts page, for users with access_metrics
 
 // what tests (and curious developers) may read: levels in dBFS at a frequency, of what this page hears / sends
 window.bargein = {
@@ -25,6 +27,7 @@ window.bargein = {
   get media() { return media; },
   get client() { return client; },
   get view() { return view; },
+  get contacts() { return contacts; },
 };
 
 async function signIn(token) {
@@ -63,8 +66,23 @@ async function signIn(token) {
     $("mic-state").textContent = "microphone blocked";
     banner("Microphone permission is needed for calls: allow it for this site in your browser.");
   });
+  if (r.permissions.includes("access_metrics")) showContactsTab(token, r);
   await view.start(r);
   activity.add(`Signed in as ${r.user} (${r.profile})`);
+}
+
+// the Contacts page sits beside the role's own view: the tab switches between the two
+function showContactsTab(token, reg) {
+  contacts = new ContactsView({ token, me, queues: reg.queues });
+  const tab = $("contacts-tab");
+  tab.hidden = false;
+  tab.onclick = () => {
+    const opening = $("contacts-view").hidden;
+    $("contacts-view").hidden = !opening;
+    $(`${reg.role}-view`).hidden = opening;
+    tab.textContent = opening ? "Live" : "Contacts";
+    if (opening) contacts.search();
+  };
 }
 
 $("demo-users").addEventListener("click", (ev) => {

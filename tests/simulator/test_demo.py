@@ -49,3 +49,26 @@ async def test_demo_calls_end_as_scheduled_call_after_call() -> None:
             ages = [srv.core.clock() - c.created for c in srv.core.calls.values()]
             assert not ages or max(ages) < 30, "a demo call outlived its handle time"
     assert demo.hangups_refused == 0
+
+
+async def test_demo_calls_are_recorded(tmp_path) -> None:  # noqa: ANN001
+    import av
+
+    srv = build_server(Settings(port=0, mixer_rate=16000, data_dir=tmp_path), demo_calls=2, webrtc=False)
+    srv.services[0].handle_s = (4.0, 5.0)  # short calls (but longer than a pause of the demo voices)
+    async with serving(srv) as base, aiohttp.ClientSession() as session:
+        done: list = []
+        for _ in range(600):  # failure guard only: demo calls end after 4-5 s
+            await srv.contacts.store.flush()
+            async with session.get(base + "/api/contacts?queue=demo&token=supervisor1") as r:
+                done = [c for c in (await r.json())["contacts"] if c["disconnected"] and c["recording_path"]]
+            if done:
+                break
+            await asyncio.sleep(0.1)
+        assert done, "no finished demo call"
+        assert await asyncio.to_thread(srv.contacts.recorder.writer.sync)
+        with av.open(str(tmp_path / done[0]["recording_path"])) as f:
+            pcm = np.concatenate([fr.to_ndarray().reshape(2, -1) for fr in f.decode(audio=0)], axis=1)
+        windows = pcm[:, : pcm.shape[1] // 4800 * 4800].reshape(2, -1, 4800)  # 100 ms at 48 kHz
+        loudest = np.sqrt(np.mean(np.square(windows), axis=2)).max(axis=1)
+        assert (loudest > 0.01).all(), loudest  # the demo agent talks on the left, the demo customer on the right

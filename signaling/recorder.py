@@ -1,0 +1,243 @@
+"""Call recordings written off the mixer's path: stereo OGG/Opus files (PyAV) on one writer thread.
+
+:class:`CallRecorder` records the calls of one mixer (the server's, or a media worker's shard): it
+turns the mixer's tap on and off and feeds the writer after every tick.
+
+The mixer's tick produces one stereo frame per recorded call (:meth:`MixerEngine.recording_output`).
+:meth:`RecordingWriter.feed` hands the whole tick's batch to the writer thread through a bounded
+queue and never blocks: when the queue is full (the disk is too slow) every recording in that batch
+stops with an error. A file that cannot be written (disk full, any error of the sink) stops only
+that recording. Either way ``on_error(rec_id, reason)`` is called (from the writer thread, or from
+the caller of ``feed``) and the call itself is never touched.
+
+Control messages (open, close) travel through the same queue, so they stay in order with the
+frames, but they are never dropped: only frame batches count against the bound.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import av
+import numpy as np
+import structlog
+from bargein.mixer import MixerEngine, TickStats, UnknownCallError
+
+log = structlog.get_logger("bargein.recording")
+
+ErrorFn = Callable[[int, str], None]
+
+
+class StereoSink(Protocol):
+    """Where one recording's frames go (a file)."""
+
+    def write(self, frame: np.ndarray) -> None:
+        """One stereo frame, ``(2, samples)`` int16: left then right."""
+
+    def close(self) -> None: ...
+
+
+class OggOpusFile:
+    """A stereo OGG/Opus file at the mixer rate (Ogg Opus decodes at 48 kHz whatever it was encoded at)."""
+
+    def __init__(self, path: Path, rate: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.container = av.open(str(path), "w", format="ogg")
+        self.stream = self.container.add_stream("libopus", rate=rate, layout="stereo")
+        self.rate = rate
+        self.pts = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        ns = frame.shape[1]
+        packed = np.ascontiguousarray(frame.T).reshape(1, 2 * ns)  # s16 packed: L R L R ...
+        af = av.AudioFrame.from_ndarray(packed, format="s16", layout="stereo")
+        af.sample_rate, af.pts = self.rate, self.pts
+        self.pts += ns
+        for packet in self.stream.encode(af):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        try:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+        finally:
+            self.container.close()
+
+
+SinkFactory = Callable[[Path, int], StereoSink]
+
+_OPEN, _CLOSE, _FRAMES, _SYNC, _STOP = "open", "close", "frames", "sync", "stop"
+
+
+class RecordingWriter:
+    """One thread that encodes every recorded call's frames into its own file."""
+
+    def __init__(self, rate: int, on_error: ErrorFn, *, max_batches: int = 250,
+                 sink_factory: SinkFactory = OggOpusFile) -> None:
+        self.rate = rate
+        self.on_error = on_error
+        self.sink_factory = sink_factory
+        self._queue: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._room = threading.BoundedSemaphore(max_batches)  # frame batches waiting, at most max_batches
+        self._open: set[int] = set()  # ids open from the feeder's point of view
+        self._thread: threading.Thread | None = None
+        self.batches_dropped = 0
+        self.frames_written = 0
+
+    # ------------------------------------------------------------------ caller side (event loop)
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="bargein-recording", daemon=True)
+            self._thread.start()
+
+    def open(self, rec_id: int, path: Path) -> None:
+        self._open.add(rec_id)
+        self._queue.put((_OPEN, rec_id, path))
+
+    def close(self, rec_id: int) -> None:
+        if rec_id in self._open:
+            self._open.discard(rec_id)
+            self._queue.put((_CLOSE, rec_id))
+
+    def feed(self, ids: np.ndarray, frames: np.ndarray) -> None:
+        """Hand one tick's recording frames to the writer; never blocks."""
+        if not ids.size:
+            return
+        if self._room.acquire(blocking=False):
+            self._queue.put((_FRAMES, ids, frames))
+            return
+        self.batches_dropped += 1
+        for rec_id in ids.tolist():
+            if rec_id in self._open:
+                self._open.discard(rec_id)
+                self._queue.put((_CLOSE, rec_id))
+                self.on_error(rec_id, "the recording writer fell behind (disk too slow): recording stopped")
+
+    def sync(self, timeout_s: float = 30.0) -> bool:
+        """Block until everything queued so far is written (files closed by then are complete)."""
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        self._queue.put((_SYNC, done))
+        return done.wait(timeout_s)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Close every file (what is queued is written first) and end the thread."""
+        if self._thread is not None:
+            self._queue.put((_STOP,))
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    # ------------------------------------------------------------------ writer thread
+    def _run(self) -> None:
+        sinks: dict[int, StereoSink] = {}
+        while True:
+            item = self._queue.get()
+            kind = item[0]
+            if kind == _FRAMES:
+                self._room.release()
+                ids, frames = item[1], item[2]
+                for i, rec_id in enumerate(ids.tolist()):
+                    sink = sinks.get(rec_id)
+                    if sink is None:
+                        continue
+                    try:
+                        sink.write(frames[i])
+                        self.frames_written += 1
+                    except Exception as exc:  # disk full, I/O error, encoder error: this recording stops
+                        self._fail(sinks, rec_id, f"writing the recording failed: {exc}")
+            elif kind == _OPEN:
+                rec_id, path = item[1], item[2]
+                try:
+                    sinks[rec_id] = self.sink_factory(path, self.rate)
+                    log.info("recording.started", rec_id=rec_id, path=str(path))
+                except Exception as exc:
+                    self._report(rec_id, f"the recording file could not be created: {exc}")
+            elif kind == _CLOSE:
+                sink = sinks.pop(item[1], None)
+                if sink is not None:
+                    try:
+                        sink.close()
+                        log.info("recording.finished", rec_id=item[1])
+                    except Exception as exc:
+                        self._report(item[1], f"finishing the recording failed: {exc}")
+            elif kind == _SYNC:
+                item[1].set()
+            else:  # stop
+                for rec_id in list(sinks):
+                    with_error = sinks.pop(rec_id)
+                    try:
+                        with_error.close()
+                    except Exception as exc:
+                        self._report(rec_id, f"finishing the recording failed: {exc}")
+                return
+
+    def _fail(self, sinks: dict[int, StereoSink], rec_id: int, reason: str) -> None:
+        sink = sinks.pop(rec_id)
+        try:
+            sink.close()
+        except Exception:  # the file is already broken; the first error is the one reported
+            pass
+        self._report(rec_id, reason)
+
+    def _report(self, rec_id: int, reason: str) -> None:
+        log.warning("recording.failed", rec_id=rec_id, why=reason)
+        try:
+            self.on_error(rec_id, reason)
+        except Exception:
+            log.exception("recording.error_callback_failed", rec_id=rec_id)
+
+
+class CallRecorder:
+    """Records calls of one mixer: :meth:`MixerEngine.set_recording` (the tap in the tick) and a
+    :class:`RecordingWriter` fed from a clock listener (one batch per tick, no per-call work)."""
+
+    def __init__(self, engine: MixerEngine, on_error: ErrorFn | None = None,
+                 writer: RecordingWriter | None = None) -> None:
+        self.engine = engine
+        self.writer = writer or RecordingWriter(engine.rate, self._error)
+        self.writer.on_error = self._error
+        self.on_error: ErrorFn = on_error or (lambda rec_id, reason: None)
+        self.calls: dict[int, str] = {}  # recording id -> call
+
+    def _error(self, rec_id: int, reason: str) -> None:
+        self.on_error(rec_id, reason)
+
+    def start(self) -> None:
+        self.writer.start()
+
+    def on_tick(self, stats: TickStats) -> None:
+        """Clock listener: hand the tick's recording frames to the writer thread."""
+        if self.calls:
+            self.writer.feed(*self.engine.recording_output())
+
+    def record(self, call_id: str, rec_id: int, path: Path, channels: tuple[bool, bool]) -> str | None:
+        """Start recording ``call_id`` into ``path``; returns why not, or None."""
+        try:
+            self.engine.set_recording(call_id, rec_id, channels)
+        except UnknownCallError:
+            return "the call had no audio in the mixer when it was answered"
+        self.writer.open(rec_id, path)
+        self.calls[rec_id] = call_id
+        return None
+
+    def stop(self, rec_id: int) -> None:
+        call_id = self.calls.pop(rec_id, None)
+        if call_id is None:
+            return
+        try:
+            if self.engine.recording_of(call_id) == rec_id:
+                self.engine.set_recording(call_id, None)
+        except UnknownCallError:  # the call already left the mixer
+            pass
+        self.writer.close(rec_id)
+
+    def close(self) -> None:
+        """Stop every recording and finish the files (blocks: call it on a worker thread)."""
+        for rec_id in list(self.calls):
+            self.stop(rec_id)
+        self.writer.stop()
