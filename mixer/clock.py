@@ -185,6 +185,8 @@ class RealtimeClock(_ClockBase):
                     await self._sleep(delay)
                 lateness = self._now() - due
                 overdue = int(lateness / self.period_s)
+                if end_tick is not None:
+                    overdue = min(overdue, end_tick - n - 1)  # a skip never jumps past the last tick
                 if overdue > self.max_catch_up:
                     self.skipped += overdue
                     log.warning("clock.skipped_ticks", skipped=overdue, lateness_ms=round(lateness * 1000, 1))
@@ -195,6 +197,8 @@ class RealtimeClock(_ClockBase):
                     self._run_tick(n, max(0.0, lateness))
                 else:
                     t0 = self._timer()
+                    for feed in list(self._feeders):  # inputs are pulled on the loop, right before the mix
+                        feed(n)
                     await asyncio.get_running_loop().run_in_executor(worker, self.on_tick)
                     self._record(n, max(0.0, lateness), self._timer() - t0)
                 event, self._tick_event = self._tick_event, asyncio.Event()
