@@ -218,6 +218,13 @@ async def _measure(parts: dict[str, Any], seconds: float) -> list[float]:
 
 
 # ---------------------------------------------------------------------------------------- server side
+def _reply(conn: Connection, timeout: float) -> tuple[str, Any]:
+    """A client process's answer, or ("error", "timeout") when it takes longer than ``timeout``."""
+    if not conn.poll(timeout):
+        return ("error", f"no answer in {timeout:g} s")
+    return conn.recv()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -239,14 +246,20 @@ def _server_cpu_s(proc: psutil.Process) -> float:
 
 
 def _mixer_deltas(h0: dict[str, Any], h1: dict[str, Any]) -> tuple[int, int, float]:
-    """Deadline misses, frames missing and leg-frames mixed between two /healthz readings (all workers)."""
+    """Deadline misses, frames concealed and leg-frames mixed between two /healthz readings (all workers).
+    Concealed: the legs' inbound buffers answered a pull with concealment (loss, late or a gap) when
+    they report it, else an input frame missing at its tick."""
     before = {w["worker"]: w for w in h0["media_workers"]["workers"]}
     misses = missing = 0
     mixed = 0.0
     for w in h1["media_workers"]["workers"]:
-        b = before.get(w["worker"], {"deadline_misses": 0, "frames_missing": 0, "ticks": 0, "legs": w["legs"]})
+        b = before.get(w["worker"], {"deadline_misses": 0, "frames_missing": 0, "ticks": 0, "legs": w["legs"],
+                                     "inbound": {}})
         misses += w["deadline_misses"] - b["deadline_misses"]
-        missing += w["frames_missing"] - b["frames_missing"]
+        if "concealed" in w.get("inbound", {}):
+            missing += w["inbound"]["concealed"] - b.get("inbound", {}).get("concealed", 0)
+        else:
+            missing += w["frames_missing"] - b["frames_missing"]
         mixed += (w["ticks"] - b["ticks"]) * (w["legs"] + b["legs"]) / 2
     return misses, missing, mixed
 
@@ -260,8 +273,14 @@ def _py_spy(pids: list[int], seconds: float, out: Path) -> list[subprocess.Popen
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
 
 
+# leaf frames of threads that wait (an idle executor thread, the event loop's poll inside uvloop's C code)
+IDLE = ("Condition.wait (threading.py", "_worker (concurrent/futures/thread.py", "Runner.run (asyncio/runners.py",
+        "select (selectors.py", "run_forever (asyncio/base_events.py")
+
+
 def top_self(path: Path, n: int = 15) -> list[tuple[str, float]]:
-    """The functions where a collapsed-stack profile spends its samples (leaf frames), as % of samples."""
+    """The functions where a collapsed-stack profile spends its samples (leaf frames), as % of the
+    samples that were not waiting (:data:`IDLE`)."""
     counts: dict[str, int] = {}
     total = 0
     for line in path.read_text().splitlines():
@@ -269,6 +288,8 @@ def top_self(path: Path, n: int = 15) -> list[tuple[str, float]]:
         if not stack:
             continue
         leaf = stack.split(";")[-1]
+        if leaf.startswith(IDLE):
+            continue
         counts[leaf] = counts.get(leaf, 0) + int(k)
         total += int(k)
     return [(f, round(100 * c / max(1, total), 1)) for f, c in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
@@ -298,7 +319,7 @@ def run_workers(workers: int, steps: list[int], args: argparse.Namespace) -> lis
             clients.append((p, ours))
         probe = clients[0][1]
         probe.send(("probe_call",))
-        if (r := probe.recv())[0] != "ok":
+        if (r := _reply(probe, args.step_timeout))[0] != "ok":
             raise RuntimeError(f"probe call failed: {r}")
         legs = 2
         for target in steps:
@@ -306,7 +327,7 @@ def run_workers(workers: int, steps: list[int], args: argparse.Namespace) -> lis
             load = clients[1:]
             for j, (_, c) in enumerate(load):
                 c.send(("calls", add // len(load) + (1 if j < add % len(load) else 0)))
-            failed = [r for _, c in load if (r := c.recv())[0] != "ok"]
+            failed = [r for _, c in load if (r := _reply(c, args.step_timeout))[0] != "ok"]
             if failed:
                 console.print(f"[red]workers={workers}: setting up {target} legs failed: {failed[0]}")
                 break
@@ -318,7 +339,7 @@ def run_workers(workers: int, steps: list[int], args: argparse.Namespace) -> lis
                 spies = _py_spy([w["pid"] for w in h0["media_workers"]["workers"]], args.measure,
                                 args.py_spy / f"workers{workers}-legs{target}")
             probe.send(("latency", args.measure))
-            lat = probe.recv()
+            lat = _reply(probe, args.measure + args.step_timeout)
             h1, cpu1, t1 = _get(base + "/healthz"), _server_cpu_s(proc), time.monotonic()
             for spy in spies:
                 spy.wait(60)
@@ -359,6 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--measure", type=float, default=10.0, help="seconds measured per step")
     ap.add_argument("--settle", type=float, default=3.0, help="seconds after setting up a step's calls")
     ap.add_argument("--client-procs", type=int, default=2, help="processes carrying the load calls")
+    ap.add_argument("--step-timeout", type=float, default=180.0, help="give up on a step whose calls take longer")
     ap.add_argument("--json", type=Path, default=None, help="write the rows here")
     ap.add_argument("--verbose", action="store_true", help="show the server's logs")
     ap.add_argument("--py-spy", type=Path, default=None, metavar="DIR",

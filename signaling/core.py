@@ -149,10 +149,16 @@ class SignalingCore:
                     return told + self._leave(call, p, why="media connection lost") + self._notify_views()
         return []
 
-    def media_lost(self, call_ids: list[str], reason: str) -> list[Action]:
-        """Whole calls lost their media (their media worker died): each ends, everyone told the reason."""
-        self._at(None)
-        out = [a for cid in call_ids if (call := self.calls.get(cid)) for a in self._end_call(call, reason, by=None)]
+    def media_lost(self, call_ids: list[str], reason: str, now: float | None = None) -> list[Action]:
+        """Whole calls lost their media (their media worker died): end each one, telling every
+        participant and supervisor the reason."""
+        self._at(now)
+        out: list[Action] = []
+        for call_id in call_ids:
+            call = self.calls.get(call_id)
+            if call is not None:
+                log.info("signaling.call_media_lost", call_id=call_id, why=reason)
+                out += self._end_call(call, reason, by=None)
         return out + self._notify_views() if out else out
 
     # ------------------------------------------------------------------------------ helpers

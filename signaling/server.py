@@ -81,7 +81,7 @@ class BargeinServer:
         self.directory = with_load_users(load_directory(self.settings.users_file), self.settings.load_users)
         self.core = SignalingCore(self.settings, self.directory)
         self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits)
-        self.clock = RealtimeClock(self.engine.tick)
+        self.clock = RealtimeClock(self.engine.tick, offload=True)  # the mix computes off the event loop
         self.gateway = gateway
         self.services = list(services or [])
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg id
@@ -201,7 +201,9 @@ class BargeinServer:
                                             "rate": self.engine.rate, "ticks": s.ticks,
                                             "deadline_misses": s.deadline_misses, "skipped_ticks": self.clock.skipped,
                                             "tick_ms": tick_ms, "frames_missing": counters.frames_missing,
-                                            "frames_dropped": counters.frames_dropped}})
+                                            "frames_dropped": counters.frames_dropped},
+                                  **({"inbound": self.gateway.inbound_totals()}
+                                     if hasattr(self.gateway, "inbound_totals") else {})})
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), content_type="text/plain")

@@ -1,8 +1,12 @@
 """WebRTC legs on the server (aiortc): one RTCPeerConnection per leg, audio to and from the mixer.
 
-Inbound: a task drains the remote track as fast as it arrives (aiortc's own queue is unbounded, so a
-slow consumer would build delay), converts each frame with PyAV's ``AudioResampler`` to mono s16 at
-the mixer rate, cuts exactly 20 ms frames and pushes them into the leg's bounded mixer buffer.
+Inbound: each leg owns its buffering. :class:`~.opus_inbound.OpusInbound` takes the place of aiortc's
+prefetching audio jitter buffer in the leg's receiver, decodes each Opus packet as it arrives (mono)
+and files numbered 20 ms frames at the mixer rate into the leg's
+:class:`~.jitter.AdaptiveJitterBuffer`. Right before every tick (a clock *feeder*) the gateway pulls
+one frame per leg and pushes it into the mixer, so the mixer's own input ring never holds more than
+the frame being mixed. If the pinned aiortc internals are not there, a task reads aiortc's track
+instead and files its frames into the same adaptive buffer.
 
 Outbound: :class:`MixedAudioTrack` returns the leg's mix of each tick. It is fed from the mixer
 clock's tick listener into a bounded queue (drop oldest, counted), so ``recv()`` is paced by the
@@ -24,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import functools
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import av
@@ -36,6 +42,9 @@ from aiortc.mediastreams import MediaStreamError
 from bargein.mixer import TickStats
 
 from .gateway import MediaError, MediaGateway
+from .jitter import AdaptiveJitterBuffer, JitterStats
+from .onset_trace import OnsetTrace
+from .opus_inbound import RTP_RATE, FrameCutter, OpusInbound, install
 from .sdp import OfferRefused, check_offer
 
 log = structlog.get_logger("bargein.webrtc")
@@ -61,14 +70,17 @@ class MixedAudioTrack(MediaStreamTrack):
         self.rate, self.samples = rate, samples
         self.time_base = fractions.Fraction(1, rate)
         self._queue: deque[np.ndarray | bytes] = deque(maxlen=OUT_QUEUE)
+        self._marks: deque[bool] = deque(maxlen=OUT_QUEUE)  # onset probe: which queued items start a burst
         self._ready = asyncio.Event()
         self._pts = 0
         self.dropped = 0
+        self.on_sent: Callable[[], None] | None = None  # called when a marked item goes to aiortc
 
-    def feed(self, item: np.ndarray | bytes) -> None:
+    def feed(self, item: np.ndarray | bytes, mark: bool = False) -> None:
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
         self._queue.append(item)
+        self._marks.append(mark)
         self._ready.set()
 
     async def recv(self) -> av.AudioFrame | av.Packet:
@@ -78,6 +90,8 @@ class MixedAudioTrack(MediaStreamTrack):
             self._ready.clear()
             await self._ready.wait()
         pcm = self._queue.popleft()
+        if self._marks.popleft() and self.on_sent is not None:
+            self.on_sent()
         if isinstance(pcm, bytes):  # already encoded (shared encode): aiortc packs it as it is
             packet = av.Packet(pcm)
             packet.pts, packet.time_base = self._pts, self.time_base
@@ -115,12 +129,21 @@ class _GroupEncoder:
 
 
 class _Leg:
-    def __init__(self, leg: int, pc: RTCPeerConnection, track: MixedAudioTrack) -> None:
+    def __init__(self, leg: int, pc: RTCPeerConnection, track: MixedAudioTrack, samples: int) -> None:
         self.leg, self.pc, self.track = leg, pc, track
+        self.inbound = AdaptiveJitterBuffer(samples)
+        self.receiver: OpusInbound | None = None  # None: the fallback pump reads aiortc's track
         self.pump: asyncio.Task[None] | None = None
-        self.frames_in = 0
         self.opened = time.monotonic()
-        self.last_in: float | None = None
+        self._pump_last_in: float | None = None
+
+    @property
+    def last_in(self) -> float | None:
+        return self.receiver.last_arrival if self.receiver is not None else self._pump_last_in
+
+    @property
+    def frames_in(self) -> int:
+        return self.inbound.received
 
 
 class WebRTCGateway(MediaGateway):
@@ -128,9 +151,10 @@ class WebRTCGateway(MediaGateway):
     ``connect_grace_s``: how long a new leg may take to deliver its first packet."""
 
     def __init__(self, silent_peer_s: float = SILENT_PEER_S, connect_grace_s: float = CONNECT_GRACE_S,
-                 shared_encode: bool = True) -> None:
+                 shared_encode: bool = True, encode_inline: bool = False) -> None:
         self.legs: dict[int, _Leg] = {}
         self.shared_encode = shared_encode
+        self.encode_inline = encode_inline  # encode on the loop: a media worker saves the thread hand-off
         self.encodes = 0  # Opus encodes done by the shared encoder (one per group and tick)
         self.deliveries = 0  # encoded payloads handed to legs (> encodes when legs share)
         self._encoders: dict[frozenset[int], _GroupEncoder] = {}  # touched on the encode thread only
@@ -140,6 +164,8 @@ class WebRTCGateway(MediaGateway):
         self.lost = 0  # legs freed because their peer closed, failed or went silent
         self._listening = False
         self._tasks: set[asyncio.Task[None]] = set()  # lost-peer clean-ups in flight (kept referenced)
+        self._closed_inbound: list[JitterStats] = []  # counters of legs that left (for inbound_totals)
+        self.trace = OnsetTrace.from_env()  # opt-in latency probe (benchmarks.webrtc_latency --budget)
 
     # ------------------------------------------------------------------ gateway interface
     async def open_leg(self, leg: int, call_id: str, offer_sdp: str) -> str:
@@ -148,19 +174,24 @@ class WebRTCGateway(MediaGateway):
         except OfferRefused as exc:
             raise MediaError(str(exc)) from None
         if not self._listening:
+            self.clock.add_feeder(self._feed_inputs)
             self.clock.add_listener(self._on_tick)
             self._listening = True
         if leg in self.legs:  # a new offer for a leg replaces its old peer
             await self.close_leg(leg)
         pc = RTCPeerConnection(no_ice_servers())
         track = MixedAudioTrack(self.engine.rate, self.engine.n_samples)
-        state = _Leg(leg, pc, track)
+        state = _Leg(leg, pc, track, self.engine.n_samples)
         self.legs[leg] = state
+        if self.trace is not None:
+            track.on_sent = functools.partial(self._sent_probe, leg)
+
+        remote: list[MediaStreamTrack] = []
 
         @pc.on("track")
-        def on_track(remote: MediaStreamTrack) -> None:
-            if remote.kind == "audio" and state.pump is None:
-                state.pump = asyncio.get_running_loop().create_task(self._pump(state, remote))
+        def on_track(track: MediaStreamTrack) -> None:  # fires inside setRemoteDescription
+            if track.kind == "audio":
+                remote.append(track)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -173,6 +204,11 @@ class WebRTCGateway(MediaGateway):
             audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
             if not audio:
                 raise MediaError("the offer has no audio section")
+            inbound = OpusInbound(state.inbound, self.engine.rate, on_frame=self._arrival_probe(leg))
+            if install(audio[0].receiver, inbound):
+                state.receiver = inbound
+            elif remote:  # aiortc is not the pinned one: read its decoded track instead
+                state.pump = asyncio.get_running_loop().create_task(self._pump(state, remote[0]))
             pc.addTrack(track)
             await pc.setLocalDescription(await pc.createAnswer())
         except MediaError:
@@ -193,7 +229,11 @@ class WebRTCGateway(MediaGateway):
             state.pump.cancel()
         with contextlib.suppress(Exception):
             await state.pc.close()
-        log.info("webrtc.leg_closed", leg=leg, frames_in=state.frames_in, frames_out_dropped=state.track.dropped)
+        stats = state.inbound.stats
+        self._closed_inbound.append(stats)
+        log.info("webrtc.leg_closed", leg=leg, frames_in=state.frames_in, frames_out_dropped=state.track.dropped,
+                 concealed=stats.concealed, shrunk=stats.shrunk, late=stats.late, inbound_depth=stats.depth,
+                 jitter_ms=stats.jitter_ms)
 
     async def close(self) -> None:
         for leg in list(self.legs):
@@ -201,8 +241,49 @@ class WebRTCGateway(MediaGateway):
         if self._encode_pool is not None:
             self._encode_pool.shutdown(wait=False, cancel_futures=True)
             self._encode_pool = None
+        if self.trace is not None:
+            self.trace.close()
+            self.trace = None
+
+    def inbound_totals(self) -> dict[str, int]:
+        """Inbound buffer counters summed over every leg so far (open and closed)."""
+        every = self._closed_inbound + [state.inbound.stats for state in self.legs.values()]
+        keys = ("received", "played", "concealed", "shrunk", "late", "overflow", "resyncs")
+        totals = {k: sum(getattr(s, k) for s in every) for k in keys}
+        totals["depth"] = sum(state.inbound.depth for state in self.legs.values())
+        return totals
+
+    # ------------------------------------------------------------------ onset probe (off unless traced)
+    def _arrival_probe(self, leg: int) -> Callable[[int, np.ndarray, float], None] | None:
+        trace = self.trace
+        if trace is None:
+            return None
+        return lambda number, pcm, t: trace.see("arrival", leg, pcm, t) and None
+
+    def _sent_probe(self, leg: int) -> None:
+        if self.trace is not None:
+            self.trace.note("sent", leg, time.monotonic())
+
+    def _mixed(self, leg: int, pcm: np.ndarray) -> bool:
+        return self.trace is not None and self.trace.see("mixed", leg, pcm, time.monotonic())
 
     # ------------------------------------------------------------------ audio
+    def _feed_inputs(self, index: int) -> None:
+        """Right before the tick: one frame per leg from its adaptive buffer into the mixer."""
+        if not self.legs:
+            return
+        now = time.monotonic()
+        legs, frames = [], []
+        for leg, state in self.legs.items():
+            pcm = state.inbound.pop(now)
+            if pcm is not None and self.engine.has_leg(leg):
+                legs.append(leg)
+                frames.append(pcm)
+                if self.trace is not None:
+                    self.trace.see("played", leg, pcm, now)
+        if legs:
+            self.engine.push_many(legs, np.stack(frames))
+
     def _on_tick(self, stats: TickStats) -> None:
         if stats.index % 25 == 0:
             self._watchdog()
@@ -216,7 +297,7 @@ class WebRTCGateway(MediaGateway):
                 pcm = self.engine.output(leg).copy()
             except KeyError:
                 continue
-            state.track.feed(pcm)
+            state.track.feed(pcm, self._mixed(leg, pcm))
 
     def _encode_tick(self) -> None:
         """Hand this tick's mixes to the encode thread: one job per group of legs hearing the same mix."""
@@ -225,15 +306,26 @@ class WebRTCGateway(MediaGateway):
             with contextlib.suppress(KeyError):
                 calls.add(self.engine.call_of(leg))
         jobs: list[tuple[frozenset[int], np.ndarray]] = []
+        marks: set[int] = set()
         for call in calls:
             for group in self.engine.shared_mix_groups(call):
                 mine = frozenset(leg for leg in group if leg in self.legs)
                 if mine:
                     jobs.append((mine, self.engine.output(next(iter(mine))).copy()))
+                    if self.trace is not None:
+                        marks.update(leg for leg in mine if self._mixed(leg, jobs[-1][1]))
+        if self.encode_inline:
+            done: asyncio.Future[list[tuple[frozenset[int], list[bytes]]]] = asyncio.get_running_loop().create_future()
+            try:
+                done.set_result(self._encode_jobs(jobs))
+            except Exception as exc:  # noqa: BLE001 - handled by _deliver like a failed thread job
+                done.set_exception(exc)
+            self._deliver(marks, done)
+            return
         if self._encode_pool is None:  # one thread: encodes stay in tick order
             self._encode_pool = ThreadPoolExecutor(1, thread_name_prefix="bargein-opus")
         fut = asyncio.get_running_loop().run_in_executor(self._encode_pool, self._encode_jobs, jobs)
-        fut.add_done_callback(self._deliver)
+        fut.add_done_callback(functools.partial(self._deliver, marks))
 
     def _encode_jobs(self, jobs: list[tuple[frozenset[int], np.ndarray]]) -> list[tuple[frozenset[int], list[bytes]]]:
         out, used = [], set()
@@ -247,7 +339,7 @@ class WebRTCGateway(MediaGateway):
             del self._encoders[gone]
         return out
 
-    def _deliver(self, fut: asyncio.Future[list[tuple[frozenset[int], list[bytes]]]]) -> None:
+    def _deliver(self, marks: set[int], fut: asyncio.Future[list[tuple[frozenset[int], list[bytes]]]]) -> None:
         if fut.cancelled():
             return
         if fut.exception() is not None:  # never leave legs mute: fall back to one encode per leg
@@ -260,7 +352,7 @@ class WebRTCGateway(MediaGateway):
                 state = self.legs.get(leg)
                 if state is not None:
                     for payload in payloads:
-                        state.track.feed(payload)
+                        state.track.feed(payload, leg in marks)
                         self.deliveries += 1
 
     def _watchdog(self) -> None:
@@ -284,22 +376,14 @@ class WebRTCGateway(MediaGateway):
             self.on_leg_lost(leg)
 
     async def _pump(self, state: _Leg, remote: MediaStreamTrack) -> None:
-        n = self.engine.n_samples
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=self.engine.rate)
-        pending = np.zeros(0, dtype=np.int16)
+        """Fallback when the receiver shim is unavailable: aiortc's decoded frames, numbered by their pts."""
+        cutter = FrameCutter(self.engine.rate, self.engine.n_samples)
         try:
             while True:
                 frame = await remote.recv()
-                state.last_in = time.monotonic()
-                for out in resampler.resample(frame):
-                    pending = np.concatenate([pending, out.to_ndarray().reshape(-1)])
-                while len(pending) >= n:
-                    chunk, pending = pending[:n], pending[n:]
-                    if state.leg not in self.legs:
-                        return
-                    self.engine.push(state.leg, np.ascontiguousarray(chunk))
-                    state.frames_in += 1
+                now = state._pump_last_in = time.monotonic()
+                pos = int(frame.pts * frame.time_base * RTP_RATE) if frame.pts is not None else 0
+                for number, pcm in cutter.cut(pos, [frame]):
+                    state.inbound.put(number, pcm, now)
         except (MediaStreamError, asyncio.CancelledError):
-            return
-        except KeyError:  # the leg left the mixer
             return

@@ -69,12 +69,17 @@ class WorkerPool:
 
     def __init__(self, n: int, *, mixer_rate: int = 48000, limits: CallLimits | None = None,
                  silent_peer_s: float = 5.0, connect_grace_s: float = 20.0, stats_every_s: float = 1.0,
-                 log_level: str | None = None) -> None:
+                 log_level: str | None = None, **tuning: Any) -> None:
         if n < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.n = n
+        # tuning: WorkerConfig's loop / encode_inline; BARGEIN_MEDIA_LOOP=asyncio and BARGEIN_MEDIA_ENCODE=thread
+        # give the plain set-up for comparisons (benchmarks, profiles)
+        tuning.setdefault("loop", os.environ.get("BARGEIN_MEDIA_LOOP", "uvloop"))
+        tuning.setdefault("encode_inline", os.environ.get("BARGEIN_MEDIA_ENCODE", "inline") != "thread")
         self._config = dict(mixer_rate=mixer_rate, limits=limits or CallLimits(), silent_peer_s=silent_peer_s,
-                            connect_grace_s=connect_grace_s, stats_every_s=stats_every_s)
+                            connect_grace_s=connect_grace_s, stats_every_s=stats_every_s, **tuning)
+        p.WorkerConfig(worker="check", **self._config)  # bad tuning fails here, not in every worker
         self.log_level = log_level or os.environ.get("BARGEIN_LOG_LEVEL", "INFO")
         self.workers: dict[str, WorkerHandle] = {}
         self.call_worker: dict[str, str] = {}
@@ -315,11 +320,15 @@ class WorkerPool:
         total["tick_ms"] = {"p50": max((s.tick_ms_p50 for s in stats), default=0.0),
                             "p99": max((s.tick_ms_p99 for s in stats), default=0.0),
                             "max": max((s.tick_ms_max for s in stats), default=0.0)}
+        inbound: dict[str, int] = {}
+        for s in stats:
+            for k, v in s.inbound.items():
+                inbound[k] = inbound.get(k, 0) + v
         workers = [{"worker": s.worker, "pid": s.pid, "loop": self.workers[s.worker].hello.loop  # type: ignore[union-attr]
                     if s.worker in self.workers else None,
                     **s.model_dump(exclude={"type", "worker", "request", "pid", "frames_in"})} for s in stats]
-        return {"mixer": total, "media_workers": {"configured": self.n, "alive": len(self.workers),
-                                                   "replaced": self.replaced, "workers": workers}}
+        return {"mixer": total, "inbound": inbound, "media_workers": {"configured": self.n, "alive": len(self.workers),
+                                                                      "replaced": self.replaced, "workers": workers}}
 
     def collector(self) -> _PoolCollector:
         return _PoolCollector(self)

@@ -63,6 +63,8 @@ class WorkerConfig(BaseModel):
     silent_peer_s: float = 5.0
     connect_grace_s: float = 20.0
     stats_every_s: float = 1.0
+    loop: Literal["uvloop", "asyncio"] = "uvloop"  # asyncio: for comparison (uvloop is used when installed)
+    encode_inline: bool = True  # shared Opus encode on the worker's loop rather than a thread
 
 
 # ------------------------------------------------------------------ signaling -> worker
@@ -155,6 +157,7 @@ class Stats(_Message):
     legs_lost: int
     cpu_s: float  # user + system CPU of the worker process
     frames_in: dict[str, int] | None = None  # per leg (core leg id), when asked for
+    inbound: dict[str, int] = {}  # the legs' inbound buffer counters (received, played, concealed, ...)
 
 
 ToWorker = Annotated[AddLeg | UpdateLeg | RemoveLeg | Offer | StatsRequest | Shutdown, Field(discriminator="type")]

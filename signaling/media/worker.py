@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -36,8 +37,9 @@ class MediaWorker:
         self.config, self.id = config, config.worker
         self.writer = writer
         self.engine = MixerEngine(rate=config.mixer_rate, limits=config.limits)
-        self.clock = RealtimeClock(self.engine.tick)
-        self.gateway = WebRTCGateway(silent_peer_s=config.silent_peer_s, connect_grace_s=config.connect_grace_s)
+        self.clock = RealtimeClock(self.engine.tick, offload=True)  # the mix computes off the event loop
+        self.gateway = WebRTCGateway(silent_peer_s=config.silent_peer_s, connect_grace_s=config.connect_grace_s,
+                                     encode_inline=config.encode_inline)
         self.gateway.attach(self.engine, self.clock, self._gateway_lost)
         self.legs: dict[str, int] = {}  # core leg id -> mixer leg id
         self.keys: dict[int, tuple[str, str]] = {}  # mixer leg id -> (call id, core leg id)
@@ -115,7 +117,7 @@ class MediaWorker:
                        tick_ms_p99=round(s.percentile("compute_ms", 99), 3), tick_ms_max=round(s.max_compute_ms, 3),
                        frames_missing=c.frames_missing, frames_dropped=c.frames_dropped,
                        frames_pushed=c.frames_pushed, legs_lost=self.gateway.lost, cpu_s=t.user + t.system,
-                       frames_in=frames_in)
+                       frames_in=frames_in, inbound=self.gateway.inbound_totals())
 
     async def _push_stats(self) -> None:
         while True:
@@ -176,15 +178,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", required=True, help="WorkerConfig as JSON")
     ap.add_argument("--log-level", default=os.environ.get("BARGEIN_LOG_LEVEL", "INFO"))
     args = ap.parse_args(argv)
+    # Ctrl-C reaches the whole process group: the signaling process stops its workers itself (Shutdown,
+    # or the socket closing), so a worker must not die first and look like a crash
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _configure_logging(args.log_level)
     config = p.WorkerConfig.model_validate_json(args.config)
     started = time.monotonic()
     try:
         import uvloop
     except ImportError:
-        asyncio.run(_main(args.fd, config, "asyncio"))
-    else:
+        uvloop = None  # type: ignore[assignment]
+    if uvloop is not None and config.loop == "uvloop":
         uvloop.run(_main(args.fd, config, "uvloop"))
+    else:
+        asyncio.run(_main(args.fd, config, "asyncio"))
     log.debug("media.worker_exit", worker=config.worker, ran_s=round(time.monotonic() - started, 1))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STATIC = ["index.html", "app.js", "style.css"]
+STATIC = sorted(p.name for p in (ROOT / "signaling" / "static").iterdir() if p.is_file())  # every file the client needs
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:

@@ -78,3 +78,12 @@ def test_virtual_clock_ticks_as_driven() -> None:
     assert len(n) == 250 and clock.ticks == 250
     assert clock.now_s == pytest.approx(5.0)
     assert last is not None and last.index == 249 and not last.missed
+
+
+def test_feeders_run_right_before_each_tick_in_order() -> None:
+    order: list[str] = []
+    clock = VirtualClock(lambda: order.append("tick"))
+    clock.add_feeder(lambda i: order.append(f"feed{i}"))
+    clock.add_listener(lambda s: order.append("after"))
+    clock.advance(2)
+    assert order == ["feed0", "tick", "after", "feed1", "tick", "after"]

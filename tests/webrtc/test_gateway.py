@@ -25,10 +25,12 @@ CUSTOMER, AGENT, SUPERVISOR = 500.0, 750.0, 1650.0
 
 
 class Rig:
-    def __init__(self, rate: int, silent_peer_s: float = 5.0, shared_encode: bool = True) -> None:
+    def __init__(self, rate: int, silent_peer_s: float = 5.0, shared_encode: bool = True,
+                 encode_inline: bool = False) -> None:
         self.engine = MixerEngine(rate=rate)
         self.clock = RealtimeClock(self.engine.tick)
-        self.gateway = WebRTCGateway(silent_peer_s=silent_peer_s, shared_encode=shared_encode)
+        self.gateway = WebRTCGateway(silent_peer_s=silent_peer_s, shared_encode=shared_encode,
+                                     encode_inline=encode_inline)
         self.lost: list[int] = []
         self.gateway.attach(self.engine, self.clock, self.lost.append)
         self.clients: list[ClientLeg] = []
@@ -41,11 +43,12 @@ class Rig:
         return leg, client
 
 
-@pytest.fixture(params=[(16000, True), (48000, True), (48000, False)],
-                ids=["mixer16k-shared-encode", "mixer48k-shared-encode", "mixer48k-encode-per-leg"])
+@pytest.fixture(params=[(16000, True, False), (48000, True, False), (48000, False, False), (48000, True, True)],
+                ids=["mixer16k-shared-encode", "mixer48k-shared-encode", "mixer48k-encode-per-leg",
+                     "mixer48k-shared-encode-inline"])
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
-    rate, shared = request.param
-    r = Rig(rate, shared_encode=shared)
+    rate, shared, inline = request.param
+    r = Rig(rate, shared_encode=shared, encode_inline=inline)
     r.clock.start()
     yield r
     for c in r.clients:
@@ -66,6 +69,9 @@ async def test_media_path_without_signaling(rig: Rig) -> None:
     assert sup.level(CUSTOMER) > HEARD and sup.level(AGENT) > HEARD
     assert customer.level(CUSTOMER) < SILENT  # mix-minus
     assert rig.gateway.legs[sup_leg].frames_in > 0  # the monitoring supervisor's mic is flowing
+    # every leg receives through its own adaptive buffer, not aiortc's prefetching jitter buffer
+    assert all(state.receiver is not None and state.receiver.packets > 0 for state in rig.gateway.legs.values())
+    assert all(state.pump is None for state in rig.gateway.legs.values())
 
     rig.engine.set_routing(sup_leg, replace(rig.engine.routing_of(sup_leg), mode=SupervisorMode.BARGE))
     await asyncio.gather(customer.fresh(30), agent.fresh(30))
@@ -166,13 +172,15 @@ class _OpusLikeTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, freq: float, n: int) -> None:
+    def __init__(self, freq: float, n: int, paced: bool = False) -> None:
         super().__init__()
-        self.freq, self.n, self.i = freq, n, 0
+        self.freq, self.n, self.i, self.paced = freq, n, 0, paced
 
     async def recv(self) -> av.AudioFrame:
         if self.i == self.n:
             raise MediaStreamError
+        if self.paced:
+            await asyncio.sleep(0.02)
         mono = tone(self.freq, 48000, 960, 0.25, start=self.i * 960)
         frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2)[None, :], format="s16", layout="stereo")
         frame.sample_rate, frame.pts, frame.time_base = 48000, self.i * 960, fractions.Fraction(1, 48000)
@@ -181,24 +189,53 @@ class _OpusLikeTrack(MediaStreamTrack):
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 48000])
-async def test_pump_resamples_and_rechunks_into_mixer_frames(rate: int) -> None:
-    engine = MixerEngine(rate=rate, buffer_frames=64)
+async def test_fallback_pump_resamples_and_rechunks_into_mixer_frames(rate: int) -> None:
+    """Without the receiver shim, aiortc's decoded frames (paced like a real peer's) go through the same
+    adaptive buffer, pulled one per tick right before it."""
+    engine = MixerEngine(rate=rate)
     speaker = engine.add_leg("c", LegRouting(Role.CUSTOMER))
     listener = engine.add_leg("c", LegRouting(Role.AGENT))
     gateway = WebRTCGateway()
     gateway.attach(engine, RealtimeClock(engine.tick), lambda leg: None)
-    state = _Leg(speaker, None, MixedAudioTrack(rate, engine.n_samples))  # type: ignore[arg-type]
+    state = _Leg(speaker, None, MixedAudioTrack(rate, engine.n_samples), engine.n_samples)  # type: ignore[arg-type]
     gateway.legs[speaker] = state
-    await gateway._pump(state, _OpusLikeTrack(CUSTOMER, 50))
-    assert 48 <= state.frames_in <= 50  # 1 s in, 20 ms frames out (the resampler may hold a little back)
-    assert engine.buffered(speaker) == state.frames_in
+    pump = asyncio.ensure_future(gateway._pump(state, _OpusLikeTrack(CUSTOMER, 50, paced=True)))
     heard = []
-    for _ in range(state.frames_in):
+    for i in range(500):  # bounded: ~1 s of audio needs about 60 ticks
+        if pump.done() and not state.inbound.depth:
+            break
+        await asyncio.sleep(0.02)
+        gateway._feed_inputs(i)
         engine.tick()
+        assert engine.buffered(speaker) == 0  # the mixer's ring holds only the frame being mixed
         heard.append(engine.output(listener).copy())
+    assert pump.done() and not state.inbound.depth
+    assert 48 <= state.frames_in <= 50  # 1 s in, 20 ms frames out (the resampler may hold a little back)
+    s = state.inbound.stats
+    assert s.played + s.shrunk + s.late + s.skipped == s.received  # every frame accounted for
     pcm = np.concatenate(heard[5:])
-    assert level_dbfs(pcm, CUSTOMER, rate) > -15  # sent at -12 dBFS
+    assert level_dbfs(pcm, CUSTOMER, rate) > HEARD
     assert level_dbfs(pcm, AGENT, rate) < SILENT
+
+
+async def test_legs_still_route_when_the_receiver_shim_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An aiortc whose internals moved: install() refuses, the legs read aiortc's track instead."""
+    import bargein.signaling.webrtc as webrtc
+
+    monkeypatch.setattr(webrtc, "install", lambda receiver, inbound: False)
+    rig = Rig(48000)
+    rig.clock.start()
+    try:
+        _, customer = await rig.join(LegRouting(Role.CUSTOMER), CUSTOMER)
+        _, agent = await rig.join(LegRouting(Role.AGENT), AGENT)
+        await asyncio.gather(customer.fresh(30), agent.fresh(30))
+        assert customer.level(AGENT) > HEARD and agent.level(CUSTOMER) > HEARD
+        assert all(state.receiver is None and state.pump is not None for state in rig.gateway.legs.values())
+    finally:
+        for c in rig.clients:
+            await c.close()
+        await rig.gateway.close()
+        await rig.clock.stop()
 
 
 async def test_unanswerable_offers_are_refused_without_leaking_a_leg() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import struct
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -57,7 +58,7 @@ async def supervise(session: aiohttp.ClientSession, base: str, call_id: str, tok
 async def hears(legs: dict[tuple[int, str], dict]) -> dict[tuple[int, str], set[tuple[int, str]]]:
     """Which of every leg's tone (both calls) each listener hears, after fresh audio everywhere
     (an ambiguous level shows as ``(call, "role? -45 dB")``)."""
-    await asyncio.gather(*(x["leg"].fresh(30, timeout=30) for x in legs.values()))
+    await asyncio.gather(*(x["leg"].fresh(30, timeout=90) for x in legs.values()))
     out = {}
     for listener, x in legs.items():
         assert x["leg"].level(TONES[listener[0]][listener[1]]) < SILENT, f"{listener} hears itself"
@@ -182,3 +183,19 @@ async def test_killed_worker_ends_its_calls_with_reasons_and_is_replaced(server:
         health = await (await session.get(base + "/healthz")).json()
         assert health["media_workers"]["alive"] == 2 and health["media_workers"]["replaced"] == 1
         await close_all(cust3, agent3, cust2, agent2)
+
+
+async def test_a_bad_message_costs_that_message_not_the_worker() -> None:
+    pool = WorkerPool(1)
+    pool.attach(lambda leg, why: None, lambda calls, why: None)
+    await pool.start()
+    try:
+        w = pool.workers["w1"]
+        w.writer.write(struct.pack(">I", 9) + b"not json!")  # garbage, then a well-framed unknown type
+        unknown = b'{"type": "explode", "worker": "w1"}'
+        w.writer.write(struct.pack(">I", len(unknown)) + unknown)
+        [stats] = await pool.stats()
+        assert stats.worker == "w1" and stats.request is not None  # it answered a fresh request
+        assert pool.workers["w1"] is w and pool.replaced == 0
+    finally:
+        await pool.close()

@@ -1,0 +1,134 @@
+"""Server legs take their Opus RTP straight from aiortc's receiver, without its prefetching jitter buffer.
+
+aiortc's audio ``JitterBuffer`` holds 4 packets before releasing one (~70-80 ms one way), stops at the
+first missing packet until its 16-slot ring overflows, then decodes on a thread and hops each frame back
+to the event loop. On the server the mixer tick is the consumer, and :mod:`.jitter` paces it far
+closer to the arrival jitter. So, per receiver, :class:`OpusInbound` takes the jitter buffer's place:
+aiortc calls ``add(packet)`` for every RTP packet after SRTP, RTX unwrapping and depayloading (its
+RTCP statistics and receiver reports stay intact); we decode at once (mono, so no down-mix) and hand
+numbered 20 ms frames at the mixer rate to the leg's :class:`~.jitter.AdaptiveJitterBuffer`, returning
+"no frame" so aiortc's decoder thread stays idle.
+
+This uses one private slot of ``RTCRtpReceiver``; aiortc is pinned to the 1.16 series in
+pyproject.toml and :func:`install` checks that the slot holds what it expects (tests cover it).
+When it does not, :func:`install` returns False and the gateway falls back to reading aiortc's track.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import av
+import numpy as np
+import structlog
+from aiortc.jitterbuffer import JitterBuffer
+
+from .jitter import AdaptiveJitterBuffer
+
+log = structlog.get_logger("bargein.webrtc")
+
+RTP_RATE = 48000  # Opus RTP clock, whatever the codec's internal rate (RFC 7587)
+_SLOT = "_RTCRtpReceiver__jitter_buffer"
+
+
+class FrameCutter:
+    """Cuts decoded PCM, placed on the sender's timeline, into numbered frames of ``samples`` at ``rate``
+    (mono s16; PyAV's resampler converts when the rate or layout differ)."""
+
+    def __init__(self, rate: int, samples: int) -> None:
+        self.rate, self.samples = rate, samples
+        self._resampler = None if rate == RTP_RATE else av.AudioResampler(format="s16", layout="mono", rate=rate)
+        self._pending = np.zeros(0, np.int16)
+        self._pos = 0  # position of _pending[0], in samples at ``rate`` since the first packet
+        self._tol = samples // 8  # a resampler's few samples of delay do not break continuity
+
+    def cut(self, pos48: int, frames: list[av.AudioFrame]) -> list[tuple[int, np.ndarray]]:
+        """``pos48``: where the decoded audio starts on the RTP clock (unwrapped, first packet = 0)."""
+        if self._resampler is None and frames and (frames[0].layout.nb_channels != 1 or frames[0].format.name != "s16"):
+            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=self.rate)  # aiortc's stereo
+        if self._resampler is not None:
+            frames = [out for f in frames for out in self._resampler.resample(f)]
+        if not frames:
+            return []
+        pcm = frames[0].to_ndarray().reshape(-1) if len(frames) == 1 else np.concatenate(
+            [f.to_ndarray().reshape(-1) for f in frames])
+        pos = pos48 * self.rate // RTP_RATE
+        if abs(pos - (self._pos + len(self._pending))) > self._tol:  # a gap or a reorder: start a new run
+            self._pending, self._pos = pcm, pos
+        elif len(self._pending):
+            self._pending = np.concatenate([self._pending, pcm])
+        else:
+            self._pending, self._pos = pcm, pos
+        lead = -self._pos % self.samples  # align runs to frame boundaries
+        if lead:
+            self._pending, self._pos = self._pending[lead:], self._pos + lead
+        out = []
+        n = self.samples
+        while len(self._pending) >= n:
+            out.append((self._pos // n, self._pending[:n]))
+            self._pending, self._pos = self._pending[n:], self._pos + n
+        return out
+
+
+class OpusInbound:
+    """Stands in for aiortc's ``JitterBuffer`` in one audio ``RTCRtpReceiver`` (see the module docstring)."""
+
+    capacity = 16  # aiortc reads nothing else from its jitter buffer, but keep its shape
+
+    def __init__(self, buffer: AdaptiveJitterBuffer, rate: int, clock: Callable[[], float] = time.monotonic,
+                 on_frame: Callable[[int, np.ndarray, float], None] | None = None) -> None:
+        self.buffer, self.clock, self.on_frame = buffer, clock, on_frame
+        self._decoder = av.CodecContext.create("libopus", "r")
+        self._decoder.format, self._decoder.layout, self._decoder.sample_rate = "s16", "mono", RTP_RATE
+        self._cutter = FrameCutter(rate, buffer.samples)
+        self._ts0: int | None = None
+        self._ts_raw = 0
+        self._ts = 0  # unwrapped, relative to the first packet
+        self.packets = 0
+        self.decode_errors = 0
+        self.last_arrival: float | None = None
+
+    def add(self, packet: Any) -> tuple[bool, None]:
+        now = self.clock()
+        self.last_arrival = now
+        self.packets += 1
+        pos = self._unwrap(packet.timestamp)
+        data = getattr(packet, "_data", packet.payload)
+        if not data:
+            return False, None
+        try:
+            frames = self._decoder.decode(av.Packet(data))
+        except av.FFmpegError:
+            self.decode_errors += 1  # a corrupt packet is a lost packet: the buffer conceals it
+            return False, None
+        for number, pcm in self._cutter.cut(pos, frames):
+            self.buffer.put(number, pcm, now)
+            if self.on_frame is not None:
+                self.on_frame(number, pcm, now)
+        return False, None
+
+    def _unwrap(self, ts: int) -> int:
+        if self._ts0 is None:
+            self._ts0 = self._ts_raw = ts
+            return 0
+        delta = (ts - self._ts_raw) & 0xFFFFFFFF
+        if delta >= 1 << 31:  # an older packet (reordered)
+            delta -= 1 << 32
+        self._ts_raw = ts
+        self._ts += delta
+        return self._ts
+
+    def remove(self, count: int) -> None:  # part of JitterBuffer's shape; aiortc does not call it on audio
+        pass
+
+
+def install(receiver: object, inbound: OpusInbound) -> bool:
+    """Put ``inbound`` in place of ``receiver``'s audio jitter buffer; False if aiortc's layout is not as pinned."""
+    current = getattr(receiver, _SLOT, None)
+    if not isinstance(current, JitterBuffer):
+        log.warning("webrtc.inbound_shim_unavailable", found=type(current).__name__)
+        return False
+    setattr(receiver, _SLOT, inbound)
+    return True
