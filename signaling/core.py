@@ -150,15 +150,12 @@ class SignalingCore:
         return []
 
     def media_lost(self, call_ids: list[str], reason: str, now: float | None = None) -> list[Action]:
-        """Whole calls lost their media (their media worker died): end each one, telling every
-        participant and supervisor the reason."""
+        """Whole calls lost their media (their media worker died): each ends, everyone told the reason."""
         self._at(now)
         out: list[Action] = []
-        for call_id in call_ids:
-            call = self.calls.get(call_id)
-            if call is not None:
-                log.info("signaling.call_media_lost", call_id=call_id, why=reason)
-                out += self._end_call(call, reason, by=None)
+        for call in [call for cid in call_ids if (call := self.calls.get(cid)) is not None]:
+            log.info("signaling.call_media_lost", call_id=call.call_id, why=reason)
+            out += self._end_call(call, reason, by=None)
         return out + self._notify_views() if out else out
 
     # ------------------------------------------------------------------------------ helpers
@@ -169,9 +166,6 @@ class SignalingCore:
         """A server request to ``conn`` (cseq 0 when the connection is gone: the adapter drops it)."""
         c = self.conns.get(conn)
         return c.request(method, **fields) if c else Send(conn, m.request(method, 0, **fields))
-
-    def _perms(self, c: Connection) -> set[str]:
-        return self.directory.permissions(c.me)
 
     def _new_leg(self) -> str:
         return f"leg-{next(self._legs)}"
@@ -226,7 +220,7 @@ class SignalingCore:
         return [self._ok(c, msg, state=msg.state), *self._notify_views()]
 
     def _on_subscribe(self, c: Connection, msg: m.Subscribe) -> list[Action]:
-        policy.require(self._perms(c), "access_metrics", c.me)
+        policy.require(self.directory.permissions(c.me), "access_metrics", c.me)
         view = self.subscribers.add(c, msg.event, self.agents_view if msg.event == "agents" else self.calls_view)
         return [self._ok(c, msg, event=msg.event), view]
 
@@ -235,7 +229,7 @@ class SignalingCore:
         return self._invite_queue(c, msg, target) if kind == "queue" else self._invite_monitor(c, msg, target)
 
     def _invite_queue(self, c: Connection, msg: m.Invite, queue: str) -> list[Action]:
-        policy.may_call_queue(c.me, self._perms(c), queue, self.settings)
+        policy.may_call_queue(c.me, self.directory.permissions(c.me), queue, self.settings)
         policy.not_busy(self.user_call, c.me.name)
         call_id = f"call-{next(self._ids)}"
         call = Call(call_id, queue, c.me.name, c.conn, msg.cseq, self.now)
@@ -328,7 +322,7 @@ class SignalingCore:
         return out + self._end_call(call, "no agent answered", by=None, notify_customer=False)
 
     def _invite_monitor(self, c: Connection, msg: m.Invite, call_id: str) -> list[Action]:
-        perms = self._perms(c)
+        perms = self.directory.permissions(c.me)
         call = policy.may_monitor(c.me, perms, self.settings, self.calls.get(call_id), call_id)
         policy.not_busy(self.user_call, c.me.name, "you are already on call {}; leave it first")
         mode = SupervisorMode(msg.mode)

@@ -48,6 +48,7 @@ class DemoCalls:
         self.clients: dict[str, SignalingClient] = {}  # demo user -> its in-process connection
         self.voice: dict[int, tuple[int, int]] = {}  # mixer leg -> (voice, offset)
         self.tasks: list[asyncio.Task[None]] = []
+        self.stopping = False  # a cancellation swallowed by wait_for (Python 3.11) must not keep a call loop going
         self._arrays: tuple[list[int], np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ service
@@ -72,6 +73,7 @@ class DemoCalls:
         log.info("demo.started", calls=self.n)
 
     async def stop(self) -> None:
+        self.stopping = True
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:
@@ -95,7 +97,7 @@ class DemoCalls:
     async def _call_loop(self, i: int) -> None:
         customer = self.clients[f"demo-customer-{i + 1}"]
         await asyncio.sleep(float(self.rng.uniform(0, 1.0)))
-        while not customer.closed:
+        while not customer.closed and not self.stopping:
             try:
                 await self._one_call(i, customer)
             except ClientError as exc:  # a demo call going wrong must not stop the others

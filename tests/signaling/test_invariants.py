@@ -9,6 +9,7 @@ response to a request after its final response, and no supervisor's name in anyt
 
 import json
 
+import pytest
 from bargein.signaling import invariants
 from bargein.signaling.messages import is_final
 from helpers.inprocess import Harness, offer
@@ -141,6 +142,7 @@ class Signaling(RuleBasedStateMachine):
             self.seen[conn] = len(inbox)
 
 
+@pytest.mark.slow
 def test_many_clients_keep_the_invariants() -> None:
     run = Signaling.TestCase
     run.settings = settings(max_examples=150, stateful_step_count=50, deadline=None,
