@@ -358,7 +358,7 @@ class SignalingCore:
 
     def _set_mode(self, c: Connection, msg: m.Info, call: Call, me: Participant) -> list[Action]:
         mode = policy.may_change_mode(me, msg.mode)
-        policy.may_set_mode(c.me, self._perms(c), self.settings, call, me, mode)
+        policy.may_set_mode(c.me, self.directory.permissions(c.me), self.settings, call, me, mode)
         changes = controls.set_mode(call, me, mode, self.now)
         if me.record is not None:
             self.records.changed(me.record)  # persisted by the server's contact log
