@@ -3,10 +3,12 @@
     python -m benchmarks.mixing_latency --calls 100,1000,10000 --rate 48000 --json results/mixing.json \
         [--legs 3] [--ticks N] [--plot results/mixing.png] [--realtime SECONDS]
 
-All three are measured in one run on the same machine, so the ratios hold even when absolute
-figures move with the machine's load. Input frames are queued before each tick (not timed); the
-tick time is the mix of every call. ``copy`` copies the same input bytes to an output array of the
-same size: the memory floor for any mixer.
+All are measured in one run on the same machine, so the ratios hold even when absolute
+figures move with the machine's load. ``batched`` is the tick alone (the mix of every call, input
+queued just before it); ``batched+input`` is queueing one frame per leg with ``push_many`` plus the
+tick, what a real-time tick costs. ``copy`` copies the same input bytes to an output array of the
+same size: the memory floor for any mixer. ``--realtime`` runs the real-time clock with input
+queued in every tick, split over ``--threads`` threads, the tick awaited off the event loop.
 """
 
 from __future__ import annotations
@@ -46,8 +48,12 @@ def synthetic_input(calls: int, legs: int, n: int, seed: int = 7) -> np.ndarray:
     return rng.integers(-8000, 8000, size=(calls, legs, n), dtype=np.int16)
 
 
-def stats(name: str, calls: int, legs: int, rate: int, times_s: list[float]) -> dict:
+def stats(name: str, calls: int, legs: int, rate: int, times_s: list[float], cpu_s: list[float] | None = None
+          ) -> dict:
+    """One JSON row. ``cpu_s`` (this thread's CPU time per tick) leaves out time the thread was not running:
+    on a shared machine it is the steadier figure for single-threaded work."""
     ms = np.asarray(times_s) * 1000
+    extra = {"cpu_ms_p50": round(float(np.median(cpu_s)) * 1000, 4)} if cpu_s else {}
     return {
         "engine": name,
         "calls": calls,
@@ -58,30 +64,51 @@ def stats(name: str, calls: int, legs: int, rate: int, times_s: list[float]) -> 
         "tick_ms_p50": round(float(np.percentile(ms, 50)), 4),
         "tick_ms_p99": round(float(np.percentile(ms, 99)), 4),
         "tick_ms_max": round(float(ms.max()), 4),
+        **extra,
     }
 
 
 def bench_batched(calls: int, legs: int, rate: int, ticks: int, warmup: int, kernel: str,
-                  threads: int = 1) -> tuple[dict, float]:
+                  threads: int = 1) -> tuple[dict, dict, dict, float]:
+    """Rows for the tick alone, push + tick and the copy, and the p50 of push alone (ms).
+
+    The copy is timed in the same loop, just before each push + tick, so that on a shared machine its
+    ratio to the mix compares the same moments."""
     n = samples_per_frame(rate)
     engine = MixerEngine(rate=rate, kernel=kernel, threads=threads)
     routing = call_routing(legs)
     leg_ids = [engine.add_leg(c, r) for c in range(calls) for r in routing]
     frames = synthetic_input(calls, legs, n).reshape(calls * legs, n)
-    times, push_times = [], []
+    leg_ids = np.asarray(leg_ids, dtype=np.int64)
+    dst = np.empty_like(frames)
+    times, push_times, both, copies = [], [], [], []
+    cpu: dict[str, list[float]] = {"tick": [], "both": [], "copy": []}
+    clock, cpu_clock = time.perf_counter, time.thread_time
     for t in range(warmup + ticks):
-        t0 = time.perf_counter()
+        c0, u0 = clock(), cpu_clock()
+        np.copyto(dst, frames)
+        t0, v0 = clock(), cpu_clock()
         engine.push_many(leg_ids, frames)
-        t1 = time.perf_counter()
+        t1, v1 = clock(), cpu_clock()
         engine.tick()
-        t2 = time.perf_counter()
+        t2, v2 = clock(), cpu_clock()
         if t >= warmup:
             times.append(t2 - t1)
             push_times.append(t1 - t0)
-    row = stats("batched", calls, legs, rate, times)
-    row["kernel"] = engine.kernel
-    row["threads"] = threads
-    return row, float(np.median(push_times) * 1000)
+            both.append(t2 - t0)
+            copies.append(t0 - c0)
+            cpu["tick"].append(v2 - v1)
+            cpu["both"].append(v2 - v0)
+            cpu["copy"].append(v0 - u0)
+    if threads > 1:  # the other threads' CPU time is not in this thread's clock
+        cpu = {k: [] for k in cpu}
+    rows = (stats("batched", calls, legs, rate, times, cpu["tick"]),
+            stats("batched+input", calls, legs, rate, both, cpu["both"]))
+    for row in rows:
+        row["kernel"] = engine.kernel
+        row["threads"] = threads
+    copy = stats("copy", calls, legs, rate, copies, cpu["copy"])
+    return rows[0], rows[1], copy, float(np.median(push_times) * 1000)
 
 
 def bench_per_call(calls: int, legs: int, rate: int, ticks: int, warmup: int) -> dict:
@@ -92,40 +119,30 @@ def bench_per_call(calls: int, legs: int, rate: int, ticks: int, warmup: int) ->
         mixer.set_call(c, routing)
     data = synthetic_input(calls, legs, n)
     inputs = {c: data[c] for c in range(calls)}
-    times = []
+    times, cpu = [], []
     for t in range(warmup + ticks):
-        t0 = time.perf_counter()
+        t0, u0 = time.perf_counter(), time.thread_time()
         mixer.tick(inputs)
         if t >= warmup:
             times.append(time.perf_counter() - t0)
-    return stats("per_call", calls, legs, rate, times)
+            cpu.append(time.thread_time() - u0)
+    return stats("per_call", calls, legs, rate, times, cpu)
 
 
-def bench_copy(calls: int, legs: int, rate: int, ticks: int, warmup: int) -> dict:
-    src = synthetic_input(calls, legs, samples_per_frame(rate))
-    dst = np.empty_like(src)
-    times = []
-    for t in range(warmup + ticks):
-        t0 = time.perf_counter()
-        np.copyto(dst, src)
-        if t >= warmup:
-            times.append(time.perf_counter() - t0)
-    return stats("copy", calls, legs, rate, times)
-
-
-async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel: str) -> dict:
-    """Run the real-time clock with ``calls`` calls fed by synthetic sources; ingest is inside the tick."""
+async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel: str, threads: int = 1) -> dict:
+    """Run the real-time clock with ``calls`` calls fed by synthetic sources; ingest is inside the tick, which
+    runs in a worker thread (split over ``threads``) while the event loop stays free."""
     n = samples_per_frame(rate)
-    engine = MixerEngine(rate=rate, kernel=kernel)
+    engine = MixerEngine(rate=rate, kernel=kernel, threads=threads)
     routing = call_routing(legs)
-    leg_ids = [engine.add_leg(c, r) for c in range(calls) for r in routing]
+    leg_ids = np.asarray([engine.add_leg(c, r) for c in range(calls) for r in routing], dtype=np.int64)
     frames = synthetic_input(calls, legs, n).reshape(calls * legs, n)
 
     def on_tick() -> None:
         engine.push_many(leg_ids, frames)
         engine.tick()
 
-    clock = RealtimeClock(on_tick, keep_stats=int(seconds * 50) + 10)
+    clock = RealtimeClock(on_tick, keep_stats=int(seconds * 50) + 10, offload=True)
     await clock.run(duration_s=seconds)
     s = clock.stats
     return {
@@ -134,6 +151,8 @@ async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel:
         "legs_per_call": legs,
         "rate": rate,
         "seconds": seconds,
+        "threads": threads,
+        "input": True,
         "ticks": s.ticks,
         "skipped_ticks": clock.skipped,
         "deadline_misses": s.deadline_misses,
@@ -154,7 +173,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     threaded = sorted({r["engine"] for r in rows if r["engine"].startswith("batched_")})
-    for engine, style in (("per_call", "s--"), ("batched", "o-"), *[(t, "d-.") for t in threaded], ("copy", "^:")):
+    for engine, style in (("per_call", "s--"), ("batched", "o-"), ("batched+input", "v-"),
+                          *[(t, "d-.") for t in threaded], ("copy", "^:")):
         pts = sorted((r["calls"], r["tick_ms_p50"], r["tick_ms_p99"]) for r in rows if r["engine"] == engine)
         if pts:
             x, p50, p99 = zip(*pts, strict=True)
@@ -183,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--kernel", default="auto", choices=["auto", "c", "numpy"], help="batched engine's mix kernel")
     ap.add_argument("--threads", type=int, default=1,
-                    help="also measure the batched engine split over this many threads (C kernel only)")
+                    help="also measure the batched engine split over this many threads (C kernel only); "
+                         "--realtime uses it too")
     ap.add_argument("--per-call-max", type=int, default=PER_CALL_MAX,
                     help="skip the per-call baseline above this many calls (never below 1000)")
     ap.add_argument("--json", type=Path, help="write result rows here")
@@ -200,37 +221,42 @@ def main(argv: list[str] | None = None) -> int:
     for calls in counts:
         ticks = args.ticks
         console.log(f"{calls} calls x {args.legs} legs at {args.rate} Hz, {ticks} ticks")
-        batched, push_ms = bench_batched(calls, args.legs, args.rate, ticks, args.warmup, args.kernel)
+        batched, with_input, copy, push_ms = bench_batched(calls, args.legs, args.rate, ticks, args.warmup,
+                                                           args.kernel)
         notes[f"push_ms_p50@{calls}"] = round(push_ms, 4)
-        rows.append(batched)
+        rows += [batched, with_input]
         if args.threads > 1:
-            threaded, _ = bench_batched(calls, args.legs, args.rate, ticks, args.warmup, "c", args.threads)
+            threaded, _, _, _ = bench_batched(calls, args.legs, args.rate, ticks, args.warmup, "c", args.threads)
             threaded["engine"] = f"batched_{args.threads}threads"
             rows.append(threaded)
         if calls <= per_call_max:
             rows.append(bench_per_call(calls, args.legs, args.rate, max(10, ticks // 4 if calls > 100 else ticks),
                                        args.warmup))
-        rows.append(bench_copy(calls, args.legs, args.rate, ticks, args.warmup))
+        rows.append(copy)
 
     table = Table(title=f"Mixing latency ({args.legs} legs/call, {args.rate} Hz, 20 ms frames)")
-    for col in ("engine", "calls", "p50 ms", "p99 ms", "max ms", "vs copy (p50)", "per_call / batched"):
+    for col in ("engine", "calls", "p50 ms", "p99 ms", "max ms", "vs copy (p50)", "per_call / batched",
+                "cpu p50 ms", "cpu vs copy", "cpu per_call / batched"):
         table.add_column(col, justify="right")
     by = {(r["engine"], r["calls"]): r for r in rows}
     for r in rows:
-        copy = by[("copy", r["calls"])]["tick_ms_p50"]
-        batched = by[("batched", r["calls"])]["tick_ms_p50"]
-        speedup = f"{r['tick_ms_p50'] / batched:.1f}x" if r["engine"] == "per_call" else ""
+        copy, batched = by[("copy", r["calls"])], by[("batched", r["calls"])]
+        per_call = r["engine"] == "per_call"
+        speedup = f"{r['tick_ms_p50'] / batched['tick_ms_p50']:.1f}x" if per_call else ""
+        cpu = r.get("cpu_ms_p50")
+        cpu_cols = ("", "", "") if cpu is None else (
+            f"{cpu:.3f}", f"{cpu / copy['cpu_ms_p50']:.2f}x", f"{cpu / batched['cpu_ms_p50']:.1f}x" if per_call else "")
         table.add_row(r["engine"], str(r["calls"]), f"{r['tick_ms_p50']:.3f}", f"{r['tick_ms_p99']:.3f}",
-                      f"{r['tick_ms_max']:.3f}", f"{r['tick_ms_p50'] / copy:.2f}x", speedup)
+                      f"{r['tick_ms_max']:.3f}", f"{r['tick_ms_p50'] / copy['tick_ms_p50']:.2f}x", speedup, *cpu_cols)
     console.print(table)
-    console.print(f"batched kernel: {rows[0].get('kernel')}; queueing input with push_many (not in tick time): "
+    console.print(f"batched kernel: {rows[0].get('kernel')}; queueing input with push_many (in batched+input): "
                   + ", ".join(f"{k}={v} ms" for k, v in notes.items()))
 
     realtime = None
     if args.realtime:
         calls = args.realtime_calls or max(counts)
-        console.log(f"real-time clock: {calls} calls for {args.realtime} s")
-        realtime = asyncio.run(realtime_run(calls, args.legs, args.rate, args.realtime, args.kernel))
+        console.log(f"real-time clock: {calls} calls for {args.realtime} s, {args.threads} thread(s), tick off the loop")
+        realtime = asyncio.run(realtime_run(calls, args.legs, args.rate, args.realtime, args.kernel, args.threads))
         console.print(realtime)
 
     if args.json:

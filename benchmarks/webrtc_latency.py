@@ -221,7 +221,7 @@ async def bargein_server(trace: Path | None) -> Any:
     env = dict(os.environ)
     if trace is not None:
         env["BARGEIN_TRACE_ONSETS"] = str(trace)
-    proc = subprocess.Popen([sys.executable, "-m", "bargein.cli", "--log-level", "WARNING", "serve",
+    proc = subprocess.Popen([sys.executable, "-m", "bargein.cli", "--log-level", os.environ.get("BENCH_SERVER_LOG", "WARNING"), "serve",
                              "--host", "127.0.0.1", "--port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -276,6 +276,10 @@ async def run_server(duration: float, trace: Path | None) -> tuple[dict, dict]:
         while time.monotonic() < deadline:
             await asyncio.sleep(min(10.0, deadline - time.monotonic()))
             console.log(f"server path: {time.monotonic() - start:.0f} s, {len(listener.onsets)} onsets heard")
+            async with session.get(base + "/healthz") as r:
+                if (await r.json())["calls"] == 0:  # e.g. a starved machine: the watchdog ended it
+                    console.log(f"[red]the call ended after {time.monotonic() - start:.0f} s; measuring that")
+                    break
         end = time.monotonic()
         cpu = cpu_seconds(pid) - cpu0
         async with session.get(base + "/healthz") as r:

@@ -1,22 +1,121 @@
-/* Fused mix kernel for one pool of the batched mixer (loaded with ctypes; no Python API).
+/* Fused C kernels of the batched mixer (loaded with ctypes; no Python API, so calls run without the GIL).
  *
- * For each active call row c and listener l of a pool of width w:
+ * bargein_tick_rows: for call rows [row0, row1) of one pool of width w, take each leg's next frame from its
+ * ring (counting a missing frame when there is none) and write every listener's mix-minus:
  *   out[c,l,:] = clamp(rint(limit(sum_s gains[c,l,s] * frame(c,s))))
- * where frame(c,s) is row src[c*w+s] of the ring (the pool's zero row when the frame is missing).
- * One pass: each input frame is read from L1 for each listener that hears it, each output written
- * once. Accumulation is float32 (exact for unit gains: |sum| < 2^24), clamped once at the end.
  * Semantics match the numpy path in engine.py; tests check both agree.
+ *
+ * Where a listener's gains are all 0 or 1 (the routing table without per-leg gains) the sum is done in
+ * integers: exact, no float round trip. The soft clipper only changes samples past the knee, so the integer
+ * path tracks the block's min and max and hands the block to the float path only when one passes the knee:
+ * ordinary speech never pays for the clip. A listener hearing one speaker is a copy.
+ *
+ * bargein_push: queue one frame per leg (a sequence of legs in any pools): each frame is one contiguous
+ * copy into the ring slot the tick will read.
+ *
+ * A leg's ring positions go back to 0 whenever its buffer is empty, so in the steady state (one frame in,
+ * one frame out per tick) every frame passes through plane 0: the tick reads the lines push just wrote,
+ * and the pool's working set is one plane, not `depth` of them.
+ *
+ * Large pools do not fit in the cache: their outputs and queued frames are written with non-temporal
+ * stores, so the writes cost no read-for-ownership of lines that will be evicted before anyone reads them.
  */
+#include <emmintrin.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #define KNEE 26000.0f
+#define KNEE_I 26000
 #define HEADROOM (32767.0f - KNEE)
 #define MAX_SAMPLES 4096
+#define MAX_LEGS 64
+#define PREFETCH_CALLS 2
 
 /* Round half to even like numpy.rint (valid for |y| < 2^22; y is already clamped to int16 range). */
 #define ROUND_MAGIC 12582912.0f
+
+/* ------------------------------------------------------------------ stores */
+
+/* Copy one frame; non-temporal when asked and the row is 16-byte aligned. */
+static inline void store_frame(int16_t *restrict dst, const int16_t *restrict src, int64_t ns, int nt) {
+    if (nt && ((uintptr_t)dst & 15) == 0 && (ns & 7) == 0) {
+        for (int64_t i = 0; i < ns; i += 8)
+            _mm_stream_si128((__m128i *)(dst + i), _mm_loadu_si128((const __m128i *)(src + i)));
+    } else {
+        memcpy(dst, src, (size_t)ns * sizeof(int16_t));
+    }
+}
+
+static inline void zero_frame(int16_t *restrict dst, int64_t ns, int nt) {
+    if (nt && ((uintptr_t)dst & 15) == 0 && (ns & 7) == 0) {
+        const __m128i z = _mm_setzero_si128();
+        for (int64_t i = 0; i < ns; i += 8) _mm_stream_si128((__m128i *)(dst + i), z);
+    } else {
+        memset(dst, 0, (size_t)ns * sizeof(int16_t));
+    }
+}
+
+/* ------------------------------------------------------------------ integer path (gains 0/1) */
+
+/* Whether any sample of x passes the knee. */
+static inline int past_knee(const int16_t *restrict x, int64_t ns) {
+    int16_t lo = 0, hi = 0;
+    for (int64_t i = 0; i < ns; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
+    return hi > KNEE_I || lo < -KNEE_I;
+}
+
+/* y = x; returns whether any sample passes the knee. */
+static inline int copy_knee(int16_t *restrict y, const int16_t *restrict x, int64_t ns) {
+    int16_t lo = 0, hi = 0;
+    for (int64_t i = 0; i < ns; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+        y[i] = x[i];
+    }
+    return hi > KNEE_I || lo < -KNEE_I;
+}
+
+/* y = clamp(a + b); returns whether the sum passes the knee (clamped and exact sums agree on that). */
+static inline int add2(int16_t *restrict y, const int16_t *restrict a, const int16_t *restrict b, int64_t ns) {
+    int32_t lo = 0, hi = 0;
+    for (int64_t i = 0; i < ns; i++) {
+        int32_t s = (int32_t)a[i] + (int32_t)b[i];
+        s = s < -32768 ? -32768 : s;
+        s = s > 32767 ? 32767 : s;
+        lo = s < lo ? s : lo;
+        hi = s > hi ? s : hi;
+        y[i] = (int16_t)s;
+    }
+    return hi > KNEE_I || lo < -KNEE_I;
+}
+
+static inline void widen_add(int32_t *restrict acc, const int16_t *restrict x, int64_t ns) {
+    for (int64_t i = 0; i < ns; i++) acc[i] += (int32_t)x[i];
+}
+
+static inline void widen_add2(int32_t *restrict acc, const int16_t *restrict a, const int16_t *restrict b,
+                              int64_t ns) {
+    for (int64_t i = 0; i < ns; i++) acc[i] = (int32_t)a[i] + (int32_t)b[i];
+}
+
+static inline int narrow_i32(int16_t *restrict y, const int32_t *restrict acc, int64_t ns) {
+    int32_t lo = 0, hi = 0;
+    for (int64_t i = 0; i < ns; i++) {
+        int32_t s = acc[i];
+        s = s < -32768 ? -32768 : s;
+        s = s > 32767 ? 32767 : s;
+        lo = s < lo ? s : lo;
+        hi = s > hi ? s : hi;
+        y[i] = (int16_t)s;
+    }
+    return hi > KNEE_I || lo < -KNEE_I;
+}
+
+/* ------------------------------------------------------------------ float path (other gains, or past the knee) */
 
 static inline void scale(float *restrict acc, const int16_t *restrict x, float g, int64_t ns) {
     for (int64_t i = 0; i < ns; i++) acc[i] = g * (float)x[i];
@@ -47,32 +146,144 @@ static void soft_clip(float *acc, int64_t ns) {
     }
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-int bargein_mix_pool(const int16_t *ring, const int64_t *src, const float *gains, int16_t *out,
-                     int64_t n, int64_t w, int64_t ns, int64_t zero_row, int soft) {
-    float acc[MAX_SAMPLES];
-    if (ns > MAX_SAMPLES) return -1;
-    for (int64_t c = 0; c < n; c++) {
-        const int64_t *rows = src + c * w;
-        const float *g = gains + c * w * w;
-        for (int64_t l = 0; l < w; l++) {
-            int heard = 0;
-            for (int64_t s = 0; s < w; s++) {
-                float gs = g[l * w + s];
-                if (gs == 0.0f || rows[s] == zero_row) continue;
-                if (heard++) accumulate(acc, ring + rows[s] * ns, gs, ns);
-                else scale(acc, ring + rows[s] * ns, gs, ns);
+static void mix_float(int16_t *restrict y, float *restrict acc, const int16_t *const *x, const float *gk, int k,
+                      int64_t ns, int soft) {
+    scale(acc, x[0], gk[0], ns);
+    for (int j = 1; j < k; j++) accumulate(acc, x[j], gk[j], ns);
+    if (narrow(acc, y, ns) && soft) {
+        soft_clip(acc, ns);
+        narrow(acc, y, ns);
+    }
+}
+
+/* ------------------------------------------------------------------ one listener */
+
+/* Mix k > 0 speakers x (gains gk) into dst. Streamed rows are formed in tmp (L1) and then streamed out;
+ * other rows are formed in place. */
+static inline void mix_listener(int16_t *restrict dst, const int16_t *const *x, const float *gk, int k, int unit,
+                                int64_t ns, int soft, int nt, int16_t *restrict tmp, int32_t *restrict iacc,
+                                float *restrict facc) {
+    int16_t *y = nt ? tmp : dst;
+    if (unit) {
+        int over;
+        if (k == 1) {  /* a copy, unless the one speaker is past the knee */
+            if (!soft) {
+                store_frame(dst, x[0], ns, nt);
+                return;
             }
-            int16_t *dst = out + (c * w + l) * ns;
-            if (!heard) {
-                memset(dst, 0, (size_t)ns * sizeof(int16_t));
-                continue;
+            if (nt) {
+                if (!past_knee(x[0], ns)) {
+                    store_frame(dst, x[0], ns, nt);
+                    return;
+                }
+                over = 1;
+            } else {
+                over = copy_knee(y, x[0], ns);
             }
-            if (narrow(acc, dst, ns) && soft) {
-                soft_clip(acc, ns);
-                narrow(acc, dst, ns);
-            }
+        } else if (k == 2) {
+            over = add2(y, x[0], x[1], ns);
+        } else {
+            widen_add2(iacc, x[0], x[1], ns);
+            for (int j = 2; j < k; j++) widen_add(iacc, x[j], ns);
+            over = narrow_i32(y, iacc, ns);
+        }
+        if (!(soft && over)) {
+            if (nt) store_frame(dst, tmp, ns, nt);
+            return;
         }
     }
+    mix_float(y, facc, x, gk, k, ns, soft);
+    if (nt) store_frame(dst, tmp, ns, nt);
+}
+
+/* ------------------------------------------------------------------ entry points */
+
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+int bargein_tick_rows(const int16_t *ring, int64_t *wr, int64_t *rd, int64_t *missing, const float *gains,
+                      int16_t *out, int64_t row0, int64_t row1, int64_t w, int64_t ns, int64_t depth,
+                      int64_t plane_stride, int soft, int nt) {
+    float facc[MAX_SAMPLES];
+    int32_t iacc[MAX_SAMPLES];
+    int16_t tmp[MAX_SAMPLES] __attribute__((aligned(64)));
+    const int16_t *frame[MAX_LEGS];
+    const int16_t *heard[MAX_LEGS];
+    float gk[MAX_LEGS];
+    if (ns > MAX_SAMPLES || w > MAX_LEGS) return -1;
+    for (int64_t c = row0; c < row1; c++) {
+        const int64_t base = c * w;
+        if (c + PREFETCH_CALLS < row1) {  /* the frames of a call a little ahead: memory latency, not bandwidth, */
+            const int64_t ahead = base + PREFETCH_CALLS * w;  /* is what a tick waits on */
+            for (int64_t s = 0; s < w; s++) {
+                const int64_t i = ahead + s;
+                if (wr[i] > rd[i]) {
+                    const char *p = (const char *)(ring + ((rd[i] % depth) * plane_stride + i) * ns);
+                    for (int64_t b = 0; b < ns * 2; b += 64) __builtin_prefetch(p + b, 0, 0);
+                }
+            }
+        }
+        for (int64_t s = 0; s < w; s++) {  /* take this tick's frame of every leg */
+            const int64_t i = base + s;
+            if (wr[i] > rd[i]) {
+                frame[s] = ring + ((rd[i] % depth) * plane_stride + i) * ns;
+                rd[i]++;
+            } else {
+                frame[s] = NULL;
+                missing[i]++;
+            }
+            if (wr[i] == rd[i]) wr[i] = rd[i] = 0;  /* empty: the next frame goes to plane 0, still in cache */
+        }
+        const float *g = gains + c * w * w;
+        for (int64_t l = 0; l < w; l++) {
+            int k = 0, unit = 1;
+            for (int64_t s = 0; s < w; s++) {
+                float gs = g[l * w + s];
+                if (gs == 0.0f || frame[s] == NULL) continue;
+                heard[k] = frame[s];
+                gk[k++] = gs;
+                unit &= gs == 1.0f;
+            }
+            int16_t *dst = out + (base + l) * ns;
+            if (k == 0) zero_frame(dst, ns, nt);
+            else mix_listener(dst, heard, gk, k, unit, ns, soft, nt, tmp, iacc, facc);
+        }
+    }
+    if (nt) _mm_sfence();  /* streamed stores visible before another thread reads the outputs */
     return 0;
+}
+
+/* Per pool width w, a row of POOL_FIELDS int64 in the pool table (kernel.POOL_FIELDS). */
+enum { P_RING, P_WR, P_RD, P_DROPPED, P_DEPTH, P_PLANE_STRIDE, P_NT };
+#define POOL_FIELDS 8
+
+/* Queue frames[i] for legs[i]. leg_loc is (n_loc, 3): pool width, row, slot (width -1: no such leg).
+ * Returns -1 when done, or the index of the first unknown leg (then nothing was written). */
+int64_t bargein_push(const int64_t *leg_loc, int64_t n_loc, const int64_t *legs, int64_t n, const int16_t *frames,
+                     int64_t ns, const int64_t *pools, int64_t n_widths) {
+    for (int64_t i = 0; i < n; i++) {
+        int64_t leg = legs[i];
+        if (leg < 0 || leg >= n_loc) return i;
+        int64_t w = leg_loc[leg * 3];
+        if (w <= 0 || w >= n_widths || pools[w * POOL_FIELDS + P_RING] == 0) return i;
+    }
+    int any_nt = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t *loc = leg_loc + legs[i] * 3;
+        const int64_t w = loc[0];
+        const int64_t *p = pools + w * POOL_FIELDS;
+        int16_t *ring = (int16_t *)(intptr_t)p[P_RING];
+        int64_t *wr = (int64_t *)(intptr_t)p[P_WR];
+        int64_t *rd = (int64_t *)(intptr_t)p[P_RD];
+        int64_t *dropped = (int64_t *)(intptr_t)p[P_DROPPED];
+        const int64_t depth = p[P_DEPTH], j = loc[1] * w + loc[2];
+        if (wr[j] == rd[j]) wr[j] = rd[j] = 0;  /* empty: plane 0, where the last tick read */
+        if (wr[j] - rd[j] >= depth) {  /* full: the oldest frame is dropped */
+            rd[j]++;
+            dropped[j]++;
+        }
+        store_frame(ring + ((wr[j] % depth) * p[P_PLANE_STRIDE] + j) * ns, frames + i * ns, ns, (int)p[P_NT]);
+        any_nt |= (int)p[P_NT];
+        wr[j]++;
+    }
+    if (any_nt) _mm_sfence();
+    return -1;
 }

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,7 +87,9 @@ class _ClockBase:
         for feed in list(self._feeders):
             feed(index)
         self.on_tick()
-        compute = self._timer() - t0
+        return self._record(index, lateness_s, self._timer() - t0)
+
+    def _record(self, index: int, lateness_s: float, compute: float) -> TickStats:
         missed = lateness_s + compute > self.period_s
         s = TickStats(index, lateness_s * 1000, compute * 1000, missed)
         self.stats.add(s)
@@ -115,6 +118,10 @@ class RealtimeClock(_ClockBase):
     A late tick runs at once and is counted (lateness, deadline miss); the schedule is never shifted,
     so there is no drift. When more than ``max_catch_up`` ticks are overdue (the process was stopped),
     the overdue ones are skipped and counted rather than run in a burst.
+
+    With ``offload=True`` each tick runs in a worker thread and the clock task awaits it, so the event
+    loop keeps serving while the mix computes (``on_tick`` must then be thread-safe, as
+    ``MixerEngine.tick`` is: the C kernel runs without the GIL). Listeners still run on the loop.
     """
 
     def __init__(
@@ -125,8 +132,10 @@ class RealtimeClock(_ClockBase):
         keep_stats: int = 3000,
         time_fn: Callable[[], float] = time.monotonic,
         sleep_fn: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        offload: bool = False,
     ) -> None:
         super().__init__(on_tick, keep_stats=keep_stats)
+        self.offload = offload
         self.max_catch_up = max_catch_up
         self._now, self._sleep = time_fn, sleep_fn  # injectable so tests can use a fake clock
         self._timer = time_fn
@@ -166,7 +175,8 @@ class RealtimeClock(_ClockBase):
         start = self.start_time = self._now()
         n = 0
         end_tick = None if duration_s is None else int(round(duration_s / self.period_s))
-        log.info("clock.started", period_ms=self.period_s * 1000)
+        log.info("clock.started", period_ms=self.period_s * 1000, offload=self.offload)
+        worker = ThreadPoolExecutor(1, thread_name_prefix="bargein-tick") if self.offload else None
         try:
             while end_tick is None or n < end_tick:
                 due = start + n * self.period_s
@@ -181,10 +191,17 @@ class RealtimeClock(_ClockBase):
                     n += overdue
                     due = start + n * self.period_s
                     lateness = self._now() - due
-                self._run_tick(n, max(0.0, lateness))
+                if worker is None:
+                    self._run_tick(n, max(0.0, lateness))
+                else:
+                    t0 = self._timer()
+                    await asyncio.get_running_loop().run_in_executor(worker, self.on_tick)
+                    self._record(n, max(0.0, lateness), self._timer() - t0)
                 event, self._tick_event = self._tick_event, asyncio.Event()
                 event.set()
                 n += 1
                 await asyncio.sleep(0)  # let consumers of this tick run before the next one
         finally:
+            if worker is not None:
+                worker.shutdown(wait=False)  # a tick still computing finishes on its own
             log.info("clock.stopped", ticks=self.stats.ticks, deadline_misses=self.stats.deadline_misses)

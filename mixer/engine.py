@@ -13,6 +13,7 @@ then round, limit and clamp once to int16.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ LegId = int
 
 _CHUNK_BYTES = 1 << 20  # float32 scratch per chunk: fits in L2 with room for the gather buffer
 _MIN_CAPACITY = 4
+_STREAM_BYTES = 8 << 20  # a pool plane larger than this is written with non-temporal stores (does not fit in cache)
+_SPLIT_ROWS = 64  # a pool is split over the worker threads only when each gets at least this many calls
 
 
 class UnknownLegError(KeyError):
@@ -96,6 +99,8 @@ class _Pool:
         self.zero_row = d * cap * w
         self.plane_stride = cap * w
         self.slot_base = np.arange(cap * w, dtype=np.int64).reshape(cap, w)
+        self.stream = cap * w * ns * 2 > _STREAM_BYTES
+        self.addrs = tuple(_kernel.address(a) for a in (ring, self.wr, self.rd, self.missing, self.gains, self.out))
 
     def _per_row(self) -> tuple[np.ndarray, ...]:
         return self.wr, self.rd, self.missing, self.dropped, self.gains, self.out
@@ -211,6 +216,11 @@ class MixerEngine:
         self._dropped_done = 0
         # where each leg lives (pool width, row, slot), for vectorised push_many/outputs; -1 = gone
         self._leg_loc = np.full((64, 3), -1, dtype=np.int64)
+        # the tick may run in another thread (RealtimeClock(offload=True)): it holds the lock while it computes;
+        # pushes that arrive meanwhile wait in _pending (the caller never blocks), other changes wait for the lock
+        self._lock = threading.RLock()
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._table: np.ndarray | None = None  # pool pointers for the C push; rebuilt after membership changes
         self._scratch_i16 = np.empty(0, dtype=np.int16)
         self._scratch_f32 = np.empty(0, dtype=np.float32)
         self._acc = np.empty(0, dtype=np.float32)
@@ -260,12 +270,13 @@ class MixerEngine:
         c = self._calls.get(call)
         current = c.routing if c else []
         self.limits.check([(r.role, r.mode) for r in [*current, routing]])
-        if c is None:
-            c = self._calls[call] = _Call()
-        leg = self._next_leg
-        self._next_leg += 1
-        self._move(call, c, add=routing, leg=leg)
-        self._leg_call[leg] = call
+        with self._lock:
+            if c is None:
+                c = self._calls[call] = _Call()
+            leg = self._next_leg
+            self._next_leg += 1
+            self._move(call, c, add=routing, leg=leg)
+            self._leg_call[leg] = call
         log.debug("mixer.leg_added", call=str(call), leg=leg, role=routing.role.value,
                   mode=routing.mode.value if routing.mode else None)
         return leg
@@ -284,19 +295,21 @@ class MixerEngine:
                              f"(to {routing.role.value})")
         trial = [*c.routing[:i], routing, *c.routing[i + 1 :]]
         self.limits.check([(r.role, r.mode) for r in trial])
-        c.routing = trial
-        self._pool(len(c.legs)).gains[c.row] = route(c.routing)
+        with self._lock:
+            c.routing = trial
+            self._pool(len(c.legs)).gains[c.row] = route(c.routing)
         log.debug("mixer.routing_set", call=str(call), leg=leg, mode=routing.mode.value if routing.mode else None,
                   muted=routing.muted, held=routing.held, gain=routing.gain)
 
     def remove_leg(self, leg: LegId) -> None:
         call = self._call_of(leg)
         c = self._calls[call]
-        self._move(call, c, drop=c.legs.index(leg))
-        del self._leg_call[leg]
-        self._leg_loc[leg] = -1
-        if not c.legs:
-            del self._calls[call]
+        with self._lock:
+            self._move(call, c, drop=c.legs.index(leg))
+            del self._leg_call[leg]
+            self._leg_loc[leg] = -1
+            if not c.legs:
+                del self._calls[call]
         log.debug("mixer.leg_removed", call=str(call), leg=leg)
 
     def remove_call(self, call: CallKey) -> None:
@@ -306,6 +319,7 @@ class MixerEngine:
     def _move(self, call: CallKey, c: _Call, *, add: LegRouting | None = None, leg: LegId = -1,
               drop: int = -1) -> None:
         """Move ``call`` to the pool of its new width, carrying its buffers and counters."""
+        self._table = None  # a pool may be created or grown
         w_old = len(c.legs)
         if w_old:
             pool = self._pools[w_old]
@@ -368,17 +382,52 @@ class MixerEngine:
     def push(self, leg: LegId, frame: np.ndarray, *, sample_rate: int | None = None) -> None:
         """Queue one 20 ms frame for ``leg``. When the buffer is full the oldest frame is dropped."""
         check_frame(frame, self.rate, sample_rate=sample_rate, n_samples=self.n_samples)
-        pool, row, slot = self._where(leg)
-        self._write(pool, np.array([row]), np.array([slot]), frame[None, :])
+        self._call_of(leg)  # raises UnknownLegError
+        self._enqueue(np.array([leg], np.int64), frame[None, :])
 
     def push_many(self, legs: Iterable[LegId], frames: np.ndarray) -> None:
-        """Queue one frame per leg: ``frames`` is ``(len(legs), samples_per_frame)`` int16."""
+        """Queue one frame per leg: ``frames`` is ``(len(legs), samples_per_frame)`` int16.
+
+        With the C kernel each frame is one contiguous copy into the ring slot the tick reads (non-temporal
+        for pools too large for the cache). While a tick computes in another thread, the frames are copied
+        aside and queued at the start of the next tick instead of waiting for it.
+        """
         legs = legs if isinstance(legs, np.ndarray) else list(legs)
         if not isinstance(frames, np.ndarray) or frames.dtype != np.int16:
             raise FrameError("frames must be an int16 numpy array")
         if frames.shape != (len(legs), self.n_samples):
             raise FrameError(f"frames shape is {frames.shape}: expected ({len(legs)}, {self.n_samples})")
-        loc = self._locate_many(legs)
+        self._enqueue(np.ascontiguousarray(legs, dtype=np.int64), frames)
+
+    def _enqueue(self, ids: np.ndarray, frames: np.ndarray) -> None:
+        """Write now, or (while a tick computes in another thread) check the legs and keep a copy for later."""
+        if not self._lock.acquire(blocking=False):
+            self._locate_many(ids)  # raises UnknownLegError before anything is queued
+            self._pending.append((ids, frames.copy()))
+            return
+        try:
+            self._drain_pending()
+            self._write_frames(ids, frames)
+        finally:
+            self._lock.release()
+
+    def _drain_pending(self) -> None:
+        """Queue pushes that arrived during a tick, in order; legs that left since are skipped."""
+        while self._pending:
+            ids, frames = self._pending.pop(0)
+            alive = self._leg_loc[ids, 0] >= 0
+            if not alive.all():
+                ids, frames = ids[alive], frames[alive]
+            self._write_frames(ids, frames)
+
+    def _write_frames(self, ids: np.ndarray, frames: np.ndarray) -> None:
+        if self.kernel == "c":  # the kernel checks every leg before it writes anything
+            bad = _kernel.push(self._leg_loc, ids, np.ascontiguousarray(frames), self._pool_table())
+            if bad >= 0:
+                raise UnknownLegError(int(ids[bad]))
+            self.frames_pushed += len(ids)
+            return
+        loc = self._locate_many(ids)
         widths = np.unique(loc[:, 0])
         if len(widths) == 1:  # common case: every leg in one pool, no regrouping copy
             self._write(self._pools[int(widths[0])], loc[:, 1], loc[:, 2], frames)
@@ -387,7 +436,18 @@ class MixerEngine:
             sel = np.flatnonzero(loc[:, 0] == w)
             self._write(self._pools[int(w)], loc[sel, 1], loc[sel, 2], frames[sel])
 
+    def _pool_table(self) -> np.ndarray:
+        """One row per pool width: where the C push finds the pool's ring and counters."""
+        if self._table is None:
+            table = np.zeros((max(self._pools, default=0) + 1, _kernel.POOL_FIELDS), np.int64)
+            for w, p in self._pools.items():
+                ring, wr, rd = p.addrs[:3]
+                table[w] = (ring, wr, rd, _kernel.address(p.dropped), p.depth, p.plane_stride, p.stream, 0)
+            self._table = table
+        return self._table
+
     def _locate_many(self, legs: list[LegId] | np.ndarray) -> np.ndarray:
+        """(pool width, row, slot) per leg; raises UnknownLegError naming the first unknown one."""
         ids = np.asarray(legs, dtype=np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= self._leg_loc.shape[0]):
             bad = next(int(leg) for leg in ids if int(leg) not in self._leg_call)
@@ -421,36 +481,71 @@ class MixerEngine:
         legs = list(legs)
         res = np.empty((len(legs), self.n_samples), np.int16)
         loc = self._locate_many(legs)
-        for w in np.unique(loc[:, 0]):
-            sel = np.flatnonzero(loc[:, 0] == w)
-            res[sel] = self._pools[int(w)].out[loc[sel, 1], loc[sel, 2]]
+        with self._lock:
+            for w in np.unique(loc[:, 0]):
+                sel = np.flatnonzero(loc[:, 0] == w)
+                res[sel] = self._pools[int(w)].out[loc[sel, 1], loc[sel, 2]]
         return res
 
     def buffered(self, leg: LegId) -> int:
-        pool, row, slot = self._where(leg)
-        return int(pool.wr[row, slot] - pool.rd[row, slot])
+        with self._lock:
+            self._drain_pending()
+            pool, row, slot = self._where(leg)
+            return int(pool.wr[row, slot] - pool.rd[row, slot])
 
     def leg_counters(self, leg: LegId) -> tuple[int, int]:
         """(frames missing, frames dropped) so far for one leg."""
-        pool, row, slot = self._where(leg)
-        return int(pool.missing[row, slot]), int(pool.dropped[row, slot])
+        with self._lock:
+            self._drain_pending()
+            pool, row, slot = self._where(leg)
+            return int(pool.missing[row, slot]), int(pool.dropped[row, slot])
 
     @property
     def counters(self) -> MixerCounters:
-        missing, dropped = self._missing_done, self._dropped_done
-        for pool in self._pools.values():
-            m, d = pool.totals()
-            missing, dropped = missing + m, dropped + d
+        with self._lock:
+            self._drain_pending()
+            missing, dropped = self._missing_done, self._dropped_done
+            for pool in self._pools.values():
+                m, d = pool.totals()
+                missing, dropped = missing + m, dropped + d
         return MixerCounters(self.ticks, missing, dropped, self.frames_pushed)
 
     # ------------------------------------------------------------------ the tick
     def tick(self) -> None:
-        """Mix every call once: consume one frame per leg (silence if missing), write every output."""
-        mix = self._mix_c if self.kernel == "c" else self._mix_numpy
+        """Mix every call once: consume one frame per leg (silence if missing), write every output.
+
+        Thread-safe against the other methods: it may run in a worker thread while the event loop goes on.
+        """
+        with self._lock:
+            self._drain_pending()
+            if self.kernel == "c":
+                self._tick_c()
+            else:
+                for pool in self._pools.values():
+                    if pool.n:
+                        self._mix_numpy(pool, self._consume(pool))
+            self.ticks += 1
+
+    def _tick_c(self) -> None:
+        """The fused C kernel consumes and mixes; large pools are split into row ranges, one per thread."""
+        shares: list[list[tuple[_Pool, int, int]]] = [[] for _ in range(self.threads)]
         for pool in self._pools.values():
-            if pool.n:
-                mix(pool, self._consume(pool))
-        self.ticks += 1
+            if pool.n >= _SPLIT_ROWS * self.threads > _SPLIT_ROWS:
+                bounds = np.linspace(0, pool.n, self.threads + 1).astype(int)
+                for t in range(self.threads):
+                    shares[t].append((pool, int(bounds[t]), int(bounds[t + 1])))
+            elif pool.n:
+                shares[0].append((pool, 0, pool.n))
+        jobs = [self._workers.submit(self._mix_rows, share) for share in shares[1:] if share] if self._workers else []
+        self._mix_rows(shares[0])
+        for job in jobs:
+            job.result()
+
+    def _mix_rows(self, share: list[tuple[_Pool, int, int]]) -> None:
+        soft = self.limiter == "soft"
+        for pool, row0, row1 in share:
+            _kernel.tick_rows(pool.addrs, row0, row1, pool.w, pool.n_samples, pool.depth, pool.plane_stride, soft,
+                              pool.stream)
 
     @staticmethod
     def _consume(pool: _Pool) -> np.ndarray:
@@ -461,21 +556,10 @@ class MixerEngine:
         src = np.where(has, pool.slot_base[:n] + (rd % pool.depth) * pool.plane_stride, pool.zero_row)
         pool.missing[:n] += ~has
         rd += has
+        empty = wr == rd  # as in the C kernel: an empty ring restarts at plane 0
+        wr[empty] = 0
+        rd[empty] = 0
         return src
-
-    def _mix_c(self, pool: _Pool, src: np.ndarray) -> None:
-        """The fused C kernel; large pools are split over the worker threads (it runs without the GIL)."""
-        n, soft = pool.n, self.limiter == "soft"
-        if self._workers is None or n < 64 * self.threads:
-            _kernel.mix_pool(pool.ring, src, pool.gains[:n], pool.out[:n], pool.zero_row, soft)
-            return
-        bounds = np.linspace(0, n, self.threads + 1).astype(int)
-        jobs = [self._workers.submit(_kernel.mix_pool, pool.ring, src[a:b], pool.gains[a:b], pool.out[a:b],
-                                     pool.zero_row, soft) for a, b in zip(bounds[1:-1], bounds[2:], strict=True)]
-        _kernel.mix_pool(pool.ring, src[: bounds[1]], pool.gains[: bounds[1]], pool.out[: bounds[1]],
-                         pool.zero_row, soft)
-        for job in jobs:
-            job.result()
 
     def _mix_numpy(self, pool: _Pool, src: np.ndarray) -> None:
         """Gather, widen to float32, one batched matmul, then round/limit/clamp, in cache-sized chunks."""

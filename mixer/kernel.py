@@ -1,7 +1,9 @@
-"""Loader for the optional fused C mix kernel (mixer/_kernel.c), called through ctypes.
+"""Loader for the optional fused C kernels (mixer/_kernel.c), called through ctypes.
 
 The numpy path in engine.py is the reference; the kernel must give the same output (tests check
 this) and is used only when it was built. ``BARGEIN_MIX_KERNEL=numpy`` forces the numpy path.
+ctypes releases the GIL for the length of each call, so worker threads mix in parallel and the
+event loop keeps running while a tick computes in another thread.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import structlog
 log = structlog.get_logger("bargein.mixer")
 
 MAX_SAMPLES = 4096  # frame length limit of the kernel's stack scratch (see _kernel.c)
+MAX_LEGS = 64
+POOL_FIELDS = 8  # ring, wr, rd, dropped, depth, plane_stride, nt, (unused): one row per pool width
 
 _i64 = ctypes.c_int64
 _ptr = ctypes.c_void_p
+_int = ctypes.c_int
 
 
 def _load() -> ctypes.CDLL | None:
@@ -29,12 +34,14 @@ def _load() -> ctypes.CDLL | None:
         if path.exists():
             try:
                 lib = ctypes.CDLL(str(path))
-            except OSError as exc:  # built for another platform
+                tick, push = lib.bargein_tick_rows, lib.bargein_push
+            except (OSError, AttributeError) as exc:  # built for another platform, or a stale build
                 log.warning("mixer.kernel_unloadable", path=str(path), error=str(exc))
                 return None
-            fn = lib.bargein_mix_pool
-            fn.argtypes = [_ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, ctypes.c_int]
-            fn.restype = ctypes.c_int
+            tick.argtypes = [_ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _i64, _i64, _int, _int]
+            tick.restype = _int
+            push.argtypes = [_ptr, _i64, _ptr, _i64, _ptr, _i64, _ptr, _i64]
+            push.restype = _i64
             return lib
     return None
 
@@ -53,14 +60,25 @@ def default_kernel() -> str:
     return "c" if _LIB is not None else "numpy"
 
 
-def mix_pool(ring: np.ndarray, src: np.ndarray, gains: np.ndarray, out: np.ndarray, zero_row: int,
-             soft: bool) -> None:
-    """Mix ``src.shape[0]`` call rows of one pool into ``out`` (all arrays C-contiguous)."""
-    assert _LIB is not None
-    n, w = src.shape
-    src = np.ascontiguousarray(src)
-    rc = _LIB.bargein_mix_pool(ring.ctypes.data, src.ctypes.data, gains.ctypes.data, out.ctypes.data,
-                               n, w, ring.shape[1], zero_row, int(soft))
-    if rc != 0:
-        raise ValueError(f"mix kernel refused frames of {ring.shape[1]} samples")
+def address(a: np.ndarray) -> int:
+    """Where ``a``'s data starts (the kernels take addresses, computed once per allocation: cheaper per call)."""
+    assert a.flags.c_contiguous
+    return int(a.__array_interface__["data"][0])
 
+
+def tick_rows(addrs: tuple[int, ...], row0: int, row1: int, w: int, ns: int, depth: int, plane_stride: int,
+              soft: bool, stream: bool) -> None:
+    """Consume one frame per leg and mix call rows ``[row0, row1)`` of one pool. ``addrs`` are the addresses of
+    its ring, wr, rd, missing, gains and out arrays (C-contiguous; see ``_Pool`` in engine.py)."""
+    assert _LIB is not None
+    rc = _LIB.bargein_tick_rows(*addrs, row0, row1, w, ns, depth, plane_stride, int(soft), int(stream))
+    if rc != 0:
+        raise ValueError(f"mix kernel refused frames of {ns} samples or calls of {w} legs")
+
+
+def push(leg_loc: np.ndarray, legs: np.ndarray, frames: np.ndarray, pools: np.ndarray) -> int:
+    """Queue ``frames[i]`` for ``legs[i]``; returns -1, or the index of the first unknown leg (nothing written).
+    ``pools`` is the ``(widths, POOL_FIELDS)`` table of ``MixerEngine._pool_table``."""
+    assert _LIB is not None
+    return int(_LIB.bargein_push(address(leg_loc), leg_loc.shape[0], address(legs), legs.shape[0], address(frames),
+                                 frames.shape[1], address(pools), pools.shape[0]))

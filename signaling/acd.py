@@ -47,6 +47,12 @@ class Acd:
             self.agents[name].state = Availability.OFFLINE
         self._idle.pop(name, None)
 
+    def released(self, name: str, call_id: str) -> None:
+        """``name`` is no longer offered ``call_id`` (answered elsewhere, declined, timed out, call ended)."""
+        st = self.agents.get(name)
+        if st is not None and st.call_id == call_id:
+            st.call_id = None
+
     def publish(self, name: str, state: str, now: float) -> None:
         """PUBLISH: an agent sets its availability (the core then refreshes the idle line)."""
         st = self.agents.get(name)
@@ -56,10 +62,11 @@ class Acd:
         log.info("signaling.agent_state", user=name, state=state)
 
     def pick(self, call: Call) -> str | None:
-        """The longest-idle agent who may take ``call`` (staffs its queue) and was not offered it yet."""
+        """The longest-idle agent who may take ``call`` (staffs its queue), was not offered it yet and is not
+        its caller."""
         staffed = self.settings.queues[call.queue].agents
         for name in self._idle:
-            if name in call.tried_agents or (staffed is not None and name not in staffed):
+            if name == call.customer or name in call.tried_agents or (staffed is not None and name not in staffed):
                 continue
             user = self.directory.user(name)
             if user is None or user.queues is None or call.queue in user.queues:

@@ -25,6 +25,7 @@ from .acd import Acd
 from .actions import Action, AddLeg, CloseConnection, ConnId, RemoveLeg, Send, UpdateLeg
 from .directory import Directory, demo_directory
 from .model import Call, CallState, Connection, Participant, PendingInvite
+from .pending import Invitations
 from .policy import Refused
 from .records import Records
 from .sessions import Sessions
@@ -50,13 +51,15 @@ class SignalingCore:
         self.user_call: dict[str, str] = {}  # user -> call they are in (or ringing for)
         self.records = Records()
         self.subscribers = views.Subscribers()
-        self._pending: dict[tuple[ConnId, int], str] = {}  # (conn, server cseq) of an INVITE -> call id
+        self.invitations = Invitations()
+        self._ring_after: dict[str, Call] = {}  # a customer's leg whose SDP answer its call waits for to ring
         self._ids = itertools.count(1)
         self._legs = itertools.count(1)
         self._handlers: dict[type, Callable[[Connection, Any], list[Action]]] = {
             m.Register: self._on_register, m.Options: self._on_options, m.Publish: self._on_publish,
             m.Subscribe: self._on_subscribe, m.Invite: self._on_invite, m.Info: self._on_info,
-            m.Refer: self._on_refer, m.Ack: self._on_ack, m.Cancel: self._on_cancel, m.Bye: self._on_bye,
+            m.Refer: self._on_refer, m.Ack: lambda c, msg: [],  # ACK has no response
+            m.Cancel: self._on_cancel, m.Bye: self._on_bye,
         }
 
     def _at(self, now: float | None) -> float:
@@ -66,8 +69,7 @@ class SignalingCore:
     # ------------------------------------------------------------------------------ transport
     def connect(self, conn: ConnId, now: float | None = None, remote: str | None = None) -> list[Action]:
         """A transport opened; ``remote`` (its address) keys the limits that outlive connections."""
-        ok = self.sessions.open(conn, self._at(now), remote)
-        return [] if ok else [CloseConnection(conn, "server full")]
+        return [] if self.sessions.open(conn, self._at(now), remote) else [CloseConnection(conn, "server full")]
 
     def disconnect(self, conn: ConnId, now: float | None = None) -> list[Action]:
         self._at(now)
@@ -92,12 +94,12 @@ class SignalingCore:
                 return [self.sessions.too_many(c, exc.cseq, exc.method)]
             log.info("signaling.bad_message", conn=conn, user=c.user.name if c.user else None,
                      status=exc.status, why=exc.reason)
-            return [Send(conn, m.response(exc.cseq, exc.method, exc.status, exc.reason))]
+            return [Send(conn, m.response(exc.cseq, exc.method, exc.status, exc.reason, **exc.fields))]
         if self.sessions.rate_limited(c, self.now):
             return [self.sessions.too_many(c, msg.cseq, getattr(msg, "method", None))]
-        if isinstance(msg, m.Response):
-            return self._on_response(c, msg)
         try:
+            if isinstance(msg, m.Response):
+                return self._on_response(c, msg)
             self.sessions.check_request(c, msg.cseq, msg.method)
             return self._handlers[type(msg)](c, msg)
         except Refused as r:
@@ -106,35 +108,45 @@ class SignalingCore:
             return [Send(conn, m.response(msg.cseq, msg.method, r.status, r.reason))]
         except Exception:  # a bug must cost one request, not the connection or the server
             log.exception("signaling.internal_error", conn=conn, method=msg.method)
-            return [Send(conn, m.response(msg.cseq, msg.method, 500, "internal error; the server is still up"))]
+            return [] if isinstance(msg, m.Response) else [
+                Send(conn, m.response(msg.cseq, msg.method, 500, "internal error; the server is still up"))]
 
     def next_deadline(self) -> float | None:
         """When :meth:`poll` next has something to do (the earliest ring timeout), or None."""
-        deadlines = [call.pending.deadline for cid in set(self._pending.values())
-                     if (call := self.calls.get(cid)) is not None and call.pending is not None]
-        return min(deadlines, default=None)
+        return self.invitations.next_deadline()
 
     def poll(self, now: float | None = None) -> list[Action]:
         """Expire unanswered INVITEs (ring timeout)."""
-        self._at(now)
         out: list[Action] = []
-        for call_id in set(self._pending.values()):
-            call = self.calls.get(call_id)
-            p = call.pending if call else None
-            if call is not None and p is not None and self.now >= p.deadline:
+        for call in self.invitations.due(self._at(now)):
+            if (p := call.pending) is not None and self.now >= p.deadline:  # still the same, unanswered
                 log.info("signaling.ring_timeout", call_id=call.call_id, user=p.user)
                 out += self._invite_failed(call, p, 408, f"{p.user} did not answer in {self.settings.ring_timeout_s:g} s",
                                            cancel=True)
         return out
 
-    def media_failed(self, leg: str, now: float | None = None) -> list[Action]:
-        """The leg's media transport closed or failed: free it like a BYE from its owner."""
+    def media_answered(self, leg: str, now: float | None = None) -> list[Action]:
+        """The adapter answered the SDP offer of ``leg``: a call waiting for its customer's answer now rings."""
+        self._at(now)
+        call = self._ring_after.pop(leg, None)
+        if call is None or call.call_id not in self.calls:
+            return []
+        if (agent := self.acd.pick(call)) is not None:
+            return self._ring(call, agent)
+        return [Send(call.customer_conn, m.response(call.customer_cseq, "INVITE", 480, "no agent available",
+                                                    call_id=call.call_id)),
+                *self._end_call(call, "no agent available", by=None, notify_customer=False), *self._notify_views()]
+
+    def media_failed(self, leg: str, now: float | None = None, refused: bool = False) -> list[Action]:
+        """The leg's media failed: its offer could not be answered (``refused``: the adapter sent 488) or it
+        died later (its owner is told: BYE, or NOTIFY session-ended). The leg is freed like a BYE."""
         self._at(now)
         for call in list(self.calls.values()):
             for p in list(call.participants.values()):
                 if p.leg == leg:
-                    log.info("signaling.media_gone", call_id=call.call_id, user=p.user, leg=leg)
-                    return self._leave(call, p, why="media connection lost") + self._notify_views()
+                    log.info("signaling.media_gone", call_id=call.call_id, user=p.user, leg=leg, refused=refused)
+                    told = [] if refused or p.conn not in self.conns else [views.media_lost(call, p, self.conns[p.conn])]
+                    return told + self._leave(call, p, why="media connection lost") + self._notify_views()
         return []
 
     def media_lost(self, call_ids: list[str], reason: str, now: float | None = None) -> list[Action]:
@@ -167,28 +179,21 @@ class SignalingCore:
     def _refresh_idle(self, name: str) -> None:
         self.acd.refresh(name, free=name in self.online and name not in self.user_call)
 
-    def _clear_pending(self, call: Call) -> None:
-        if call.pending is not None:
-            self._pending.pop((call.pending.conn, call.pending.cseq), None)
-            call.pending = None
-
     def _release_pending(self, call: Call, cancel: str | None) -> list[Action]:
         """Withdraw the call's pending INVITE (with a CANCEL giving ``cancel`` as the reason, if set)."""
-        p = call.pending
+        p = self.invitations.clear(call)
         if p is None:
             return []
-        self._clear_pending(call)
         self.user_call.pop(p.user, None)
-        if p.user in self.agents and self.agents[p.user].call_id == call.call_id:
-            self.agents[p.user].call_id = None
+        self.acd.released(p.user, call.call_id)
         self._refresh_idle(p.user)
         if cancel is None or p.conn not in self.conns:
             return []
         return [self._request(p.conn, "CANCEL", call_id=call.call_id, reason=cancel)]
 
     def agents_view(self, now: float | None = None) -> list[dict[str, Any]]:
-        return views.agents_view(self.agents, self.calls, self.online, self.directory, self.settings,
-                                 self.clock() if now is None else now)
+        now = self.clock() if now is None else now
+        return views.agents_view(self.agents, self.calls, self.online, self.directory, self.settings, now)
 
     def calls_view(self, now: float | None = None) -> list[dict[str, Any]]:
         return views.calls_view(self.calls, self.settings, self.clock() if now is None else now)
@@ -215,9 +220,6 @@ class SignalingCore:
     def _on_options(self, c: Connection, msg: m.Options) -> list[Action]:
         return [self._ok(c, msg, allow=sorted(m.METHODS))]
 
-    def _on_ack(self, c: Connection, msg: m.Ack) -> list[Action]:
-        return []  # ACK has no response
-
     def _on_publish(self, c: Connection, msg: m.Publish) -> list[Action]:
         self.acd.publish(c.me.name, msg.state, self.now)
         self._refresh_idle(c.me.name)
@@ -238,22 +240,26 @@ class SignalingCore:
         call_id = f"call-{next(self._ids)}"
         call = Call(call_id, queue, c.me.name, c.conn, msg.cseq, self.now)
         call.record = self.records.open_contact(call_id, queue, c.me.name, self.now)
+        self.user_call[c.me.name] = call_id  # busy before an agent is picked: an agent who calls is not idle
+        self._refresh_idle(c.me.name)
         agent = self.acd.pick(call)
         if agent is None:
+            del self.user_call[c.me.name]
+            self._refresh_idle(c.me.name)
             self.records.close_contact(call.record, self.now, "no agent available", None)
             raise Refused(480, f"no agent available in queue {queue!r}")
         self.calls[call_id] = call
-        self.user_call[c.me.name] = call_id
-        cust = Participant(c.me.name, Role.CUSTOMER, self._new_leg(), c.conn)
-        call.participants[cust.user] = cust
+        cust = call.join(Participant(c.me.name, Role.CUSTOMER, self._new_leg(), c.conn))
         log.info("signaling.call_created", call_id=call_id, queue=queue, customer=c.me.name)
         out: list[Action] = [AddLeg(call_id, cust.leg, cust.routing(), c.conn, cust.user),
                              Send(c.conn, m.response(msg.cseq, "INVITE", 100, call_id=call_id))]
-        # early media: the SDP answer travels in 183 so audio flows as soon as the agent answers
-        if msg.sdp is not None:
-            out.append(Send(c.conn, m.response(msg.cseq, "INVITE", 183, call_id=call_id, leg=cust.leg),
-                            media_leg=cust.leg, media_offer=msg.sdp))
-        return out + self._ring(call, agent)
+        if msg.sdp is None:
+            return out + self._ring(call, agent)
+        # early media: the SDP answer travels in 183 so audio flows as soon as the agent answers; the agent is
+        # rung once it is answered (media_answered), so a 488 is never followed by 180 nor an agent rung
+        self._ring_after[cust.leg] = call
+        return [*out, Send(c.conn, m.response(msg.cseq, "INVITE", 183, call_id=call_id, leg=cust.leg),
+                           media_leg=cust.leg, media_offer=msg.sdp)]
 
     def _ring(self, call: Call, agent: str) -> list[Action]:
         invite = self._invite(call, agent, Role.AGENT, None, kind="queue")
@@ -261,12 +267,8 @@ class SignalingCore:
 
     def _invite(self, call: Call, user: str, role: Role, referred_by: str | None, **fields: Any) -> Send:
         """Offer ``call`` to ``user`` with a server INVITE; it stays pending until answered or timed out."""
-        conn = self.online[user]
-        invite = self.conns[conn].request("INVITE", call_id=call.call_id, **{"from": referred_by or call.customer},
-                                          queue=call.queue, **fields)
-        call.pending = PendingInvite(call.call_id, user, conn, invite.message["cseq"], role,
-                                     self.now + self.settings.ring_timeout_s, referred_by=referred_by)
-        self._pending[(conn, call.pending.cseq)] = call.call_id
+        invite = self.invitations.offer(call, user, role, self.conns[self.online[user]],
+                                        self.now + self.settings.ring_timeout_s, referred_by, **fields)
         self.user_call[user] = call.call_id
         self._refresh_idle(user)
         return invite
@@ -274,8 +276,8 @@ class SignalingCore:
     def _on_response(self, c: Connection, msg: m.Response) -> list[Action]:
         if c.user is None or msg.method != "INVITE":
             return []  # responses to our BYE / NOTIFY need no action
-        call = self.calls.get(self._pending.get((c.conn, msg.cseq), ""))
-        if call is None or call.pending is None or (call.pending.conn, call.pending.cseq) != (c.conn, msg.cseq):
+        call = self.invitations.answered(c.conn, msg.cseq)
+        if call is None or call.pending is None:
             log.info("signaling.stray_response", user=c.me.name, cseq=msg.cseq, status=msg.status)
             return []
         p = call.pending
@@ -283,7 +285,7 @@ class SignalingCore:
             return []
         if msg.status >= 300:
             return self._invite_failed(call, p, msg.status, f"{p.user} declined ({msg.status})")
-        self._clear_pending(call)
+        self.invitations.clear(call)
         part = Participant(p.user, p.role, self._new_leg(), c.conn)
         try:
             policy.within_limits(self.settings.limits, call.roles() + [(part.role, None)])
@@ -291,7 +293,7 @@ class SignalingCore:
             self.user_call.pop(p.user, None)
             self._refresh_idle(p.user)
             return [c.request("BYE", call_id=call.call_id, reason=exc.reason)]
-        call.participants[p.user] = part
+        call.join(part)
         out: list[Action] = [AddLeg(call.call_id, part.leg, part.routing(), c.conn, p.user)]
         ack = c.request("ACK", call_id=call.call_id, leg=part.leg)
         out.append(Send(ack.conn, ack.message, media_leg=part.leg if msg.sdp else None, media_offer=msg.sdp))
@@ -329,11 +331,8 @@ class SignalingCore:
         policy.not_busy(self.user_call, c.me.name, "you are already on call {}; leave it first")
         mode = SupervisorMode(msg.mode)
         policy.may_set_mode(c.me, perms, self.settings, call, None, mode)
-        sup = Participant(c.me.name, Role.SUPERVISOR, self._new_leg(), c.conn, mode=mode)
-        sup.record = self.records.open_monitor(call_id, c.me.name, mode.value, self.now)
-        call.participants[sup.user] = sup
+        sup = controls.join_supervisor(call, c.me.name, c.conn, self._new_leg(), mode, self.records, self.now)
         self.user_call[sup.user] = call_id
-        log.info("signaling.monitor_started", call_id=call_id, supervisor=sup.user, mode=mode.value)
         out: list[Action] = [AddLeg(call_id, sup.leg, sup.routing(), c.conn, sup.user),
                              Send(c.conn, m.response(msg.cseq, "INVITE", 200, call_id=call_id, mode=mode.value,
                                                      leg=sup.leg, session_id=sup.record.session_id,
@@ -348,18 +347,14 @@ class SignalingCore:
         if msg.action == "mode":
             return self._set_mode(c, msg, call, me)
         target = call.participants.get(msg.target) if msg.target else me
+        if target is not None and me.caller_side and target.role is Role.SUPERVISOR:
+            target = None  # a customer cannot tell a supervisor from nobody
         if target is None:
             raise Refused(404, f"no participant {msg.target!r} in call {call.call_id}")
         policy.may_act_on(me, target, msg.action, msg.value)
         if msg.action == "drop":
-            log.info("signaling.participant_dropped", call_id=call.call_id, by=c.me.name, target=target.user)
-            if call.record:
-                call.record.events.append((self.now, f"{target.user} dropped by {c.me.name}"))
-            out: list[Action] = [self._ok(c, msg)]
-            if target.conn in self.conns:
-                out.append(self._request(target.conn, "BYE", call_id=call.call_id,
-                                         reason=f"dropped by supervisor {c.me.name}"))
-            return out + self._leave(call, target, why=f"dropped by {c.me.name}")
+            bye = controls.drop(call, me, target, self.conns.get(target.conn), self.now)
+            return [self._ok(c, msg), *bye, *self._leave(call, target, why=f"dropped by {c.me.name}")]
         return [self._ok(c, msg, target=target.user, action=msg.action, value=msg.value),
                 *controls.set_flag(call, me, target, msg.action, msg.value), *views.call_state(call, self.conns)]
 
@@ -421,6 +416,7 @@ class SignalingCore:
         out = self._release_pending(call, reason)
         for p in list(call.participants.values()):
             out.append(RemoveLeg(call.call_id, p.leg))
+            self._ring_after.pop(p.leg, None)
             self.user_call.pop(p.user, None)
             if p.user in self.agents:
                 self.agents[p.user].call_id = None

@@ -8,14 +8,16 @@ what the measured arrival jitter needs, and no more:
   clock, up to an unknown constant). Its 95th percentile over the last 5 s is the *late edge*: when
   frame ``k`` is due at time ``T``, the *playout offset* ``T - k x period`` must stay at or above it.
 * A missing head frame is a loss (conceal its slot, go on at the same offset) when newer frames are
-  here. Otherwise the stream as a whole is late (a stall): conceal and wait one tick, so the offset
-  grows by one frame, up to ``max_delay_s`` above the fastest recent frames.
+  here, or when the late edge says it should be here and the stream is otherwise flowing. While the
+  edge says it may still come, or the whole stream has gone quiet (a stall), conceal and wait one
+  tick, so the offset grows by one frame, up to ``max_delay_s`` above the fastest recent frames.
   A frame that arrives after its turn raises the delay at once by how late it was (fast attack,
   up to ``max_grow_frames``), slow release below. The delay kept for jitter is capped at
   ``max_delay_s`` above the fastest recent frames: a conversation cannot wait longer than that.
 * Too early (the offset would still clear the late edge by ``margin`` after losing a frame, for
   ``hold`` ticks in a row, fewer when there is more to spare): drop the quietest buffered frame,
-  with a short crossfade over the cut.
+  with a short crossfade over the cut. With ``jump_frames`` or more to spare (our ticks stalled and
+  the backlog arrived at once) the excess oldest frames go at once.
   Latency that a burst, a stall or sender clock skew added is given back; it never creeps.
 * Concealment is the last frame faded out, then silence; real audio after a gap fades in.
   (libopus packet-loss concealment is not reachable through PyAV: an empty packet means "flush".)
@@ -43,7 +45,7 @@ class JitterStats:
     late: int  # frames that arrived after their turn (discarded)
     overflow: int  # frames dropped because the buffer was full
     resyncs: int  # timeline restarts (sender jumped far ahead or back)
-    skipped: int  # frames dropped with the clock's skipped ticks
+    skipped: int  # frames dropped at once: far more buffered than the jitter needs (after our ticks stalled)
 
 
 class AdaptiveJitterBuffer:
@@ -60,9 +62,10 @@ class AdaptiveJitterBuffer:
         hold: int = 25,
         margin_s: float = 0.003,
         resync_frames: int = 25,
-        resync_after_s: float = 0.3,
+        resync_after_s: float = 1.0,
         max_grow_frames: int = 10,
         max_delay_s: float = 0.2,
+        jump_frames: int = 5,
     ) -> None:
         if samples < 8 or capacity < 2 or window < 1 or hold < 1:
             raise ValueError("samples >= 8, capacity >= 2, window >= 1 and hold >= 1 are required")
@@ -70,9 +73,9 @@ class AdaptiveJitterBuffer:
         self.capacity, self.hold, self.margin = capacity, hold, margin_s
         self.resync_frames, self.resync_after = resync_frames, resync_after_s
         self._behind_since: float | None = None  # first of a run of frames far behind playout
-        self._tick: int | None = None
         self._origin: float | None = None  # playout time of frame ``_base`` as of the last pull
         self._last_pop: float | None = None
+        self._last_arrival: float | None = None
         self._stalls: deque[float] = deque(maxlen=25)  # how late each of the last pulls came (our stalls)
         self._stall = 0.0  # the longest of them
         self._catching_up = False  # this pull came right after another: the clock catches up after a stall
@@ -85,6 +88,7 @@ class AdaptiveJitterBuffer:
         self._edge_age = 0
         self._low: deque[tuple[int, float]] = deque()  # ... and minimum
         self.max_delay = max_delay_s
+        self.jump_frames = jump_frames
         self._seen = 0
         self._base = 0  # frame number that maps to transit 0 (keeps floats small)
         self._next: int | None = None  # number of the next frame to play
@@ -98,7 +102,7 @@ class AdaptiveJitterBuffer:
         self._silence = np.zeros(samples, np.int16)
         self._silence.flags.writeable = False
         self.received = self.played = self.concealed = self.shrunk = self.late = self.overflow = self.resyncs = 0
-        self.skipped = 0  # frames whose tick never ran (the clock skipped it after a stall)
+        self.skipped = 0  # frames dropped at once because far more than the jitter needs was buffered
 
     # ------------------------------------------------------------------ in
     def put(self, number: int, pcm: np.ndarray, arrival: float) -> None:
@@ -106,6 +110,7 @@ class AdaptiveJitterBuffer:
         if pcm.shape != (self.samples,) or pcm.dtype != np.int16:
             raise ValueError(f"frame must be int16 of shape ({self.samples},), got {pcm.dtype} {pcm.shape}")
         self.received += 1
+        self._last_arrival = arrival
         if self._next is not None and number < self._next:
             # behind playout: a late or stale frame (discarded below), or, when nothing but late frames
             # comes for a while, playout has got ahead of the sender (a restart, or a skip that left
@@ -170,18 +175,8 @@ class AdaptiveJitterBuffer:
         self._grow = 0
 
     # ------------------------------------------------------------------ out
-    def pop(self, now: float, tick: int | None = None) -> np.ndarray | None:
-        """The frame for the tick running at ``now``; None before the first frame ever arrived.
-
-        ``tick``: the clock's tick index. Ticks the clock skipped (it was stopped too long to catch up)
-        take their frames with them, so the playout point does not fall behind."""
-        if tick is not None:
-            if self._tick is not None and tick - self._tick > 1 and self._next is not None:
-                for n in range(self._next, self._next + tick - self._tick - 1):
-                    self.skipped += self._frames.pop(n, None) is not None
-                    self._skip.pop(n, None)
-                self._next += tick - self._tick - 1
-            self._tick = tick
+    def pop(self, now: float) -> np.ndarray | None:
+        """The frame for the tick running at ``now``; None before the first frame ever arrived."""
         if self._last_pop is not None:
             gap = now - self._last_pop
             self._stalls.append(max(0.0, gap - self.period))
@@ -202,6 +197,13 @@ class AdaptiveJitterBuffer:
         edge = self._late_edge() if self._transit else offset
         pending = sum(1 for n in self._skip if n > self._next)  # drops decided but not yet reached
         spare = (offset - (1 + pending) * self.period - edge - self.margin) / self.period
+        if spare >= self.jump_frames:  # far too much buffered (the ticks stalled): drop the excess at once
+            run = 0  # ... of what is here: frames still on their way are not skipped
+            while self._next + run + 1 in self._frames:
+                run += 1
+            if run:
+                offset = self._jump(min(int(spare), run), now)
+                spare = (offset - (1 + pending) * self.period - edge - self.margin) / self.period
         if spare >= 0 and self._next + 1 in self._frames:
             # a whole frame of spare delay: drop one after ``hold`` ticks, sooner the more there is
             self._early += 1
@@ -217,7 +219,7 @@ class AdaptiveJitterBuffer:
             return out
         self.concealed += 1
         self._skip.pop(self._next - 1, None)
-        if self._wait_for_head(offset, edge):
+        if self._wait_for_head(offset, edge, now):
             return self._conceal()  # too early to give up on it: the offset grows by one frame
         self._next += 1  # lost: its slot is concealed and playout goes on at the same offset
         return self._conceal()
@@ -231,13 +233,17 @@ class AdaptiveJitterBuffer:
             self._edge_age = 0
         return min(self._edge, self._low[0][1] + self.max_delay)
 
-    def _wait_for_head(self, offset: float, edge: float) -> bool:
-        """The head is missing. With newer frames here it is lost. Otherwise the whole stream is late (a
-        sender or network stall): wait for it, up to max_delay above the fastest recent frames, so a
-        stall costs delay that the release gives back rather than audio that is gone for good."""
+    def _wait_for_head(self, offset: float, edge: float, now: float) -> bool:
+        """The head is missing. With newer frames here it is lost. Otherwise wait for it while the measured
+        jitter says it may still come, or while the whole stream has gone quiet (a sender or network
+        stall, nothing for three frames: its audio is coming late, not lost), up to max_delay above the
+        fastest recent frames: a stall costs delay that the release gives back, not audio."""
         if any(n > self._next for n in self._frames):
             return False
-        return self._catching_up or offset < self._low[0][1] + self.max_delay
+        if self._catching_up or offset < edge + self.margin:
+            return True
+        quiet = self._last_arrival is None or now - self._last_arrival > 3 * self.period
+        return quiet and offset - self._stall < self._low[0][1] + self.max_delay
 
     def _play(self, frame: np.ndarray, dropped_head: np.ndarray | None) -> np.ndarray:
         self.played += 1
@@ -257,6 +263,18 @@ class AdaptiveJitterBuffer:
             return self._silence
         self._gap = True
         return np.rint(self._last.astype(np.float32) * self._fade_out).astype(np.int16)
+
+    def _jump(self, frames: int, now: float) -> float:
+        """Skip ``frames`` from the head (the oldest, whose time has passed); returns the new offset."""
+        for n in range(self._next, self._next + frames):
+            self.skipped += self._frames.pop(n, None) is not None
+            self._skip.pop(n, None)
+        self._next += frames
+        self._gap = True  # the next frame fades in over the cut
+        self._early = 0
+        offset = now - (self._next - self._base) * self.period
+        self._origin = offset
+        return offset
 
     def _shrink(self) -> None:
         """Drop the quietest frame of the contiguous run at the head (not the head itself, which plays now)."""

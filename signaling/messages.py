@@ -49,7 +49,8 @@ AgentState = Literal["available", "away", "offline"]
 
 
 class _Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=MAX_SDP)
+    # strict: a cseq is a JSON integer (not "7", 8.0 or true), a value a JSON boolean (not "yes" or 1)
+    model_config = ConfigDict(extra="forbid", str_max_length=MAX_SDP, strict=True)
 
 
 class _Request(_Msg):
@@ -157,9 +158,11 @@ METHODS = {"REGISTER", "PUBLISH", "INVITE", "ACK", "BYE", "CANCEL", "INFO", "REF
 
 
 class ParseError(ValueError):
-    def __init__(self, status: int, reason: str, cseq: int | None = None, method: str | None = None) -> None:
+    def __init__(self, status: int, reason: str, cseq: int | None = None, method: str | None = None,
+                 **fields: Any) -> None:
         super().__init__(reason)
         self.status, self.reason, self.cseq, self.method = status, reason, cseq, method
+        self.fields = fields  # extra response fields (405: ``allow``)
 
 
 _CSEQ = re.compile(rb'"cseq"\s*:\s*(-?\d{1,18})[\s,}]')
@@ -192,7 +195,7 @@ def parse(raw: str | bytes | dict[str, Any]) -> Request | Response:
     data.setdefault("type", "request")
     if data.get("type") == "request" and method is not None and method not in METHODS:
         raise ParseError(405, f"unknown method {method[:40]!r}: expected one of {', '.join(sorted(METHODS))}",
-                         cseq, None)
+                         cseq, None, allow=sorted(METHODS))
     try:
         msg = _incoming.validate_python(data)
     except ValidationError as exc:

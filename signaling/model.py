@@ -62,13 +62,28 @@ class Participant:
     leg: str
     conn: ConnId
     mode: SupervisorMode | None = None
-    muted: bool = False
-    held: bool = False
-    muted_by: str | None = None  # a supervisor who muted this party; undone when they leave
+    muted: bool = False  # the party's own mute
+    held: bool = False  # the party's own hold
+    muted_by: str | None = None  # a barging supervisor who muted this party: only they (or their leaving) undo it
+    held_by: str | None = None  # the agent (or a barging supervisor) who put this party on hold: only they undo it
     record: MonitorRecord | None = None
+    shown: dict[str, Any] | None = None  # the last call-state sent to a caller-side party (see views.call_state)
+
+    @property
+    def caller_side(self) -> bool:
+        """Customers and other parties: they are never told anything about supervisors."""
+        return self.role in (Role.CUSTOMER, Role.PARTY)
+
+    @property
+    def is_muted(self) -> bool:
+        return self.muted or self.muted_by is not None
+
+    @property
+    def is_held(self) -> bool:
+        return self.held or self.held_by is not None
 
     def routing(self) -> LegRouting:
-        return LegRouting(self.role, self.mode, muted=self.muted, held=self.held)
+        return LegRouting(self.role, self.mode, muted=self.is_muted, held=self.is_held)
 
 
 @dataclass
@@ -99,6 +114,13 @@ class Call:
     pending: PendingInvite | None = None
     tried_agents: set[str] = field(default_factory=set)
     record: ContactRecord | None = None
+
+    def join(self, p: Participant) -> Participant:
+        """Add a participant; participants are keyed by user, and a user is never two participants."""
+        if p.user in self.participants:
+            raise ValueError(f"{p.user} is already in call {self.call_id}")
+        self.participants[p.user] = p
+        return p
 
     def supervisors(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.role is Role.SUPERVISOR]

@@ -94,6 +94,8 @@ def may_act_on(me: Participant, target: Participant, action: str, value: bool) -
         barging = me.role is Role.SUPERVISOR and me.mode is SupervisorMode.BARGE
         agent_holds = action == "hold" and me.role is Role.AGENT
         if not (barging or agent_holds):
+            if me.caller_side:  # never mention supervisors to a customer
+                raise Refused(403, f"you can only {action} yourself")
             raise Refused(403, f"only a barging supervisor may {action} another participant")
         if target.role is Role.SUPERVISOR:
             raise Refused(403, "supervisors cannot act on other supervisors")
@@ -102,8 +104,10 @@ def may_act_on(me: Participant, target: Participant, action: str, value: bool) -
             raise Refused(400, "field 'target': name the participant to drop (use BYE to leave)")
         if target.role is Role.AGENT:
             raise Refused(403, "the agent cannot be dropped; the agent ends the call")
-    if action == "mute" and not other and not value and target.muted_by is not None:
-        raise Refused(403, f"muted by supervisor {target.muted_by}: only they can unmute you")
+    owner = target.muted_by if action == "mute" else target.held_by if action == "hold" else None
+    if other and not value and owner is not None and owner != me.user:
+        raise Refused(403, f"{target.user} was {'muted' if action == 'mute' else 'put on hold'} by {owner}: "
+                           f"only they can release it")
 
 
 def may_refer(me: Participant | None, target: User | None, target_name: str, online: Container[str],

@@ -81,7 +81,7 @@ class BargeinServer:
         self.directory = with_load_users(load_directory(self.settings.users_file), self.settings.load_users)
         self.core = SignalingCore(self.settings, self.directory)
         self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits)
-        self.clock = RealtimeClock(self.engine.tick)
+        self.clock = RealtimeClock(self.engine.tick, offload=True)  # the mix computes off the event loop
         self.gateway = gateway
         self.services = list(services or [])
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg id
@@ -210,8 +210,15 @@ class BargeinServer:
 
     def api(self, view: Any) -> Any:
         async def handler(request: web.Request) -> web.Response:
-            token = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
-            user = self.directory.by_token(token.strip()) if token else None
+            token = request.query.get("token")
+            auth = request.headers.get("Authorization")
+            if not token and auth:
+                scheme, _, credentials = auth.strip().partition(" ")
+                if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 7235)
+                    return web.json_response({"status": 401, "reason": "Authorization must be 'Bearer <token>'"},
+                                             status=401)
+                token = credentials.strip()
+            user = self.directory.by_token(token) if token else None
             if user is None:
                 return web.json_response({"status": 401, "reason": "a valid token is required"}, status=401)
             if "access_metrics" not in self.directory.permissions(user):
@@ -394,7 +401,7 @@ class BargeinServer:
         if self.gateway is None or leg is None:
             msg["media"] = "unavailable"
             self._send(a.conn, msg)
-            return []
+            return self.core.media_answered(a.media_leg or "")
         try:
             msg["sdp"] = await self.gateway.open_leg(leg, str(self.engine.call_of(leg)), a.media_offer or "")
             if self.legs.get(a.media_leg or "") != leg:  # the leg ended while its offer was being answered
@@ -404,9 +411,9 @@ class BargeinServer:
             log.info("server.media_refused", leg=a.media_leg, why=str(exc))
             self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
                                           call_id=msg.get("call_id")))
-            return self.core.media_failed(a.media_leg or "")
+            return self.core.media_failed(a.media_leg or "", refused=True)
         self._send(a.conn, msg)
-        return []
+        return self.core.media_answered(a.media_leg or "")
 
     async def _apply_media(self, a: AddLeg | UpdateLeg | RemoveLeg | Send) -> list[Action]:
         """Leg actions for media workers: the pool places each call on a worker and forwards them."""
@@ -427,8 +434,9 @@ class BargeinServer:
                 log.info("server.media_refused", leg=a.media_leg, why=str(exc))
                 self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
                                               call_id=msg.get("call_id")))
-                return self.core.media_failed(a.media_leg or "")
+                return self.core.media_failed(a.media_leg or "", refused=True)
             self._send(a.conn, msg)
+            return self.core.media_answered(a.media_leg or "")
         return []
 
     def _call_of_leg(self, leg: str | None) -> str:

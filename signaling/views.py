@@ -8,9 +8,10 @@ from typing import Any
 
 from bargein.mixer.roles import Role
 
-from .actions import Action, ConnId
+from . import messages as m
+from .actions import Action, ConnId, Send
 from .directory import Directory, User
-from .model import AgentStatus, Call, CallState, Connection
+from .model import AgentStatus, Call, CallState, Connection, Participant
 from .settings import Settings
 
 
@@ -21,15 +22,39 @@ def natural(name: str) -> list[Any]:
 
 def participants(call: Call) -> list[dict[str, Any]]:
     return [{"user": p.user, "role": p.role.value, "mode": p.mode.value if p.mode else None,
-             "muted": p.muted, "held": p.held} for p in call.participants.values()]
+             "muted": p.is_muted, "held": p.is_held} for p in call.participants.values()]
 
 
 def supervisors(call: Call) -> list[dict[str, Any]]:
     return [{"user": p.user, "mode": p.mode.value} for p in call.supervisors() if p.mode]
 
 
+def media_lost(call: Call, p: Participant, c: Connection) -> Action:
+    """What a party whose media died is told (the others are told like for a hang-up)."""
+    why = "your media connection was lost"
+    if p.role is Role.SUPERVISOR:
+        return c.notify("session-ended", call_id=call.call_id, reason=why)
+    if p.role is Role.CUSTOMER and call.state is CallState.RINGING:  # its INVITE has no final response yet
+        return Send(c.conn, m.response(call.customer_cseq, "INVITE", 480, why, call_id=call.call_id))
+    return c.request("BYE", call_id=call.call_id, reason=why)
+
+
+def caller_view(call: Call) -> dict[str, Any]:
+    """The call as a customer or other party may see it: no supervisors, and nothing a supervisor did (a
+    supervisor's mute or hold shows only to the agent and supervisors)."""
+    def held(p: Participant) -> bool:
+        owner = call.participants.get(p.held_by) if p.held_by else None
+        return p.held or (owner is not None and owner.role is not Role.SUPERVISOR)
+
+    return {"call_id": call.call_id, "state": call.state.value,
+            "participants": [{"user": p.user, "role": p.role.value, "mode": None, "muted": p.muted, "held": held(p)}
+                             for p in call.participants.values() if p.role is not Role.SUPERVISOR]}
+
+
 def call_state(call: Call, conns: Mapping[ConnId, Connection]) -> list[Action]:
-    """Tell every participant who is on the call and in which mode (agents see supervision)."""
+    """Tell every participant who is on the call and in which mode (the agent and supervisors see supervision).
+    A customer or other party is sent its view only when that view changed, so nothing a supervisor does
+    (joining, leaving, changing mode, muting) causes a message to them."""
     parts = participants(call)
     sups = supervisors(call)
     out: list[Action] = []
@@ -37,9 +62,11 @@ def call_state(call: Call, conns: Mapping[ConnId, Connection]) -> list[Action]:
         c = conns.get(p.conn)
         if c is None:
             continue
-        if p.role is Role.CUSTOMER:  # a customer is never told about supervisors
-            visible = [q for q in parts if q["role"] != Role.SUPERVISOR.value]
-            out.append(c.notify("call-state", call_id=call.call_id, state=call.state.value, participants=visible))
+        if p.caller_side:
+            view = caller_view(call)
+            if view != p.shown:
+                p.shown = view
+                out.append(c.notify("call-state", **view))
         else:
             out.append(c.notify("call-state", call_id=call.call_id, state=call.state.value, participants=parts,
                                 supervisors=sups))

@@ -275,7 +275,7 @@ class WebRTCGateway(MediaGateway):
         now = time.monotonic()
         legs, frames = [], []
         for leg, state in self.legs.items():
-            pcm = state.inbound.pop(now, index)
+            pcm = state.inbound.pop(now)
             if pcm is not None and self.engine.has_leg(leg):
                 legs.append(leg)
                 frames.append(pcm)

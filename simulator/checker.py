@@ -20,7 +20,7 @@ from .expected import MODE_NAMES, ROLE_NAMES, should_hear
 from .report import Report
 from .scenario import Verification
 from .tables import CallTable, LegTable
-from .voices import POOL_HZ, ToneMeter
+from .voices import POOL, POOL_HZ, ToneMeter
 
 log = structlog.get_logger("bargein.simulator")
 
@@ -43,6 +43,18 @@ class RoutingChecker:
         self.rng = rng
         self.meter = ToneMeter(engine.rate)
         self.level = amplitude * FULL_SCALE
+        self._phase = np.empty(0, np.int16)  # sim leg id % every_ticks
+        self._owned = np.empty((0, POOL + 1), bool)  # scratch: tones owned by the listener's call (+ a spare)
+        self._row_index = np.empty((0, 1), np.int64)
+        self._padded_levels = np.empty((0, POOL + 1), np.float32)
+
+    def _rows(self, n: int) -> np.ndarray:
+        """``(n, 1)`` row numbers (preallocated; the scratch grows with the largest sample)."""
+        if self._row_index.shape[0] < n:
+            self._row_index = np.arange(n, dtype=np.int64)[:, None]
+            self._owned = np.empty((n, POOL + 1), bool)
+            self._padded_levels = np.zeros((n, POOL + 1), np.float32)
+        return self._row_index[:n]
 
     def sample(self, t: int) -> np.ndarray:
         """This tick's listeners: each leg's turn comes every ``every_ticks`` ticks (a random sample of at most
@@ -50,7 +62,13 @@ class RoutingChecker:
         v = self.settings
         every = v.every_ticks
         act = self.legs.live
-        lis = act[(act + t) % every == 0] if every > 1 else act
+        if every > 1:
+            # leg s is due when (s + t) % every == 0; s % every is fixed per id, so look it up (no division)
+            if self._phase.size < self.legs.cap:
+                self._phase = (np.arange(self.legs.cap) % every).astype(np.int16)
+            lis = act[self._phase[act] == (-t) % every]
+        else:
+            lis = act
         cap = max(1, v.max_listeners // every)
         if lis.size > cap:
             lis = np.sort(self.rng.choice(lis, cap, replace=False))
@@ -59,11 +77,16 @@ class RoutingChecker:
     def check(self, t: int) -> None:
         """Measure and check this tick's listeners (after the mixer's tick)."""
         lis = self.sample(t)
-        if not lis.size:
+        n = lis.size
+        if not n:
             return
         legs = self.legs
-        levels = self.meter.levels(self.engine.outputs(legs.mixer[lis].tolist())) / self.level  # (L, POOL)
-        members = self.calls.members[legs.call[lis]]  # (L, M) sim legs of the listener's call
+        rows = self._rows(n)
+        # (L, POOL + 1): 1.0 is a voice at its own level; the spare last column is read for unused members
+        padded = self._padded_levels[:n]
+        levels = padded[:, :POOL]
+        np.divide(self.meter.levels(self.engine.outputs(legs.mixer[lis].tolist())), self.level, out=levels)
+        members = self.calls.members[legs.call[lis]]  # (L, M) sim legs of the listener's call, -1 unused
         valid = members >= 0
         m = np.where(valid, members, 0)
         lcol = lis[:, None]
@@ -72,15 +95,15 @@ class RoutingChecker:
             m, legs.role[m], legs.mode[m], legs.muted[m], legs.held[m], legs.talking[m],
         )
         pair = valid & (m != lcol)
-        bins = np.where(valid, legs.bin[m], 0)
-        lvl = np.take_along_axis(levels, bins, axis=1)
+        bins = np.where(valid, legs.bin[m], POOL)  # unused members point at the spare column
+        lvl = padded[rows, bins]
         ok = np.where(expect, (lvl >= HEARD_MIN) & (lvl <= HEARD_MAX), lvl <= SILENT_MAX)
         bad = pair & ~ok
         # energy at a frequency no leg of this call owns: audio leaking in from another call
-        owned = np.zeros(levels.shape, dtype=bool)
-        rows = np.broadcast_to(np.arange(lis.size)[:, None], bins.shape)
-        owned[rows[valid], bins[valid]] = True
-        leak = ~owned & (levels > SILENT_MAX)
+        owned = self._owned[:n]
+        owned[:] = False
+        owned[rows, bins] = True
+        leak = ~owned[:, :POOL] & (levels > SILENT_MAX)
         r = self.report
         r.checked_ticks += 1
         r.listener_checks += int(lis.size)

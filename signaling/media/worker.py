@@ -37,7 +37,7 @@ class MediaWorker:
         self.config, self.id = config, config.worker
         self.writer = writer
         self.engine = MixerEngine(rate=config.mixer_rate, limits=config.limits)
-        self.clock = RealtimeClock(self.engine.tick)
+        self.clock = RealtimeClock(self.engine.tick, offload=True)  # the mix computes off the event loop
         self.gateway = WebRTCGateway(silent_peer_s=config.silent_peer_s, connect_grace_s=config.connect_grace_s,
                                      encode_inline=config.encode_inline)
         self.gateway.attach(self.engine, self.clock, self._gateway_lost)

@@ -34,12 +34,16 @@ class Harness:
         self.n = 0
 
     def apply(self, actions: list) -> list:
-        for a in actions:
+        """Apply ``actions`` and what follows from them (an answered SDP offer); returns them all."""
+        actions = list(actions)
+        for a in actions:  # grows while iterating: follow-ups are applied in order after the batch
             if isinstance(a, Send):
                 msg = dict(a.message)
                 if a.media_leg is not None:
                     msg["sdp"] = f"answer-for-{a.media_leg}"
                 self.inbox.setdefault(a.conn, []).append(msg)
+                if a.media_leg is not None:
+                    actions += self.core.media_answered(a.media_leg)
             elif isinstance(a, AddLeg):
                 assert a.leg not in self.legs
                 self.legs[a.leg] = {"call_id": a.call_id, "routing": a.routing, "user": a.user}

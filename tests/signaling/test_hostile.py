@@ -3,6 +3,7 @@
 import json
 
 import aiohttp
+from bargein.signaling import invariants
 from bargein.signaling.core import Send
 from bargein.signaling.messages import METHODS, REASONS
 from helpers.inprocess import Harness, start_call
@@ -45,6 +46,7 @@ def test_hostile_frames_against_the_core(batches: list[list]) -> None:
                 if isinstance(action, Send) and action.message.get("type") == "response":
                     assert action.message["status"] in REASONS, action.message
                     assert action.message["status"] != 500, action.message
+            invariants.check(h.core, {leg: v["call_id"] for leg, v in h.legs.items()})
     # the core still serves a complete call with supervision
     h.clock.t += 100
     c, a, call2 = start_call(h, customer="customer3", agent="agent3")
@@ -52,6 +54,7 @@ def test_hostile_frames_against_the_core(batches: list[list]) -> None:
     assert s.request("INVITE", to=f"call:{call2}")["status"] == 200
     assert s.request("INFO", call_id=call2, action="mode", mode="barge")["status"] == 200
     assert a.request("BYE", call_id=call2)["status"] == 200
+    invariants.check(h.core, {leg: v["call_id"] for leg, v in h.legs.items()})
 
 
 @settings(max_examples=1, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -80,15 +80,20 @@ def test_acting_on_participants() -> None:
     policy.may_act_on(cust, cust, "mute", True)  # oneself
     policy.may_act_on(agent, cust, "hold", True)  # the agent holds a party
     assert "barging" in refused(403, policy.may_act_on, sup, cust, "mute", True)
-    assert "barging" in refused(403, policy.may_act_on, cust, agent, "mute", True)
+    assert refused(403, policy.may_act_on, cust, agent, "mute", True) == "you can only mute yourself"  # no "supervisor"
+    assert "barging" in refused(403, policy.may_act_on, agent, cust, "mute", True)
     sup.mode = SupervisorMode.BARGE
     policy.may_act_on(sup, cust, "mute", True)
     policy.may_act_on(sup, cust, "drop", True)
     refused(403, policy.may_act_on, sup, other_sup, "mute", True)
     assert "agent cannot be dropped" in refused(403, policy.may_act_on, sup, agent, "drop", True)
     refused(400, policy.may_act_on, sup, sup, "drop", True)
-    cust.muted, cust.muted_by = True, "supervisor1"
-    assert "only they can unmute" in refused(403, policy.may_act_on, cust, cust, "mute", False)
+    cust.muted_by = "supervisor2"  # another supervisor's mute is theirs to release
+    assert "only they can release" in refused(403, policy.may_act_on, sup, cust, "mute", False)
+    policy.may_act_on(cust, cust, "mute", False)  # one's own unmute is always allowed (and leaves the other mute)
+    cust.held_by = "agent1"
+    assert "only they can release" in refused(403, policy.may_act_on, sup, cust, "hold", False)
+    policy.may_act_on(agent, cust, "hold", False)
 
 
 def test_refer() -> None:

@@ -151,3 +151,16 @@ async def test_ring_timeout_fires_without_polling() -> None:
         assert srv.core.next_deadline() is None and not srv.core.calls
         await agent.close()
         await customer.close()
+
+
+@pytest.mark.parametrize(("header", "status"), [("supervisor1", 401), ("Basic supervisor1", 401),
+                                                ("Bearer supervisor1", 200), ("bearer supervisor1", 200),
+                                                ("Bearer agent1", 403), ("Bearer nobody", 401)])
+async def test_rest_authorization_must_be_bearer(server: tuple[BargeinServer, str], header: str, status: int) -> None:
+    """Issue 9 item 10: a bare token in Authorization (no Bearer scheme) used to be accepted."""
+    srv, base = server
+    async with aiohttp.ClientSession() as session, session.get(base + "/api/agents",
+                                                               headers={"Authorization": header}) as r:
+        assert r.status == status, await r.text()
+        if status == 401 and " " not in header:
+            assert "Bearer" in (await r.json())["reason"]

@@ -144,3 +144,21 @@ def test_signaling_path_scales_past_the_servers_connection_limit():
     r = Simulation(Scenario(calls=1100, duration_s=0.4, seed=3, rate=8000)).run()
     assert r.control == "signaling"
     assert r.peak_concurrent_calls >= 1100 and r.routing_violations == 0
+
+
+def test_the_heap_is_frozen_only_during_the_run(busy):
+    import gc
+
+    seen = []
+
+    class Probe(MixerEngine):
+        def tick(self):
+            if not seen:
+                seen.append(gc.get_freeze_count())
+            super().tick()
+
+    sc = busy(duration_s=1)
+    assert gc.get_freeze_count() == 0
+    Simulation(sc, engine=Probe(sc.rate, sc.limits, buffer_frames=sc.buffer_frames)).run()
+    assert seen[0] > 0  # the set-up's objects were out of the collector's reach while ticking
+    assert gc.get_freeze_count() == 0  # and are collectable again afterwards

@@ -200,14 +200,16 @@ async def test_fallback_pump_resamples_and_rechunks_into_mixer_frames(rate: int)
     state = _Leg(speaker, None, MixedAudioTrack(rate, engine.n_samples), engine.n_samples)  # type: ignore[arg-type]
     gateway.legs[speaker] = state
     pump = asyncio.ensure_future(gateway._pump(state, _OpusLikeTrack(CUSTOMER, 50, paced=True)))
-    heard, i = [], 0
-    while not pump.done() or state.inbound.depth:
+    heard = []
+    for i in range(500):  # bounded: ~1 s of audio needs about 60 ticks
+        if pump.done() and not state.inbound.depth:
+            break
         await asyncio.sleep(0.02)
         gateway._feed_inputs(i)
         engine.tick()
         assert engine.buffered(speaker) == 0  # the mixer's ring holds only the frame being mixed
         heard.append(engine.output(listener).copy())
-        i += 1
+    assert pump.done() and not state.inbound.depth
     assert 48 <= state.frames_in <= 50  # 1 s in, 20 ms frames out (the resampler may hold a little back)
     s = state.inbound.stats
     assert s.played + s.shrunk + s.late + s.skipped == s.received  # every frame accounted for
