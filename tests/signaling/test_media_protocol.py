@@ -14,7 +14,7 @@ from bargein.signaling.load_users import with_load_users
 from bargein.signaling.media import protocol as p
 from bargein.signaling.settings import Settings, load_settings
 from helpers.inprocess import Harness, start_call
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -33,6 +33,7 @@ def _stream(data: bytes) -> asyncio.StreamReader:
     return reader
 
 
+@settings(deadline=None)  # no timing in tests: a busy machine may take any time per example
 @given(routing=ROUTINGS, worker=st.text(min_size=1, max_size=20), sdp=st.text(max_size=2000))
 def test_every_message_survives_json_framing_unchanged(routing: LegRouting, worker: str, sdp: str) -> None:
     to_worker = [p.AddLeg(worker=worker, call_id="call-1", leg="leg-1", routing=p.Routing.of(routing)),
