@@ -1,4 +1,4 @@
-"""``bargein``: ``serve`` (signaling + WebRTC + mixer) and ``simulate`` (the contact-center simulator)."""
+"""The ``bargein`` command: ``serve`` (signaling + WebRTC + mixer) and ``simulate`` (the simulator)."""
 
 from __future__ import annotations
 
@@ -8,48 +8,75 @@ from typing import Any
 
 from bargein.logs import configure_logging
 
+DESCRIPTION = """\
+bargein: contact-center call audio. Agents and customers talk over WebRTC through a batched
+conference mixer; supervisors pick a live call from a real-time agents view and monitor it
+silently, barge in (both parties hear them) or coach the agent alone.
+
+  bargein serve       run the server (open http://127.0.0.1:8080/ in a browser)
+  bargein simulate    simulate many calls and verify who hears whom
+"""
+
+SERVE_DESCRIPTION = """\
+Run the server: the signaling WebSocket (/ws), the web client (/), the real-time views for
+supervisors (/api/agents, /api/calls, /api/records), /healthz and Prometheus /metrics, with the
+conference mixer and the WebRTC media gateway. Settings come from their defaults, then the TOML
+file given with --config, then BARGEIN_* environment variables, then the flags below.
+"""
+
+OTHER_VARIABLES = [
+    ("BARGEIN_LOG_LEVEL", "DEBUG, INFO (default) or WARNING"),
+    ("BARGEIN_LOG_JSON", "1: JSON logs even on a terminal"),
+    ("BARGEIN_MIX_KERNEL", "numpy: use the numpy mixer instead of the C kernel"),
+]
+
+
+def _environment_help() -> str:
+    from bargein.signaling.settings import environment_variables
+
+    rows = environment_variables() + OTHER_VARIABLES
+    width = max(len(name) for name, _ in rows) + 2
+    lines = [f"  {name:<{width}}{what}" for name, what in rows]
+    return "environment variables:\n" + "\n".join(lines)
+
 
 def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from bargein.signaling.server import Service, run
+    from bargein.app import serve
     from bargein.signaling.settings import load_settings
 
+    if args.demo_calls < 0:
+        sys.stderr.write("bargein serve: --demo-calls must be >= 0\n")
+        return 2
     try:
         settings = load_settings(args.config, host=args.host, port=args.port)
     except (ValidationError, OSError, ValueError) as exc:
         sys.stderr.write(f"bargein serve: bad settings: {exc}\n")
         return 2
-    services: list[Service] = []
-    if args.demo_calls:
-        try:
-            from bargein.simulator.demo import DemoCalls  # type: ignore[import-not-found]
-        except ImportError as exc:
-            sys.stderr.write(f"bargein serve: --demo-calls needs the simulator's demo service ({exc})\n")
-            return 2
-        services.append(DemoCalls(args.demo_calls))
-    run(settings, services)
+    serve(settings, demo_calls=args.demo_calls)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="bargein", description=__doc__)
+    from bargein.simulator import cli as sim_cli
+
+    ap = argparse.ArgumentParser(prog="bargein", description=DESCRIPTION,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
     ap.add_argument("--log-json", action="store_true", help="JSON logs even on a terminal")
-    sub = ap.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the signaling/WebRTC server with its mixer")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{serve,simulate}")
+    serve = sub.add_parser("serve", help="run the signaling/WebRTC server with its mixer",
+                           description=SERVE_DESCRIPTION, epilog=_environment_help(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8080)")
-    serve.add_argument("--config", default=None, help="TOML settings file (BARGEIN_* env vars override it)")
+    serve.add_argument("--config", default=None, metavar="FILE",
+                       help="TOML settings file (BARGEIN_* environment variables override it)")
     serve.add_argument("--demo-calls", type=int, default=0, metavar="N",
-                       help="run N simulated agent<->customer calls inside the server")
+                       help="run N simulated agent-customer calls inside the server (the live demo)")
     serve.set_defaults(func=_serve)
-    try:
-        from bargein.simulator import cli as sim_cli
-    except ImportError:
-        sim_cli = None
-    if sim_cli is not None:
-        sim_cli.register(sub)
+    sim_cli.register(sub)
     return ap
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -47,8 +47,22 @@ class UnknownCallError(KeyError):
         return f"unknown call {self.args[0]!r}"
 
 
+@dataclass(slots=True)
+class _Carried:
+    """Buffered input and counters of some legs of one call, carried when the call changes pool."""
+
+    ring: np.ndarray  # (depth, k, n_samples)
+    wr: np.ndarray  # (k,) frames written so far
+    rd: np.ndarray  # (k,) frames read so far
+    missing: np.ndarray  # (k,) ticks without a frame
+    dropped: np.ndarray  # (k,) frames dropped on a full buffer
+
+
 class _Pool:
-    """All calls that have exactly ``w`` legs."""
+    """All calls that have exactly ``w`` legs: their buffers, gains, outputs and per-leg counters.
+
+    Every per-row array is grown, appended to and swap-removed here, in one place.
+    """
 
     def __init__(self, w: int, depth: int, n_samples: int) -> None:
         self.w, self.depth, self.n_samples = w, depth, n_samples
@@ -62,33 +76,51 @@ class _Pool:
         # d planes of (cap, w) frames: a tick reads mostly-contiguous rows; last row is the zero frame
         ring = np.zeros((d * cap * w + 1, ns), dtype=np.int16)
         planes = ring[: d * cap * w].reshape(d, cap, w, ns)
-        wr = np.zeros((cap, w), dtype=np.int64)
-        rd = np.zeros((cap, w), dtype=np.int64)
-        gains = np.zeros((cap, w, w), dtype=np.float32)
-        out = np.zeros((cap, w, ns), dtype=np.int16)
+        per_row = {
+            "wr": np.zeros((cap, w), dtype=np.int64),
+            "rd": np.zeros((cap, w), dtype=np.int64),
+            "missing": np.zeros((cap, w), dtype=np.int64),
+            "dropped": np.zeros((cap, w), dtype=np.int64),
+            "gains": np.zeros((cap, w, w), dtype=np.float32),
+            "out": np.zeros((cap, w, ns), dtype=np.int16),
+        }
         if old is not None:
             planes[:, : self.n] = old[:, : self.n]
-            wr[: self.n], rd[: self.n] = self.wr[: self.n], self.rd[: self.n]
-            gains[: self.n], out[: self.n] = self.gains[: self.n], self.out[: self.n]
+            for name, arr in per_row.items():
+                arr[: self.n] = getattr(self, name)[: self.n]
         self.cap = cap
-        self.ring, self.wr, self.rd, self.gains, self.out = ring, wr, rd, gains, out
-        self.planes = planes
+        self.ring, self.planes = ring, planes
+        self.wr, self.rd = per_row["wr"], per_row["rd"]
+        self.missing, self.dropped = per_row["missing"], per_row["dropped"]
+        self.gains, self.out = per_row["gains"], per_row["out"]
         self.zero_row = d * cap * w
         self.plane_stride = cap * w
         self.slot_base = np.arange(cap * w, dtype=np.int64).reshape(cap, w)
 
-    def append(self, call: CallKey) -> int:
+    def _per_row(self) -> tuple[np.ndarray, ...]:
+        return self.wr, self.rd, self.missing, self.dropped, self.gains, self.out
+
+    def append(self, call: CallKey, carried: _Carried, gains: np.ndarray) -> int:
+        """Add ``call`` as the last row: its first legs take ``carried``, the others start empty."""
         if self.n == self.cap:
             self._alloc(self.cap * 2)
         row = self.n
         self.n += 1
         self.calls.append(call)
         self.planes[:, row] = 0
-        self.wr[row] = 0
-        self.rd[row] = 0
-        self.gains[row] = 0
-        self.out[row] = 0
+        for arr in self._per_row():
+            arr[row] = 0
+        k = carried.wr.shape[0]
+        self.planes[:, row, :k] = carried.ring
+        self.wr[row, :k], self.rd[row, :k] = carried.wr, carried.rd
+        self.missing[row, :k], self.dropped[row, :k] = carried.missing, carried.dropped
+        self.gains[row] = gains
         return row
+
+    def carry(self, row: int, keep: list[int]) -> _Carried:
+        """Copies of the buffers and counters of legs ``keep`` of ``row``."""
+        return _Carried(self.planes[:, row][:, keep].copy(), self.wr[row, keep].copy(), self.rd[row, keep].copy(),
+                        self.missing[row, keep].copy(), self.dropped[row, keep].copy())
 
     def remove(self, row: int) -> CallKey | None:
         """Swap-remove ``row``; return the call that moved into it (if any)."""
@@ -96,13 +128,22 @@ class _Pool:
         moved = None
         if row != last:
             self.planes[:, row] = self.planes[:, last]
-            self.wr[row], self.rd[row] = self.wr[last], self.rd[last]
-            self.gains[row], self.out[row] = self.gains[last], self.out[last]
+            for arr in self._per_row():
+                arr[row] = arr[last]
             moved = self.calls[last]
             self.calls[row] = moved
         self.calls.pop()
         self.n = last
         return moved
+
+    def totals(self) -> tuple[int, int]:
+        """(frames missing, frames dropped) summed over the pool's current legs."""
+        return int(self.missing[: self.n].sum()), int(self.dropped[: self.n].sum())
+
+    @staticmethod
+    def empty(depth: int, n_samples: int) -> _Carried:
+        none = np.zeros(0, np.int64)
+        return _Carried(np.zeros((depth, 0, n_samples), np.int16), none, none, none, none)
 
 
 @dataclass(slots=True)
@@ -131,7 +172,9 @@ class MixerEngine:
         limiter: LimiterKind = "soft",
         kernel: Literal["auto", "c", "numpy"] = "auto",
         threads: int = 1,
+        frame_samples: int | None = None,
     ) -> None:
+        """``frame_samples`` overrides the 20 ms frame length at ``rate`` (small frames keep tests fast)."""
         check_rate(rate)
         if not 1 <= buffer_frames <= 64:
             raise ValueError(f"buffer_frames must be between 1 and 64, got {buffer_frames}")
@@ -148,11 +191,13 @@ class MixerEngine:
             raise ValueError(f"threads must be between 1 and 64, got {threads}")
         if threads > 1 and kernel != "c":
             raise ValueError("threads > 1 needs the C kernel (it releases the GIL; numpy's path does not split)")
+        if frame_samples is not None and not 1 <= frame_samples <= _kernel.MAX_SAMPLES:
+            raise ValueError(f"frame_samples must be between 1 and {_kernel.MAX_SAMPLES}, got {frame_samples}")
         self.threads = threads
         # the C kernel runs without the GIL, so large pools can be split across worker threads
         self._workers = ThreadPoolExecutor(threads - 1, thread_name_prefix="bargein-mix") if threads > 1 else None
         self.rate = rate
-        self.n_samples = samples_per_frame(rate)
+        self.n_samples = frame_samples or samples_per_frame(rate)
         self.limits = limits or CallLimits()
         self.depth = buffer_frames
         self.limiter: LimiterKind = limiter
@@ -164,8 +209,6 @@ class MixerEngine:
         self.frames_pushed = 0
         self._missing_done = 0  # counters of legs that already left
         self._dropped_done = 0
-        self._missing: dict[int, np.ndarray] = {}
-        self._dropped: dict[int, np.ndarray] = {}
         # where each leg lives (pool width, row, slot), for vectorised push_many/outputs; -1 = gone
         self._leg_loc = np.full((64, 3), -1, dtype=np.int64)
         self._scratch_i16 = np.empty(0, dtype=np.int16)
@@ -227,17 +270,24 @@ class MixerEngine:
                   mode=routing.mode.value if routing.mode else None)
         return leg
 
-    def update_leg(self, leg: LegId, **changes: object) -> LegRouting:
-        """Change a leg's mode, muted, held or gain; gains of its call are recomputed."""
+    def set_routing(self, leg: LegId, routing: LegRouting) -> None:
+        """Replace a leg's routing (mode, muted, held, gain); its call's gains are recomputed.
+
+        The role of a leg is fixed: a different role raises ValueError. Raises LimitError (and changes
+        nothing) when the new routing would break a call limit.
+        """
         call = self._call_of(leg)
         c = self._calls[call]
         i = c.legs.index(leg)
-        new = replace(c.routing[i], **changes)
-        trial = [*c.routing[:i], new, *c.routing[i + 1 :]]
+        if routing.role is not c.routing[i].role:
+            raise ValueError(f"leg {leg} has role {c.routing[i].role.value}: a leg's role cannot change "
+                             f"(to {routing.role.value})")
+        trial = [*c.routing[:i], routing, *c.routing[i + 1 :]]
         self.limits.check([(r.role, r.mode) for r in trial])
         c.routing = trial
         self._pool(len(c.legs)).gains[c.row] = route(c.routing)
-        return new
+        log.debug("mixer.routing_set", call=str(call), leg=leg, mode=routing.mode.value if routing.mode else None,
+                  muted=routing.muted, held=routing.held, gain=routing.gain)
 
     def remove_leg(self, leg: LegId) -> None:
         call = self._call_of(leg)
@@ -257,42 +307,24 @@ class MixerEngine:
               drop: int = -1) -> None:
         """Move ``call`` to the pool of its new width, carrying its buffers and counters."""
         w_old = len(c.legs)
-        keep = [i for i in range(w_old) if i != drop]
         if w_old:
             pool = self._pools[w_old]
-            ring = pool.planes[:, c.row][:, keep].copy()
-            wr, rd = pool.wr[c.row][keep].copy(), pool.rd[c.row][keep].copy()
-            miss = self._missing[w_old][c.row].copy()
-            drp = self._dropped[w_old][c.row].copy()
-            if drop >= 0:
-                self._missing_done += int(miss[drop])
-                self._dropped_done += int(drp[drop])
-            miss, drp = miss[keep], drp[keep]
-            self._remove_row(w_old, c.row)
+            if drop >= 0:  # the leaving leg's counters stay in the engine's totals
+                self._missing_done += int(pool.missing[c.row, drop])
+                self._dropped_done += int(pool.dropped[c.row, drop])
+            carried = pool.carry(c.row, [i for i in range(w_old) if i != drop])
+            self._remove_row(pool, c.row)
         else:
-            ring = np.zeros((self.depth, 0, self.n_samples), np.int16)
-            wr = rd = miss = drp = np.zeros(0, np.int64)
+            carried = _Pool.empty(self.depth, self.n_samples)
         if drop >= 0:
             del c.legs[drop], c.routing[drop]
         if add is not None:
             c.legs.append(leg)
             c.routing.append(add)
-        w = len(c.legs)
-        if w == 0:
+        if not c.legs:
             c.row = -1
             return
-        pool = self._pool(w)
-        row = pool.append(call)
-        if row >= self._missing[w].shape[0]:
-            self._grow_counters(w)
-        k = len(keep)
-        pool.planes[:, row, :k] = ring
-        pool.wr[row, :k], pool.rd[row, :k] = wr, rd
-        self._missing[w][row] = 0
-        self._dropped[w][row] = 0
-        self._missing[w][row, :k], self._dropped[w][row, :k] = miss, drp
-        pool.gains[row] = route(c.routing)
-        c.row = row
+        c.row = self._pool(len(c.legs)).append(call, carried, route(c.routing))
         self._locate(c)
 
     def _locate(self, c: _Call) -> None:
@@ -303,11 +335,7 @@ class MixerEngine:
         for slot, leg in enumerate(c.legs):
             self._leg_loc[leg] = (len(c.legs), c.row, slot)
 
-    def _remove_row(self, w: int, row: int) -> None:
-        pool = self._pools[w]
-        last = pool.n - 1
-        self._missing[w][row] = self._missing[w][last]
-        self._dropped[w][row] = self._dropped[w][last]
+    def _remove_row(self, pool: _Pool, row: int) -> None:
         moved = pool.remove(row)
         if moved is not None:
             self._calls[moved].row = row
@@ -317,17 +345,7 @@ class MixerEngine:
         pool = self._pools.get(w)
         if pool is None:
             pool = self._pools[w] = _Pool(w, self.depth, self.n_samples)
-            self._missing[w] = np.zeros((pool.cap, w), np.int64)
-            self._dropped[w] = np.zeros((pool.cap, w), np.int64)
         return pool
-
-    def _grow_counters(self, w: int) -> None:
-        cap = self._pools[w].cap
-        for table in (self._missing, self._dropped):
-            old = table[w]
-            new = np.zeros((cap, w), np.int64)
-            new[: old.shape[0]] = old
-            table[w] = new
 
     def _call_of(self, leg: LegId) -> CallKey:
         try:
@@ -349,7 +367,7 @@ class MixerEngine:
     # ------------------------------------------------------------------ audio in and out
     def push(self, leg: LegId, frame: np.ndarray, *, sample_rate: int | None = None) -> None:
         """Queue one 20 ms frame for ``leg``. When the buffer is full the oldest frame is dropped."""
-        check_frame(frame, self.rate, sample_rate=sample_rate)
+        check_frame(frame, self.rate, sample_rate=sample_rate, n_samples=self.n_samples)
         pool, row, slot = self._where(leg)
         self._write(pool, np.array([row]), np.array([slot]), frame[None, :])
 
@@ -385,7 +403,7 @@ class MixerEngine:
         if full.any():
             rd = rd + full
             pool.rd[rows, slots] = rd
-            np.add.at(self._dropped[pool.w], (rows[full], slots[full]), 1)
+            np.add.at(pool.dropped, (rows[full], slots[full]), 1)
         # one flat row index per frame: numpy copies whole rows for a single index array
         pool.ring[(wr % pool.depth) * pool.plane_stride + rows * pool.w + slots] = frames
         pool.wr[rows, slots] = wr + 1
@@ -415,42 +433,53 @@ class MixerEngine:
     def leg_counters(self, leg: LegId) -> tuple[int, int]:
         """(frames missing, frames dropped) so far for one leg."""
         pool, row, slot = self._where(leg)
-        return int(self._missing[pool.w][row, slot]), int(self._dropped[pool.w][row, slot])
+        return int(pool.missing[row, slot]), int(pool.dropped[row, slot])
 
     @property
     def counters(self) -> MixerCounters:
-        missing = self._missing_done + sum(int(self._missing[w][: p.n].sum()) for w, p in self._pools.items())
-        dropped = self._dropped_done + sum(int(self._dropped[w][: p.n].sum()) for w, p in self._pools.items())
+        missing, dropped = self._missing_done, self._dropped_done
+        for pool in self._pools.values():
+            m, d = pool.totals()
+            missing, dropped = missing + m, dropped + d
         return MixerCounters(self.ticks, missing, dropped, self.frames_pushed)
 
     # ------------------------------------------------------------------ the tick
     def tick(self) -> None:
         """Mix every call once: consume one frame per leg (silence if missing), write every output."""
-        for w, pool in self._pools.items():
+        mix = self._mix_c if self.kernel == "c" else self._mix_numpy
+        for pool in self._pools.values():
             if pool.n:
-                self._mix_pool(pool, self._missing[w])
+                mix(pool, self._consume(pool))
         self.ticks += 1
 
-    def _mix_pool(self, pool: _Pool, missing: np.ndarray) -> None:
-        n, w, ns = pool.n, pool.w, self.n_samples
+    @staticmethod
+    def _consume(pool: _Pool) -> np.ndarray:
+        """Take one frame per leg: ring rows to mix, ``(n, w)`` (the zero row where a frame is missing)."""
+        n = pool.n
         wr, rd = pool.wr[:n], pool.rd[:n]
         has = wr > rd
         src = np.where(has, pool.slot_base[:n] + (rd % pool.depth) * pool.plane_stride, pool.zero_row)
-        missing[:n] += ~has
+        pool.missing[:n] += ~has
         rd += has
-        if self.kernel == "c":
-            soft = self.limiter == "soft"
-            if self._workers is None or n < 64 * self.threads:
-                _kernel.mix_pool(pool.ring, src, pool.gains[:n], pool.out[:n], pool.zero_row, soft)
-                return
-            bounds = np.linspace(0, n, self.threads + 1).astype(int)
-            jobs = [self._workers.submit(_kernel.mix_pool, pool.ring, src[a:b], pool.gains[a:b], pool.out[a:b],
-                                         pool.zero_row, soft) for a, b in zip(bounds[1:-1], bounds[2:], strict=True)]
-            _kernel.mix_pool(pool.ring, src[: bounds[1]], pool.gains[: bounds[1]], pool.out[: bounds[1]],
-                             pool.zero_row, soft)
-            for job in jobs:
-                job.result()
+        return src
+
+    def _mix_c(self, pool: _Pool, src: np.ndarray) -> None:
+        """The fused C kernel; large pools are split over the worker threads (it runs without the GIL)."""
+        n, soft = pool.n, self.limiter == "soft"
+        if self._workers is None or n < 64 * self.threads:
+            _kernel.mix_pool(pool.ring, src, pool.gains[:n], pool.out[:n], pool.zero_row, soft)
             return
+        bounds = np.linspace(0, n, self.threads + 1).astype(int)
+        jobs = [self._workers.submit(_kernel.mix_pool, pool.ring, src[a:b], pool.gains[a:b], pool.out[a:b],
+                                     pool.zero_row, soft) for a, b in zip(bounds[1:-1], bounds[2:], strict=True)]
+        _kernel.mix_pool(pool.ring, src[: bounds[1]], pool.gains[: bounds[1]], pool.out[: bounds[1]],
+                         pool.zero_row, soft)
+        for job in jobs:
+            job.result()
+
+    def _mix_numpy(self, pool: _Pool, src: np.ndarray) -> None:
+        """Gather, widen to float32, one batched matmul, then round/limit/clamp, in cache-sized chunks."""
+        n, w, ns = pool.n, pool.w, self.n_samples
         rows_per_chunk = max(1, _CHUNK_BYTES // (w * ns * 4))
         self._ensure_scratch(min(n, rows_per_chunk) * w * ns)
         for c0 in range(0, n, rows_per_chunk):

@@ -23,9 +23,11 @@ def check_rate(rate: int) -> None:
         raise FrameError(f"unsupported mixer rate {rate} Hz: expected one of {', '.join(map(str, SUPPORTED_RATES))}")
 
 
-def check_frame(frame: object, rate: int, *, sample_rate: int | None = None) -> np.ndarray:
-    """Return ``frame`` if it is one 20 ms mono int16 frame at ``rate``; raise FrameError otherwise."""
-    n = samples_per_frame(rate)
+def check_frame(frame: object, rate: int, *, sample_rate: int | None = None, n_samples: int | None = None
+                ) -> np.ndarray:
+    """Return ``frame`` if it is one mono int16 frame at ``rate`` (20 ms unless ``n_samples`` says otherwise);
+    raise FrameError otherwise."""
+    n = n_samples or samples_per_frame(rate)
     if sample_rate is not None and sample_rate != rate:
         raise FrameError(f"frame sample rate is {sample_rate} Hz: expected {rate} Hz (resample first)")
     if not isinstance(frame, np.ndarray):
@@ -35,5 +37,6 @@ def check_frame(frame: object, rate: int, *, sample_rate: int | None = None) -> 
     if frame.ndim != 1:
         raise FrameError(f"frame shape is {frame.shape}: expected mono ({n},)")
     if frame.shape[0] != n:
-        raise FrameError(f"frame has {frame.shape[0]} samples: expected {n} (20 ms at {rate} Hz)")
+        raise FrameError(f"frame has {frame.shape[0]} samples: expected {n}"
+                         + (f" (20 ms at {rate} Hz)" if n == samples_per_frame(rate) else ""))
     return frame

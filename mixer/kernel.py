@@ -16,6 +16,8 @@ import structlog
 
 log = structlog.get_logger("bargein.mixer")
 
+MAX_SAMPLES = 4096  # frame length limit of the kernel's stack scratch (see _kernel.c)
+
 _i64 = ctypes.c_int64
 _ptr = ctypes.c_void_p
 

@@ -1,7 +1,10 @@
 # Shared by scripts/run and scripts/test: make .venv and install the project into it (idempotent).
+# INSTALL_EXTRAS picks the extras: scripts/run installs the plain package (""), scripts/test
+# "dev,bench"; unset means "dev,bench" (a developer sourcing this file wants the tools).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+EXTRAS="${INSTALL_EXTRAS-dev,bench}"
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
@@ -12,12 +15,16 @@ if [ ! -x .venv/bin/python ]; then
     echo "==> creating .venv"
     "$PY" -m venv .venv
 fi
-# Reinstall only when the packaging inputs changed (or the C kernel was never built).
-STAMP=.venv/.bargein-installed
+# One stamp per extras set, holding the hash of the packaging inputs it was installed from: switching
+# between scripts/run and scripts/test reinstalls nothing once both sets are in (the dev,bench install
+# contains the plain one, so it stamps both).
 WANT="$(cat pyproject.toml setup.py mixer/_kernel.c | sha256sum | cut -d' ' -f1)"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ] || ! ls mixer/_kernel*.so >/dev/null 2>&1; then
-    echo "==> installing bargein and its dependencies into .venv"
+stamp() { echo ".venv/.bargein-installed${1:+-$1}"; }
+fresh() { [ -f "$(stamp "$1")" ] && [ "$(cat "$(stamp "$1")")" = "$WANT" ]; }
+if ! fresh "$EXTRAS" || ! ls mixer/_kernel*.so >/dev/null 2>&1; then
+    echo "==> installing bargein${EXTRAS:+[$EXTRAS]} and its dependencies into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[dev,bench]"
-    echo "$WANT" > "$STAMP"
+    .venv/bin/python -m pip install --quiet -e ".${EXTRAS:+[$EXTRAS]}"
+    echo "$WANT" > "$(stamp "$EXTRAS")"
+    [ -z "$EXTRAS" ] || echo "$WANT" > "$(stamp "")"
 fi

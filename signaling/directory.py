@@ -1,6 +1,6 @@
 """Users and security profiles: who may do what.
 
-Profiles grant permissions (as in product.md): ``ccp_access`` (use the softphone: take or place calls),
+Profiles grant permissions (docs/behaviour.md, "Permissions"): ``ccp_access`` (use the softphone: take or place calls),
 ``access_metrics`` (see the real-time agents view and records), ``realtime_monitor`` and
 ``realtime_barge`` (barge and coach need monitor too). A built-in demo directory works with no file;
 ``load_directory(path)`` reads TOML or JSON with the same shape as :data:`DEMO`.
@@ -8,6 +8,8 @@ Profiles grant permissions (as in product.md): ``ccp_access`` (use the softphone
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import tomllib
 from pathlib import Path
@@ -43,6 +45,11 @@ class User(BaseModel):
     queues: list[str] | None = None  # agents: the queues they take calls from (None: every open queue)
 
 
+def _token_key(token: str) -> bytes:
+    # keyed by digest so the dict lookup reveals nothing about the token's characters
+    return hashlib.sha256(token.encode(errors="surrogatepass")).digest()
+
+
 class Directory(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,7 +62,7 @@ class Directory(BaseModel):
     def model_post_init(self, __context: object) -> None:
         self._perms = {p.name: p.permissions for p in self.profiles}
         for u in self.users:
-            self._by_token[u.token], self._by_name[u.name] = u, u
+            self._by_token[_token_key(u.token)], self._by_name[u.name] = u, u
 
     @model_validator(mode="after")
     def _check(self) -> Directory:
@@ -70,7 +77,11 @@ class Directory(BaseModel):
         return self
 
     def by_token(self, token: str) -> User | None:
-        return self._by_token.get(token)
+        """The user holding ``token``: looked up by its digest, then compared in constant time."""
+        user = self._by_token.get(_token_key(token))
+        if user is None or not hmac.compare_digest(user.token.encode(), token.encode()):
+            return None
+        return user
 
     def user(self, name: str) -> User | None:
         return self._by_name.get(name)
@@ -82,10 +93,10 @@ class Directory(BaseModel):
         """Add a user at run time (the simulator creates its parties)."""
         if user.profile not in self._perms:
             raise ValueError(f"user {user.name!r}: unknown profile {user.profile!r}")
-        if user.name in self._by_name or user.token in self._by_token:
+        if user.name in self._by_name or _token_key(user.token) in self._by_token:
             raise ValueError(f"user {user.name!r} or its token already exists")
         self.users.append(user)
-        self._by_token[user.token], self._by_name[user.name] = user, user
+        self._by_token[_token_key(user.token)], self._by_name[user.name] = user, user
 
 
 _AGENT = ["ccp_access"]

@@ -9,9 +9,12 @@ requests of its own (INVITE to an agent, BYE, NOTIFY) with its own cseq numbers.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from .sdp import OfferRefused, check_offer
 
 MAX_MESSAGE_BYTES = 64 * 1024  # SDP offers are a few kB; anything this large is refused
 MAX_SDP = 32 * 1024
@@ -159,15 +162,27 @@ class ParseError(ValueError):
         self.status, self.reason, self.cseq, self.method = status, reason, cseq, method
 
 
+_CSEQ = re.compile(rb'"cseq"\s*:\s*(-?\d{1,18})[\s,}]')
+
+
+def _peek_cseq(raw: str | bytes) -> int | None:
+    """The cseq of a frame too large or too broken to parse, when it can be read from its first bytes."""
+    head = raw[:4096].encode(errors="replace") if isinstance(raw, str) else raw[:4096]
+    found = _CSEQ.search(head)
+    return int(found.group(1)) if found else None
+
+
 def parse(raw: str | bytes | dict[str, Any]) -> Request | Response:
     """Parse one frame; raise ParseError(status, reason naming the problem)."""
     if isinstance(raw, (str, bytes)):
         if len(raw) > MAX_MESSAGE_BYTES:
-            raise ParseError(413, f"message is {len(raw)} bytes: at most {MAX_MESSAGE_BYTES}")
+            raise ParseError(413, f"message is {len(raw)} bytes: at most {MAX_MESSAGE_BYTES}", _peek_cseq(raw))
         try:
             data = json.loads(raw)
+        except RecursionError:
+            raise ParseError(400, "malformed JSON: nested too deeply", _peek_cseq(raw)) from None
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ParseError(400, f"malformed JSON: {exc}") from None
+            raise ParseError(400, f"malformed JSON: {exc}", _peek_cseq(raw)) from None
     else:
         data = raw
     if not isinstance(data, dict):
@@ -179,9 +194,16 @@ def parse(raw: str | bytes | dict[str, Any]) -> Request | Response:
         raise ParseError(405, f"unknown method {method[:40]!r}: expected one of {', '.join(sorted(METHODS))}",
                          cseq, None)
     try:
-        return _incoming.validate_python(data)
+        msg = _incoming.validate_python(data)
     except ValidationError as exc:
         raise ParseError(400, describe(exc), cseq, method) from None
+    offer = None if isinstance(msg, Response) else getattr(msg, "sdp", None)
+    if offer is not None:
+        try:  # before any state changes: nothing is rung or allocated for an offer that cannot be served
+            check_offer(offer)
+        except OfferRefused as exc:
+            raise ParseError(488, f"media refused: {exc}", cseq, method) from None
+    return msg
 
 
 def describe(exc: ValidationError) -> str:
@@ -216,3 +238,8 @@ def request(method: str, cseq: int, **fields: Any) -> dict[str, Any]:
     msg: dict[str, Any] = {"type": "request", "method": method, "cseq": cseq}
     msg.update({k: v for k, v in fields.items() if v is not None})
     return msg
+
+
+def is_final(status: int) -> bool:
+    """A final response ends its request; 1xx ones (100 Trying, 180 Ringing, 183 Session Progress) do not."""
+    return status >= 200

@@ -21,14 +21,17 @@ from bargein.mixer.metrics import MixerMetrics
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from . import messages as m
+from .admission import Admission, origin_allowed
 from .core import Action, AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
-from .directory import load_directory
+from .directory import User, load_directory
 from .gateway import MediaError, MediaGateway
-from .settings import Settings
+from .settings import QueueSettings, Settings
 
 log = structlog.get_logger("bargein.server")
 STATIC = Path(__file__).parent / "static"
 SEND_QUEUE = 256  # frames waiting for a slow client before it is disconnected
+CLOSE_GRACE_S = 1.0  # a close frame that cannot be sent by then means the transport is aborted
+MAX_FRAME = 1 << 20  # frames above 1 MiB close the socket (docs/protocol.md); smaller ones get 413 from the core
 POLL_S = 0.25
 
 
@@ -40,11 +43,34 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
+class LocalConnection:
+    """An in-process user of the server (:meth:`BargeinServer.open_local`): the protocol of ``/ws``
+    without a socket. Frames for it go to ``deliver``, which must not block (queue them)."""
+
+    def __init__(self, server: BargeinServer, conn: str, deliver: Callable[[dict[str, Any]], None],
+                 closed: Callable[[str], None]) -> None:
+        self.server, self.conn, self.deliver, self.closed = server, conn, deliver, closed
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        """One frame from this user, handled like a WebSocket frame."""
+        if self.conn not in self.server._locals:
+            raise ConnectionError(f"{self.conn} is closed")
+        await self.server.apply(self.server.core.handle(self.conn, msg))
+
+    async def close(self, reason: str = "closed by the client") -> None:
+        """Sign out: the core frees this user's legs and calls as for a dropped WebSocket."""
+        if self.server._locals.pop(self.conn, None) is not None:
+            self.closed(reason)
+            await self.server.apply(self.server.core.disconnect(self.conn))
+
+
 class _Peer:
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.ws = ws
+        self.request = request
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SEND_QUEUE)
         self.writer: asyncio.Task[None] | None = None
+        self.dropping = False  # overflowed: being disconnected (logged once)
 
 
 class BargeinServer:
@@ -60,8 +86,10 @@ class BargeinServer:
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg id
         self.leg_keys: dict[int, str] = {}
         self.peers: dict[str, _Peer] = {}
-        self.local: dict[str, Callable[[dict[str, Any]], None]] = {}  # in-process users (demo calls)
+        self._locals: dict[str, LocalConnection] = {}  # in-process users (open_local)
         self._conn_ids = itertools.count(1)
+        self.admission = Admission(self.settings.max_connections, self.settings.max_unauthenticated_per_address,
+                                   self.settings.reserved_for_signed_in)
         self._lock = asyncio.Lock()  # actions are applied in order, one batch at a time
         self._tasks: list[asyncio.Task[None]] = []
         self.registry = CollectorRegistry()
@@ -72,6 +100,29 @@ class BargeinServer:
             lambda: len(self.core.calls))
         if gateway is not None:
             gateway.attach(self.engine, self.clock, self._leg_lost)
+
+    # ------------------------------------------------------------------ in-process users
+    async def open_local(self, deliver: Callable[[dict[str, Any]], None],
+                         closed: Callable[[str], None] = lambda why: None) -> LocalConnection:
+        """Connect a user that runs in this process (simulated demo calls): it speaks the same protocol
+        as a WebSocket client, through :meth:`LocalConnection.send`, and receives frames through
+        ``deliver``; ``closed`` is told when the server ends the connection (e.g. signed in elsewhere).
+        :meth:`SignalingClient.in_process <bargein.signaling.client.SignalingClient.in_process>` wraps it."""
+        conn = f"local-{next(self._conn_ids)}"
+        local = self._locals[conn] = LocalConnection(self, conn, deliver, closed)
+        await self.apply(self.core.connect(conn))
+        return local
+
+    def add_user(self, user: User) -> None:
+        """Add a user at run time (demo calls bring their own agents and customers)."""
+        if self.directory.user(user.name) is None:
+            self.directory.add_user(user)
+            log.info("server.user_added", user=user.name, role=user.role, profile=user.profile)
+
+    def add_queue(self, name: str, queue: QueueSettings) -> None:
+        """Open (or reconfigure) a queue at run time."""
+        self.settings.queues[name] = queue
+        log.info("server.queue_added", queue=name, agents=queue.agents, monitoring_allowed=queue.monitoring_allowed)
 
     # ------------------------------------------------------------------ app
     def app(self) -> web.Application:
@@ -100,6 +151,8 @@ class BargeinServer:
     async def _shutdown(self, app: web.Application) -> None:
         for svc in self.services:
             await svc.stop()
+        for local in list(self._locals.values()):
+            await local.close("the server is shutting down")
         for peer in list(self.peers.values()):
             await peer.ws.close()
         for t in self._tasks:
@@ -146,24 +199,45 @@ class BargeinServer:
         return handler
 
     # ------------------------------------------------------------------ websocket
-    async def ws_handler(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1 << 20)
-        await ws.prepare(request)
+    async def ws_handler(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, request.host, self.settings.allowed_origins):
+            log.warning("server.refused_origin", origin=origin[:200] if origin else None, remote=request.remote)
+            return web.json_response({"status": 403, "reason": "this page's origin may not open the signaling "
+                                      "socket (setting allowed_origins)"}, status=403)
         conn = f"ws-{next(self._conn_ids)}"
-        peer = self.peers[conn] = _Peer(ws)
-        peer.writer = asyncio.get_running_loop().create_task(self._writer(conn, peer))
-        log.info("server.connected", conn=conn, remote=request.remote)
+        remote = request.remote or "?"
+        refusal = self.admission.admit(conn, remote)
+        if refusal is not None:
+            log.warning("server.refused_connection", remote=remote, status=refusal.status, why=refusal.reason)
+            return web.json_response({"status": refusal.status, "reason": refusal.reason}, status=refusal.status)
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_FRAME + 1)  # aiohttp refuses sizes >= the limit
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self.admission.closed(conn)
+            raise
+        peer = self.peers[conn] = _Peer(ws, request)
+        loop = asyncio.get_running_loop()
+        peer.writer = loop.create_task(self._writer(conn, peer))
+        deadline = loop.call_later(self.settings.signin_timeout_s, self._signin_expired, conn)
+        log.info("server.connected", conn=conn, remote=remote)
         try:
             await self.apply(self.core.connect(conn))
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     await self.apply(self.core.handle(conn, msg.data))
+                    if not self.admission.is_signed_in(conn) and self._signed_in(conn):
+                        self.admission.signed_in(conn)
+                        deadline.cancel()
                     if not await self._drained(peer):
-                        log.warning("server.slow_client", conn=conn)
+                        self._drop_slow(conn, peer)
                         break
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
+            deadline.cancel()
+            self.admission.closed(conn)
             self.peers.pop(conn, None)
             await self.apply(self.core.disconnect(conn))
             peer.queue.put_nowait(None) if not peer.queue.full() else None
@@ -171,6 +245,35 @@ class BargeinServer:
                 peer.writer.cancel()
             log.info("server.disconnected", conn=conn)
         return ws
+
+    def _signed_in(self, conn: str) -> bool:
+        c = self.core.conns.get(conn)
+        return c is not None and c.user is not None
+
+    def _signin_expired(self, conn: str) -> None:
+        peer = self.peers.get(conn)
+        if peer is not None and not self.admission.is_signed_in(conn):
+            log.info("server.signin_timeout", conn=conn, after_s=self.settings.signin_timeout_s)
+            asyncio.get_running_loop().create_task(self._close_or_abort(peer, 4408, "sign in (REGISTER) first"))
+
+    def _drop_slow(self, conn: str, peer: _Peer) -> None:
+        """Disconnect a client that does not read: once, logged once; its legs are freed when its loop ends."""
+        if peer.dropping:
+            return
+        peer.dropping = True
+        log.warning("server.slow_client", conn=conn, queued=peer.queue.qsize())
+        asyncio.get_running_loop().create_task(self._close_or_abort(peer, 4008, "too slow"))
+
+    async def _close_or_abort(self, peer: _Peer, code: int, reason: str) -> None:
+        if peer.writer is not None:
+            peer.writer.cancel()  # a writer stuck on a full socket must not hold the close back
+        try:
+            await asyncio.wait_for(peer.ws.close(code=code, message=reason.encode()), CLOSE_GRACE_S)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass
+        transport = peer.request.transport
+        if transport is not None:
+            transport.abort()  # a peer that never took the close frame is cut, so its reader loop ends now
 
     async def _drained(self, peer: _Peer, timeout_s: float = 10.0) -> bool:
         """Back-pressure: stop reading a client's requests while its replies pile up."""
@@ -190,36 +293,43 @@ class BargeinServer:
                 return
 
     def _send(self, conn: str, msg: dict[str, Any]) -> None:
-        handler = self.local.get(conn)
-        if handler is not None:
-            handler(msg)
+        local = self._locals.get(conn)
+        if local is not None:
+            local.deliver(msg)
             return
         peer = self.peers.get(conn)
         if peer is None:
             return
+        if peer.dropping:
+            return
         try:
             peer.queue.put_nowait(msg)
         except asyncio.QueueFull:  # a client that does not read is dropped, not buffered forever
-            log.warning("server.slow_client", conn=conn)
-            asyncio.get_running_loop().create_task(peer.ws.close(message=b"too slow"))
+            self._drop_slow(conn, peer)
 
     # ------------------------------------------------------------------ actions
     async def apply(self, actions: list[Action]) -> None:
-        if not actions:
-            return
-        async with self._lock:
+        """Apply actions in order. SDP offers are answered outside the lock, so one client's slow or
+        large negotiation never holds up anyone else's signaling; what followed an offer waits for it."""
+        while actions:
             follow_up: list[Action] = []
-            for a in actions:
-                follow_up += await self._apply_one(a)
-        if follow_up:
-            await self.apply(follow_up)
+            offer: Send | None = None
+            async with self._lock:
+                for i, a in enumerate(actions):
+                    if isinstance(a, Send) and a.media_leg is not None and a.media_offer is not None:
+                        offer, actions = a, actions[i + 1:]
+                        break
+                    follow_up += await self._apply_one(a)
+                else:
+                    actions = []
+            if offer is not None:
+                follow_up += await self._answer_offer(offer)
+            if follow_up:
+                await self.apply(follow_up)
 
     async def _apply_one(self, a: Action) -> list[Action]:
         if isinstance(a, Send):
-            msg = a.message
-            if a.media_leg is not None and a.media_offer is not None:
-                return await self._answer_offer(a)
-            self._send(a.conn, msg)
+            self._send(a.conn, a.message)
         elif isinstance(a, AddLeg):
             try:
                 leg = self.engine.add_leg(a.call_id, a.routing)
@@ -230,8 +340,7 @@ class BargeinServer:
         elif isinstance(a, UpdateLeg):
             leg = self.legs.get(a.leg)
             if leg is not None:
-                r = a.routing
-                self.engine.update_leg(leg, mode=r.mode, muted=r.muted, held=r.held)
+                self.engine.set_routing(leg, a.routing)
         elif isinstance(a, RemoveLeg):
             leg = self.legs.pop(a.leg, None)
             if leg is not None:
@@ -243,6 +352,10 @@ class BargeinServer:
             peer = self.peers.get(a.conn)
             if peer is not None:
                 await peer.ws.close(message=a.reason.encode()[:120])
+            local = self._locals.pop(a.conn, None)
+            if local is not None:
+                local.closed(a.reason)
+                return self.core.disconnect(a.conn)
         return []
 
     async def _answer_offer(self, a: Send) -> list[Action]:
@@ -254,6 +367,9 @@ class BargeinServer:
             return []
         try:
             msg["sdp"] = await self.gateway.open_leg(leg, str(self.engine.call_of(leg)), a.media_offer or "")
+            if self.legs.get(a.media_leg or "") != leg:  # the leg ended while its offer was being answered
+                await self.gateway.close_leg(leg)
+                return []
         except MediaError as exc:
             log.info("server.media_refused", leg=a.media_leg, why=str(exc))
             self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
@@ -280,18 +396,3 @@ async def serving(server: BargeinServer, host: str = "127.0.0.1", port: int = 0)
         yield f"http://{host}:{bound}"
     finally:
         await runner.cleanup()
-
-
-def default_gateway() -> MediaGateway | None:
-    """The WebRTC gateway when its module is present."""
-    with contextlib.suppress(ImportError):
-        from .webrtc import WebRTCGateway  # type: ignore[import-not-found]
-
-        return WebRTCGateway()
-    return None
-
-
-def run(settings: Settings, services: list[Service] | None = None) -> None:
-    server = BargeinServer(settings, default_gateway(), services)
-    log.info("server.listening", url=f"http://{settings.host}:{settings.port}/")
-    web.run_app(server.app(), host=settings.host, port=settings.port, print=None)

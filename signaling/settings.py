@@ -17,24 +17,32 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class QueueSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    monitoring_allowed: bool = True  # the flow lets supervisors monitor (and barge into) its calls
-    agents: list[str] | None = None  # who takes this queue's calls (None: any agent)
+    monitoring_allowed: bool = Field(True, description="the flow lets supervisors monitor (and barge into) its calls")
+    agents: list[str] | None = Field(None, description="who takes this queue's calls (None: any agent)")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BARGEIN_", env_nested_delimiter="__", extra="forbid")
 
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
-    mixer_rate: int = Field(48000, description="8000, 16000 or 48000")
-    limits: CallLimits = CallLimits()
-    enhanced_monitoring: bool = True  # off: silent monitoring still works, barge and coach are refused
-    queues: dict[str, QueueSettings] = {"support": QueueSettings(), "sales": QueueSettings()}
-    default_queue: str = "support"
-    users_file: Path | None = None
+    host: str = Field("127.0.0.1", description="address to bind (keep 127.0.0.1 unless behind a proxy)")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port of the web client, /ws and /api")
+    mixer_rate: int = Field(48000, description="mixer sample rate in Hz: 8000, 16000 or 48000")
+    limits: CallLimits = Field(CallLimits(), description="per-call limits")
+    enhanced_monitoring: bool = Field(True, description="off: silent monitoring still works, barge and coach are refused")
+    queues: dict[str, QueueSettings] = Field(
+        {"support": QueueSettings(), "sales": QueueSettings()},
+        description='queues as JSON, e.g. {"sales": {"monitoring_allowed": false, "agents": ["agent1"]}}')
+    default_queue: str = Field("support", description="the queue clients offer first (sent in the REGISTER response)")
+    users_file: Path | None = Field(None, description="users and security profiles (TOML or JSON); default: demo users")
     ring_timeout_s: float = Field(20.0, gt=0, description="an unanswered INVITE to an agent times out (408)")
     max_requests_per_second: float = Field(50.0, gt=0, description="per connection; more get 429")
-    max_connections: int = Field(1000, ge=1)
+    max_connections: int = Field(1000, ge=1, description="open signaling connections; more are refused")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="browser origins allowed to open /ws besides the server's own ('*': any)")
+    signin_timeout_s: float = Field(5.0, gt=0, description="a connection that has not signed in by then is closed")
+    max_unauthenticated_per_address: int = Field(50, ge=1, description="connections not yet signed in, per address")
+    reserved_for_signed_in: int = Field(
+        100, ge=0, description="connections kept free for users who sign in (unauthenticated ones may not take them)")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -45,3 +53,22 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     env = Settings()  # environment only
     merged = {**base, **env.model_dump(exclude_unset=True), **{k: v for k, v in overrides.items() if v is not None}}
     return Settings.model_validate(merged)
+
+
+def environment_variables() -> list[tuple[str, str]]:
+    """``(BARGEIN_* name, what it sets)`` for every setting, nested models spelled with ``__``."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            env = f"{prefix}{name.upper()}"
+            kind = field.annotation
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                walk(kind, env + "__")
+                continue
+            default = field.get_default(call_default_factory=True)
+            shown = "" if isinstance(default, (dict, BaseModel)) or default is None else f" (default {default})"
+            rows.append((env, f"{field.description or name.replace('_', ' ')}{shown}"))
+
+    walk(Settings, "BARGEIN_")
+    return rows

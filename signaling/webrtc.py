@@ -36,6 +36,7 @@ from aiortc.mediastreams import MediaStreamError
 from bargein.mixer import TickStats
 
 from .gateway import MediaError, MediaGateway
+from .sdp import OfferRefused, check_offer
 
 log = structlog.get_logger("bargein.webrtc")
 
@@ -142,6 +143,10 @@ class WebRTCGateway(MediaGateway):
 
     # ------------------------------------------------------------------ gateway interface
     async def open_leg(self, leg: int, call_id: str, offer_sdp: str) -> str:
+        try:  # an agent's answer-with-offer reaches here without the request-side check
+            check_offer(offer_sdp)
+        except OfferRefused as exc:
+            raise MediaError(str(exc)) from None
         if not self._listening:
             self.clock.add_listener(self._on_tick)
             self._listening = True

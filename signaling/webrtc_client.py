@@ -1,4 +1,9 @@
-"""A client-side WebRTC leg (aiortc) for tests and scripts: sends a tone, records what it hears."""
+"""A client-side WebRTC leg (aiortc) that sends a tone and records what it hears.
+
+The one tone client of the project: the simulator's server mode and the tests use it as the
+:class:`~bargein.signaling.client.Media` of a :class:`~bargein.signaling.client.SignalingClient` call,
+then measure who is heard with :meth:`ClientLeg.level` (single-bin DFT at each speaker's frequency).
+"""
 
 from __future__ import annotations
 
@@ -91,15 +96,6 @@ class ClientLeg:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {self.frames - target + frames} of {frames} frames arrived")
             await asyncio.sleep(0.02)
-
-    def vanish(self) -> None:
-        """Drop every datagram this peer sends from now on, without a BYE, DTLS close or ICE goodbye:
-        what the server sees when a browser is killed or its network goes away."""
-        for transceiver in self.pc.getTransceivers():
-            connection = transceiver.sender.transport.transport._connection  # aioice.Connection
-            for protocol in connection._protocols:
-                if getattr(protocol, "transport", None) is not None:
-                    protocol.transport.sendto = lambda *args, **kwargs: None  # type: ignore[method-assign]
 
     async def close(self) -> None:
         if self._task:

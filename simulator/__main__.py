@@ -1,4 +1,4 @@
-"""``python -m simulator``: the ``bargein simulate`` command on its own."""
+"""``python -m bargein.simulator``: the ``bargein simulate`` command on its own."""
 
 import sys
 

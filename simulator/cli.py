@@ -1,7 +1,6 @@
 """``bargein simulate``: run a scenario, show progress and a summary, write the JSON report.
 
-``register(subparsers)`` adds the subcommand to the ``bargein`` CLI; ``python -m simulator`` runs it alone.
-Exit status: 0 when every routing check passed, 1 on any routing violation, 2 on a bad scenario.
+:func:`register` adds the subcommand to the ``bargein`` command; ``python -m bargein.simulator`` runs it alone.
 """
 
 from __future__ import annotations
@@ -19,6 +18,19 @@ from .scenario import ScenarioError, build_scenario, load_scenario
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_SCENARIO = 0, 1, 2
 
+DESCRIPTION = """\
+Simulate a contact center: many agent-customer calls arriving at random, supervisors who monitor,
+barge, coach and leave, parties who mute, hold and bring in third parties. Every simulated person
+goes through the real signaling core and the real mixer; each leg speaks its own tone and every
+listener is checked against the routing table. Prints a summary; --json PATH writes the full report.
+
+Scenarios come from a TOML or JSON file (--scenario), flags override it. With --server URL the
+simulator drives a running bargein server over its WebSocket protocol instead, --webrtc-calls of
+them carrying audio over real WebRTC connections.
+
+exit status: 0 when every routing check passed, 1 on any routing violation, 2 on a bad scenario
+"""
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", metavar="FILE", help="scenario file (.toml or .json); flags override it")
@@ -27,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 1)")
     p.add_argument("--clock", choices=["virtual", "realtime"], help="virtual: as fast as possible; realtime: 20 ms")
     p.add_argument("--rate", type=int, choices=[8000, 16000, 48000], help="mixer rate in Hz (default 48000)")
-    p.add_argument("--server", metavar="URL", help="drive a running `bargein serve` (ws://127.0.0.1:8080/ws)")
+    p.add_argument("--server", metavar="URL", help="drive a running bargein server at URL (ws://127.0.0.1:8080/ws)")
     p.add_argument("--webrtc-calls", type=int, metavar="N", help="server path: calls carried over WebRTC legs")
     p.add_argument("--control", choices=["signaling", "direct"], default="signaling",
                    help="in-process call control: the real signaling core (default) or straight to the mixer")
@@ -39,7 +51,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "simulate",
         help="simulate many calls with supervisors and verify who hears whom",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(p)
@@ -151,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not structlog.is_configured():
         configure_logging(level="WARNING")
-    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bargein.simulator", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)

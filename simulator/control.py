@@ -13,7 +13,7 @@ problems (``--control direct``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from bargein.mixer import LegRouting, MixerEngine, Role, SupervisorMode
@@ -132,7 +132,7 @@ class DirectControl:
         leg = c.legs[supervisor]
         was = self.engine.routing_of(leg).mode
         try:
-            self.engine.update_leg(leg, mode=SupervisorMode(mode))
+            self.engine.set_routing(leg, replace(self.engine.routing_of(leg), mode=SupervisorMode(mode)))
         except LimitError as err:
             return Refused(486, str(err))
         if was is SupervisorMode.BARGE and mode != "barge":  # a barge's mutes end with it, as in the core
@@ -150,7 +150,7 @@ class DirectControl:
 
     def set_muted(self, call_id: str, who: str, muted: bool, by: str) -> Refused | None:
         c = self._calls[call_id]
-        self.engine.update_leg(c.legs[who], muted=muted)
+        self.engine.set_routing(c.legs[who], replace(self.engine.routing_of(c.legs[who]), muted=muted))
         if muted:
             c.muted_by[who] = by
         else:
@@ -158,7 +158,8 @@ class DirectControl:
         return None
 
     def set_held(self, call_id: str, who: str, held: bool, by: str) -> Refused | None:
-        self.engine.update_leg(self._calls[call_id].legs[who], held=held)
+        leg = self._calls[call_id].legs[who]
+        self.engine.set_routing(leg, replace(self.engine.routing_of(leg), held=held))
         return None
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """Who should hear whom, written independently of ``mixer.routing``.
 
 The checker must catch a broken mixer routing, so it does not call ``mixer.routing.route``/``hears``:
-this module transcribes the routing table of shared/product.md literally and applies the mute, hold
+this module transcribes the routing table of docs/behaviour.md literally and applies the mute, hold
 and talking rules on top, vectorised over many (listener, speaker) pairs.
 """
 
@@ -15,7 +15,7 @@ NO_MODE, MONITOR, BARGE, COACH = 0, 1, 2, 3
 ROLE_NAMES = ("customer", "agent", "party", "supervisor")
 MODE_NAMES = ("", "monitor", "barge", "coach")
 
-# product.md, "Routing table" (✓ = the row's listener hears the column's speaker).
+# docs/behaviour.md, "Routing table" (✓ = the row's listener hears the column's speaker).
 # columns: customer, agent, other party, sup. monitor, sup. barge, sup. coach
 # rows:    customer, agent, other party, any supervisor
 # The table's "—" is the listener itself (mix-minus, handled by the identity test below); two *different*

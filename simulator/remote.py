@@ -4,7 +4,7 @@ Simulated customers, agents and supervisors sign in as the server's users (the b
 directory has 5 agents, 5 customers and 3 supervisors, so at most 5 concurrent calls unless the
 server has a larger users file). The first ``webrtc_calls`` calls carry audio over real aiortc peer
 connections, one distinct tone per leg; every second each of their listeners' received audio is
-measured (single-bin DFT) and compared with the routing table of :mod:`simulator.expected`, then each
+measured (single-bin DFT) and compared with the routing table of :mod:`bargein.simulator.expected`, then each
 supervisor switches mode at random. The other calls exercise signaling only. Mixer timing comes
 from the server's ``/healthz``.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import structlog
-from bargein.signaling.inprocess import WsClient
+from bargein.signaling.client import Refused, SignalingClient, place_call, sign_in
 from bargein.signaling.webrtc_client import ClientLeg
 
 from .expected import AGENT, BARGE, COACH, CUSTOMER, MONITOR, SUPERVISOR, should_hear
@@ -36,21 +36,13 @@ DEMO = {"agent": [f"agent{i}" for i in range(1, 6)], "customer": [f"customer{i}"
 
 
 class _Call:
-    def __init__(self, i: int, customer: WsClient, agent: WsClient, webrtc: bool) -> None:
+    def __init__(self, i: int, customer: SignalingClient, agent: SignalingClient, webrtc: bool) -> None:
         self.i, self.customer, self.agent, self.webrtc = i, customer, agent, webrtc
         self.call_id = ""
         self.legs: dict[int, ClientLeg] = {}
-        self.sup: WsClient | None = None
+        self.sup: SignalingClient | None = None
         self.sup_name = ""
         self.mode = MONITOR
-
-
-async def _sign_in(session: aiohttp.ClientSession, url: str, token: str) -> WsClient:
-    c = WsClient(await session.ws_connect(url))
-    r = await c.request("REGISTER", token=token)
-    if r["status"] != 200:
-        raise RuntimeError(f"cannot sign in as {token}: {r['status']} {r['reason']}")
-    return c
 
 
 async def _healthz(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
@@ -60,43 +52,29 @@ async def _healthz(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
 
 
 async def _place(session: aiohttp.ClientSession, url: str, i: int, webrtc: bool) -> _Call:
-    agent = await _sign_in(session, url, DEMO["agent"][i])
-    assert (await agent.request("PUBLISH", state="available"))["status"] == 200
-    customer = await _sign_in(session, url, DEMO["customer"][i])
+    agent = await sign_in(url, DEMO["agent"][i], session=session, state="available")
+    customer = await sign_in(url, DEMO["customer"][i], session=session)
     call = _Call(i, customer, agent, webrtc)
-    sdp = None
     if webrtc:
-        call.legs[CUSTOMER] = ClientLeg(TONES[CUSTOMER])
-        sdp = await call.legs[CUSTOMER].offer()
-    customer.cseq += 1
-    cseq = customer.cseq
-    await customer.ws.send_json({"method": "INVITE", "cseq": cseq, "to": "queue:support",
-                                 **({"sdp": sdp} if sdp else {})})
-    if webrtc:
-        early = await customer.wait_for(lambda x: x.get("cseq") == cseq and x.get("status") == 183)
-        await call.legs[CUSTOMER].accept(early["sdp"])
-        call.legs[AGENT] = ClientLeg(TONES[AGENT])
-        await agent.answer(sdp=await call.legs[AGENT].offer())
-        ack = await agent.wait_for(lambda x: x.get("method") == "ACK")
-        await call.legs[AGENT].accept(ack["sdp"])
-    else:
-        await agent.answer()
-    ok = await customer.wait_for(lambda x: x.get("cseq") == cseq and x.get("status", 0) >= 200)
-    if ok["status"] != 200:
-        raise RuntimeError(f"call {i} failed: {ok['status']} {ok['reason']}")
-    call.call_id = ok["call_id"]
+        call.legs[CUSTOMER], call.legs[AGENT] = ClientLeg(TONES[CUSTOMER]), ClientLeg(TONES[AGENT])
+    try:
+        call.call_id = await place_call(customer, agent, customer_media=call.legs.get(CUSTOMER),
+                                        agent_media=call.legs.get(AGENT))
+    except Refused as exc:
+        raise RuntimeError(f"call {i} failed: {exc.status} {exc.reason}") from None
     return call
 
 
 async def _supervise(session: aiohttp.ClientSession, url: str, call: _Call, name: str) -> bool:
-    sup = await _sign_in(session, url, name)
+    sup = await sign_in(url, name, session=session)
     leg = ClientLeg(TONES[SUPERVISOR]) if call.webrtc else None
-    fields = {"sdp": await leg.offer()} if leg else {}
-    r = await sup.request("INVITE", to=f"call:{call.call_id}", **fields)
+    r = await sup.invite(f"call:{call.call_id}", media=leg)
     if r["status"] != 200:
+        if leg:
+            await leg.close()
+        await sup.close()
         return False
     if leg:
-        await leg.accept(r["sdp"])
         call.legs[SUPERVISOR] = leg
     call.sup, call.sup_name = sup, name
     return True
@@ -174,16 +152,16 @@ async def _run(sc: Scenario, progress: Callable[[int], object] | None) -> Report
             else:
                 report.calls_hung_up_by_customer += 1
             if c.sup is not None:
-                ended = await c.sup.wait_for(lambda x: x.get("event") == "session-ended")
+                ended = await c.sup.expect("NOTIFY", event="session-ended")
                 report.supervision_ended_by_call_end += 1
                 report.supervision_end_reasons_missing += not ended.get("reason")
         after = await _healthz(session, sc.server)
         for c in calls:
             for leg in c.legs.values():
                 await leg.close()
-            for ws in (c.customer, c.agent, c.sup):
-                if ws is not None:
-                    await ws.ws.close()
+            for client in (c.customer, c.agent, c.sup):
+                if client is not None:
+                    await client.close()
     mixer_before, mixer_after = before.get("mixer", {}), after.get("mixer", {})
     report.ticks = mixer_after.get("ticks", 0) - mixer_before.get("ticks", 0)
     report.deadline_misses = mixer_after.get("deadline_misses", 0) - mixer_before.get("deadline_misses", 0)

@@ -1,6 +1,6 @@
 """Call control through the real sans-IO signaling core, in-process (no sockets).
 
-Every simulated person is a signed-in user with a connection to :class:`signaling.core.SignalingCore`
+Every simulated person is a signed-in user with a connection to :class:`bargein.signaling.core.SignalingCore`
 and speaks the wire protocol (REGISTER, PUBLISH, INVITE, INFO, REFER, BYE). Agents and invited parties
 answer the server's INVITE at once. The core's leg actions are applied to the simulation's mixer, so
 the simulator exercises the same permission checks, limits and ending rules as the server.
@@ -14,6 +14,7 @@ from typing import Any, Literal
 from bargein.mixer import MixerEngine
 from bargein.signaling.core import AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
 from bargein.signaling.directory import User, demo_directory
+from bargein.signaling.messages import is_final
 from bargein.signaling.settings import Settings
 
 from .control import Ended, Mode, PlacedCall, Refused
@@ -64,7 +65,7 @@ class SignalingControl:
             if isinstance(a, Send):
                 msg = a.message
                 if msg.get("type") == "response":
-                    if msg["status"] >= 200 and msg["status"] != 183:
+                    if is_final(msg["status"]):
                         self.responses[(a.conn, msg["cseq"])] = msg
                 elif msg["method"] == "INVITE":  # an agent or invited party answers at once
                     todo.extend(self.core.handle(a.conn, {"type": "response", "method": "INVITE", "cseq": msg["cseq"],
@@ -77,8 +78,7 @@ class SignalingControl:
                 self.user_leg[(a.call_id, a.user)] = leg
                 self.call_users.setdefault(a.call_id, []).append(a.user)
             elif isinstance(a, UpdateLeg):
-                r = a.routing
-                self.engine.update_leg(self.legs[a.leg], mode=r.mode, muted=r.muted, held=r.held)
+                self.engine.set_routing(self.legs[a.leg], a.routing)
             elif isinstance(a, RemoveLeg):
                 self.engine.remove_leg(self.legs.pop(a.leg))
             elif isinstance(a, CloseConnection):

@@ -1,20 +1,18 @@
 """The event-driven simulator: calls, supervisors and voices on 20 ms ticks, checked against the routing table.
 
 Control (arrivals, hang-ups, monitor/barge/coach/leave, mutes, holds, third parties) is a discrete-event
-schedule: a heap of ``(tick, seq, kind, args)`` popped at the start of each tick, one Python call per
-event, carried out through a :class:`~simulator.control.CallControl` (the real signaling core by
-default). Audio and verification are per tick and vectorised over every leg: one gather builds every
-leg's frame from a tone table, one ``push_many`` queues them, the mixer ticks, and on checked ticks
-one ``outputs`` + one matmul measure every sampled listener against the expectation of
-:mod:`simulator.expected`. Everything random comes from the scenario's seed, so the virtual clock
-gives the same report for the same seed.
+schedule (:mod:`simulator.events`) popped at the start of each tick, one Python call per event, carried
+out through a :class:`~simulator.control.CallControl` (the real signaling core by default). Audio and
+verification are per tick and vectorised over every leg of the leg table (:mod:`simulator.tables`): talk
+toggles rewrite a few rows of the live legs' frames, one ``push_many`` queues them, the mixer ticks, and
+on checked ticks the :class:`~simulator.checker.RoutingChecker` measures the sampled listeners. Everything
+random comes from the scenario's seed, so the virtual clock gives the same report for the same seed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import heapq
 import math
 import time
 from collections.abc import Callable
@@ -24,32 +22,35 @@ from typing import Any
 import numpy as np
 import structlog
 from bargein.mixer import LegRouting, MixerEngine, RealtimeClock, Role, VirtualClock
-from bargein.mixer.tones import FULL_SCALE
 
-from .control import CallControl, DirectControl, PlacedCall, Refused
-from .expected import (
-    AGENT,
-    BARGE,
-    COACH,
-    CUSTOMER,
-    MODE_NAMES,
-    MONITOR,
-    NO_MODE,
-    PARTY,
-    ROLE_NAMES,
-    SUPERVISOR,
-    should_hear,
+from .checker import RoutingChecker
+from .control import CallControl, DirectControl, Mode, PlacedCall, Refused
+from .events import (
+    Arrival,
+    CallEvent,
+    Event,
+    Hangup,
+    Hold,
+    PartyLeaves,
+    Schedule,
+    SelfMute,
+    SelfUnmute,
+    SupervisorAct,
+    SupervisorIdle,
+    ThirdParty,
+    Unhold,
 )
+from .expected import AGENT, BARGE, COACH, CUSTOMER, MONITOR, NO_MODE, PARTY, SUPERVISOR
 from .report import Report
 from .scenario import Scenario
-from .voices import POOL, POOL_HZ, SILENCE, ToneMeter, tone_table
+from .tables import CallTable, LegTable
+from .voices import POOL, SILENCE, tone_table
 
 log = structlog.get_logger("bargein.simulator")
 
 TICK_S = 0.02
-HEARD_MIN, HEARD_MAX = 0.8, 1.25  # a heard voice arrives at its own level (gain 1), within these ratios
-SILENT_MAX = 0.02  # an unheard voice is at least 34 dB below its level (in practice at the rounding floor)
-_MODE_CODE = {"monitor": MONITOR, "barge": BARGE, "coach": COACH}
+_MODE_CODE: dict[Mode, int] = {"monitor": MONITOR, "barge": BARGE, "coach": COACH}
+_SUP_ACTIONS = ("barge", "coach", "monitor", "leave", "mute_party")  # in the order of the weights
 
 
 @dataclass
@@ -85,37 +86,34 @@ class Simulation:
         ev, talk, check = np.random.SeedSequence(sc.seed).spawn(3)
         self.rng = np.random.default_rng(ev)
         self.talk_rng = np.random.default_rng(talk)
-        self.check_rng = np.random.default_rng(check)
         self.table = tone_table(sc.rate, sc.voices.amplitude)
-        self.meter = ToneMeter(sc.rate)
-        self.level = sc.voices.amplitude * FULL_SCALE
         self.max_legs = sc.limits.max_legs
         self.t = 0
-        self._seq = 0
-        self._events: list[tuple[int, int, str, tuple[Any, ...]]] = []
-        # legs: dense arrays indexed by sim leg id (ids are reused after a leg leaves)
-        self._leg_cap = 0
-        self._free_legs: list[int] = []
-        self._n_legs = 0
-        self.leg_names: list[str] = []
-        self._grow_legs(1024)
-        # calls: Python records for control, a (calls x max_legs) member table for the checker
-        self._call_cap = 0
-        self._grow_calls(256)
-        self._free_calls: list[int] = []
-        self._n_calls_slots = 0
+        self.schedule = Schedule()
+        self._handlers: dict[type[Event], Callable[[Any], None]] = {
+            Arrival: self._on_arrival,
+            Hangup: self._on_hangup,
+            SelfMute: self._on_self_mute,
+            SelfUnmute: self._on_self_unmute,
+            Hold: self._on_hold,
+            Unhold: self._on_unhold,
+            ThirdParty: self._on_third_party,
+            PartyLeaves: self._on_party_leaves,
+            SupervisorIdle: self._on_supervisor_idle,
+            SupervisorAct: self._on_supervisor_act,
+        }
+        self.legs = LegTable(self.table.shape[1])
+        # calls: Python records for control, the call table (members per slot) for the checker
+        self.call_table = CallTable(self.max_legs)
         self.calls: dict[int, SimCall] = {}
         self._live: list[int] = []  # call idxs, for O(1) random choice
         self._live_pos: dict[int, int] = {}
         self._gen = 0
         self._n_customers = 0
         self._n_parties = 0
-        # live legs in a dense order (swap-remove): position -> sim leg, its mixer leg and its current frame,
-        # so a tick pushes one contiguous block without gathering; only talk toggles rewrite rows
-        self._order = np.zeros(1024, np.int64)
-        self._pos = np.full(1024, -1, np.int64)
-        self._act_mixer: list[int] = []
-        self._frames = np.zeros((1024, self.table.shape[1]), np.int16)
+        self.checker = RoutingChecker(sc.verification, self.engine, self.legs, self.call_table,
+                                      lambda idx: self.calls[idx].call_id, self.report,
+                                      np.random.default_rng(check), sc.voices.amplitude)
         self.agents = [f"agent-{i + 1}" for i in range(sc.agent_count)]
         self.supervisors = [f"supervisor-{i + 1}" for i in range(sc.supervisor_count)]
         self._sup_call: dict[str, int | None] = {s: None for s in self.supervisors}
@@ -128,103 +126,50 @@ class Simulation:
         self._sup_weights /= self._sup_weights.sum()
         self._prepared = False
 
-    # ------------------------------------------------------------------ storage
-    def _grow_legs(self, cap: int) -> None:
-        old = self._leg_cap
-        def grow(name: str, dtype: Any, fill: Any) -> None:
-            arr = np.full(cap, fill, dtype=dtype)
-            if old:
-                arr[:old] = getattr(self, name)
-            setattr(self, name, arr)
-        grow("leg_mixer", np.int64, -1)
-        grow("leg_call", np.int64, -1)
-        grow("leg_role", np.int64, 0)
-        grow("leg_mode", np.int64, 0)
-        grow("leg_muted", bool, False)
-        grow("leg_held", bool, False)
-        grow("leg_talking", bool, False)
-        grow("leg_next_toggle", np.int64, np.iinfo(np.int64).max)
-        grow("leg_bin", np.int64, SILENCE)
-        grow("leg_active", bool, False)
-        if old:
-            pos = np.full(cap, -1, np.int64)
-            pos[:old] = self._pos
-            self._pos = pos
-        self.leg_names.extend([""] * (cap - old))
-        self._free_legs.extend(range(cap - 1, old - 1, -1))
-        self._leg_cap = cap
-
-    def _grow_calls(self, cap: int) -> None:
-        members = np.full((cap, self.max_legs), -1, dtype=np.int64)
-        if self._call_cap:
-            members[: self._call_cap] = self.call_members
-        self.call_members = members
-        self._call_cap = cap
-
+    # ------------------------------------------------------------------ legs
     def _new_leg(self, c: SimCall, user: str, mixer_leg: int, role: int, mode: int = NO_MODE) -> int:
-        if not self._free_legs:
-            self._grow_legs(self._leg_cap * 2)
-        s = self._free_legs.pop()
-        self.leg_mixer[s] = mixer_leg
-        self.leg_call[s] = c.idx
-        self.leg_role[s] = role
-        self.leg_mode[s] = mode
-        self.leg_muted[s] = self.leg_held[s] = False
         talking = bool(self.talk_rng.random() < 0.5)
-        self.leg_talking[s] = talking
-        self.leg_next_toggle[s] = self.t + self._spurt(talking)
-        self.leg_bin[s] = c.free_bins.pop()
-        self.leg_active[s] = True
-        self.leg_names[s] = user
-        n = self._n_legs
-        if n == self._order.shape[0]:
-            self._order = np.concatenate([self._order, np.zeros(n, np.int64)])
-            self._frames = np.concatenate([self._frames, np.zeros_like(self._frames)])
-        self._order[n] = s
-        self._pos[s] = n
-        self._act_mixer.append(mixer_leg)
-        self._frames[n] = self.table[self.leg_bin[s] if talking else SILENCE]
-        row = self.call_members[c.idx]
-        row[np.flatnonzero(row < 0)[0]] = s
+        next_toggle = self.t + self._spurt(talking)
+        tone = c.free_bins.pop()
+        s = self.legs.add(name=user, call=c.idx, mixer_leg=mixer_leg, role=role, mode=mode, tone=tone,
+                          talking=talking, next_toggle=next_toggle,
+                          frame=self.table[tone if talking else SILENCE])
+        self.call_table.join(c.idx, s)
         c.legs[user] = s
-        self._n_legs += 1
-        self.report.peak_legs = max(self.report.peak_legs, self._n_legs)
+        self.report.peak_legs = max(self.report.peak_legs, self.legs.n)
         return s
 
     def _drop_leg(self, c: SimCall, user: str) -> None:
         s = c.legs.pop(user)
-        p, last = int(self._pos[s]), self._n_legs - 1
-        if p != last:
-            moved = int(self._order[last])
-            self._order[p] = moved
-            self._pos[moved] = p
-            self._act_mixer[p] = self._act_mixer[last]
-            self._frames[p] = self._frames[last]
-        self._act_mixer.pop()
-        self._pos[s] = -1
-        c.free_bins.append(int(self.leg_bin[s]))
-        self.leg_active[s] = False
-        self.leg_mixer[s] = -1
-        self.leg_next_toggle[s] = np.iinfo(np.int64).max
-        self.leg_bin[s] = SILENCE
-        row = self.call_members[c.idx]
-        row[row == s] = -1
+        c.free_bins.append(int(self.legs.bin[s]))
+        self.legs.remove(s)
+        self.call_table.leave(c.idx, s)
         c.muted_by.pop(user, None)
-        self._free_legs.append(s)
-        self._n_legs -= 1
 
     def _spurt(self, talking: bool) -> int:
         v = self.sc.voices
         mean = v.talk_mean_s if talking else v.silence_mean_s
         return max(1, int(self.talk_rng.exponential(mean) / TICK_S))
 
-    # ------------------------------------------------------------------ events
-    def _at(self, tick: int, kind: str, *args: Any) -> None:
-        self._seq += 1
-        heapq.heappush(self._events, (tick, self._seq, kind, args))
+    # -- mutes: the leg table's column and the call's record of who muted whom change together
+    def _mute(self, c: SimCall, who: str, by: str) -> None:
+        self.legs.muted[c.legs[who]] = True
+        c.muted_by[who] = by
 
-    def _after(self, seconds: float, kind: str, *args: Any) -> None:
-        self._at(self.t + max(1, int(round(seconds / TICK_S))), kind, *args)
+    def _unmute(self, c: SimCall, who: str) -> None:
+        self.legs.muted[c.legs[who]] = False
+        del c.muted_by[who]
+
+    def _release_mutes(self, c: SimCall, sup: str) -> None:
+        """Unmute the parties ``sup`` muted, when their barge ends or they leave: a supervisor never leaves a
+        party muted behind them (product rules, known user pains), and nobody else could unmute them."""
+        for who, by in list(c.muted_by.items()):
+            if by == sup:
+                self._unmute(c, who)
+
+    # ------------------------------------------------------------------ events
+    def _after(self, seconds: float, event: Event) -> None:
+        self.schedule.at(self.t + max(1, int(round(seconds / TICK_S))), event)
 
     def _exp(self, mean_s: float) -> float:
         return float(self.rng.exponential(mean_s))
@@ -254,26 +199,25 @@ class Simulation:
                 h = self._handle_time()
                 residual = h if self.sc.handle_time.distribution == "exponential" else h * float(self.rng.random())
                 self._start_call(residual)
-        self._after(self._exp(1 / self.sc.arrival_rate), "arrival")
+        self._after(self._exp(1 / self.sc.arrival_rate), Arrival())
         for sup in self.supervisors:
-            self._after(self._exp(self.sc.supervision.idle_mean_s), "sup_idle", sup)
+            self._after(self._exp(self.sc.supervision.idle_mean_s), SupervisorIdle(sup))
         self.report.setup_s = round(time.perf_counter() - t0, 3)
-        log.info("simulator.prepared", calls=len(self.calls), legs=self._n_legs, setup_s=self.report.setup_s)
+        log.info("simulator.prepared", calls=len(self.calls), legs=self.legs.n, setup_s=self.report.setup_s)
 
     def _run_events(self) -> None:
-        ev = self._events
-        while ev and ev[0][0] <= self.t:
-            _, _, kind, args = heapq.heappop(ev)
-            getattr(self, "_on_" + kind)(*args)
+        handlers = self._handlers
+        for event in self.schedule.due(self.t):
+            handlers[type(event)](event)
 
-    def _live_call(self, idx: int, gen: int) -> SimCall | None:
-        c = self.calls.get(idx)
-        return c if c is not None and c.gen == gen else None
+    def _live_call(self, e: CallEvent) -> SimCall | None:
+        c = self.calls.get(e.idx)
+        return c if c is not None and c.gen == e.gen else None
 
     # -- calls
-    def _on_arrival(self) -> None:
+    def _on_arrival(self, e: Arrival) -> None:
         self._start_call(self._handle_time())
-        self._after(self._exp(1 / self.sc.arrival_rate), "arrival")
+        self._after(self._exp(1 / self.sc.arrival_rate), Arrival())
 
     def _start_call(self, handle_s: float) -> None:
         self._n_customers += 1
@@ -284,13 +228,7 @@ class Simulation:
             self.report.refuse(placed.code, "call: " + placed.reason)
             return
         assert isinstance(placed, PlacedCall)
-        if self._free_calls:
-            idx = self._free_calls.pop()
-        else:
-            if self._n_calls_slots == self._call_cap:
-                self._grow_calls(self._call_cap * 2)
-            idx = self._n_calls_slots
-            self._n_calls_slots += 1
+        idx = self.call_table.open()
         self._gen += 1
         bins = self.rng.permutation(POOL)[: self.max_legs].tolist()
         c = SimCall(idx, self._gen, placed.call_id, placed.agent, customer, free_bins=bins)
@@ -302,21 +240,21 @@ class Simulation:
         self.report.calls_started += 1
         self.report.peak_concurrent_calls = max(self.report.peak_concurrent_calls, len(self.calls))
         by = "agent" if self.rng.random() < self.sc.parties.agent_hangup_probability else "customer"
-        self._after(handle_s, "hangup", idx, c.gen, by)
+        self._after(handle_s, Hangup(idx, c.gen, by))
         p = self.sc.parties
         if p.mute_per_min > 0:
-            self._after(self._exp(60 / (2 * p.mute_per_min)), "self_mute", idx, c.gen)
+            self._after(self._exp(60 / (2 * p.mute_per_min)), SelfMute(idx, c.gen))
         if p.hold_per_min > 0:
-            self._after(self._exp(60 / p.hold_per_min), "hold", idx, c.gen)
+            self._after(self._exp(60 / p.hold_per_min), Hold(idx, c.gen))
         if p.third_party_per_min > 0:
-            self._after(self._exp(60 / p.third_party_per_min), "third_party", idx, c.gen)
+            self._after(self._exp(60 / p.third_party_per_min), ThirdParty(idx, c.gen))
 
-    def _on_hangup(self, idx: int, gen: int, by: str) -> None:
-        c = self._live_call(idx, gen)
+    def _on_hangup(self, e: Hangup) -> None:
+        c = self._live_call(e)
         if c is None:
             return
-        ended = self.control.hangup(c.call_id, by)  # type: ignore[arg-type]
-        told = {e.supervisor for e in ended if e.reason}
+        ended = self.control.hangup(c.call_id, e.by)
+        told = {x.supervisor for x in ended if x.reason}
         for sup in sorted(c.supervisors):
             self.report.supervision_ended_by_call_end += 1
             if getattr(self.control, "reports_session_ends", False) and sup not in told:
@@ -324,82 +262,79 @@ class Simulation:
             self._sup_free(sup)
         for user in list(c.legs):
             self._drop_leg(c, user)
-        del self.calls[idx]
-        pos = self._live_pos.pop(idx)
+        del self.calls[c.idx]
+        pos = self._live_pos.pop(c.idx)
         last = self._live.pop()
-        if last != idx:
+        if last != c.idx:
             self._live[pos] = last
             self._live_pos[last] = pos
-        self._free_calls.append(idx)
+        self.call_table.close(c.idx)
         self.report.calls_completed += 1
-        if by == "agent":
+        if e.by == "agent":
             self.report.calls_hung_up_by_agent += 1
         else:
             self.report.calls_hung_up_by_customer += 1
 
-    def _on_self_mute(self, idx: int, gen: int) -> None:
-        c = self._live_call(idx, gen)
+    def _on_self_mute(self, e: SelfMute) -> None:
+        c = self._live_call(e)
         if c is None:
             return
         p = self.sc.parties
-        self._after(self._exp(60 / (2 * p.mute_per_min)), "self_mute", idx, gen)
+        self._after(self._exp(60 / (2 * p.mute_per_min)), SelfMute(e.idx, e.gen))
         who = c.agent if self.rng.random() < 0.5 else c.customer
-        s = c.legs[who]
-        if self.leg_muted[s]:
+        if self.legs.muted[c.legs[who]]:
             return
         res = self.control.set_muted(c.call_id, who, True, by=who)
         if isinstance(res, Refused):
             self.report.refuse(res.code, "self-mute: " + res.reason)
             return
-        self.leg_muted[s] = True
-        c.muted_by[who] = who
+        self._mute(c, who, by=who)
         self.report.party_mutes += 1
-        self._after(self._exp(p.mute_mean_s), "self_unmute", idx, gen, who)
+        self._after(self._exp(p.mute_mean_s), SelfUnmute(e.idx, e.gen, who))
 
-    def _on_self_unmute(self, idx: int, gen: int, who: str) -> None:
-        c = self._live_call(idx, gen)
-        if c is None or c.muted_by.get(who) != who:
+    def _on_self_unmute(self, e: SelfUnmute) -> None:
+        c = self._live_call(e)
+        if c is None or c.muted_by.get(e.who) != e.who:
             return
-        res = self.control.set_muted(c.call_id, who, False, by=who)
+        res = self.control.set_muted(c.call_id, e.who, False, by=e.who)
         if isinstance(res, Refused):
             self.report.refuse(res.code, "self-unmute: " + res.reason)
             return
-        self.leg_muted[c.legs[who]] = False
-        del c.muted_by[who]
+        self._unmute(c, e.who)
 
-    def _on_hold(self, idx: int, gen: int) -> None:
-        c = self._live_call(idx, gen)
+    def _on_hold(self, e: Hold) -> None:
+        c = self._live_call(e)
         if c is None:
             return
         p = self.sc.parties
-        self._after(self._exp(60 / p.hold_per_min), "hold", idx, gen)
+        self._after(self._exp(60 / p.hold_per_min), Hold(e.idx, e.gen))
         s = c.legs[c.customer]
-        if self.leg_held[s]:
+        if self.legs.held[s]:
             return
         res = self.control.set_held(c.call_id, c.customer, True, by=c.agent)
         if isinstance(res, Refused):
             self.report.refuse(res.code, "hold: " + res.reason)
             return
-        self.leg_held[s] = True
+        self.legs.held[s] = True
         self.report.holds += 1
-        self._after(self._exp(p.hold_mean_s), "unhold", idx, gen)
+        self._after(self._exp(p.hold_mean_s), Unhold(e.idx, e.gen))
 
-    def _on_unhold(self, idx: int, gen: int) -> None:
-        c = self._live_call(idx, gen)
+    def _on_unhold(self, e: Unhold) -> None:
+        c = self._live_call(e)
         if c is None:
             return
         res = self.control.set_held(c.call_id, c.customer, False, by=c.agent)
         if isinstance(res, Refused):
             self.report.refuse(res.code, "unhold: " + res.reason)
             return
-        self.leg_held[c.legs[c.customer]] = False
+        self.legs.held[c.legs[c.customer]] = False
 
-    def _on_third_party(self, idx: int, gen: int) -> None:
-        c = self._live_call(idx, gen)
+    def _on_third_party(self, e: ThirdParty) -> None:
+        c = self._live_call(e)
         if c is None:
             return
         p = self.sc.parties
-        self._after(self._exp(60 / p.third_party_per_min), "third_party", idx, gen)
+        self._after(self._exp(60 / p.third_party_per_min), ThirdParty(e.idx, e.gen))
         self._n_parties += 1
         party = f"party-{self._n_parties}"
         res = self.control.add_party(c.call_id, c.agent, party)
@@ -409,93 +344,94 @@ class Simulation:
         self._new_leg(c, party, res, PARTY)
         c.parties += 1
         self.report.third_parties += 1
-        self._after(self._exp(p.third_party_mean_s), "party_leaves", idx, gen, party)
+        self._after(self._exp(p.third_party_mean_s), PartyLeaves(e.idx, e.gen, party))
 
-    def _on_party_leaves(self, idx: int, gen: int, party: str) -> None:
-        c = self._live_call(idx, gen)
-        if c is None or party not in c.legs:
+    def _on_party_leaves(self, e: PartyLeaves) -> None:
+        c = self._live_call(e)
+        if c is None or e.party not in c.legs:
             return
-        self.control.drop_party(c.call_id, party)
-        self._drop_leg(c, party)
+        self.control.drop_party(c.call_id, e.party)
+        self._drop_leg(c, e.party)
         c.parties -= 1
 
     # -- supervisors
     def _sup_free(self, sup: str) -> None:
         self._sup_call[sup] = None
         self._sup_session[sup] += 1
-        self._after(self._exp(self.sc.supervision.idle_mean_s), "sup_idle", sup)
+        self._after(self._exp(self.sc.supervision.idle_mean_s), SupervisorIdle(sup))
 
-    def _on_sup_idle(self, sup: str) -> None:
+    def _on_supervisor_idle(self, e: SupervisorIdle) -> None:
+        sup = e.supervisor
         if self._sup_call[sup] is not None:
             return
         if not self._live:
-            self._after(self._exp(self.sc.supervision.idle_mean_s), "sup_idle", sup)
+            self._after(self._exp(self.sc.supervision.idle_mean_s), SupervisorIdle(sup))
             return
         idx = self._live[int(self.rng.integers(len(self._live)))]
         c = self.calls[idx]
         res = self.control.monitor(sup, c.call_id)
         if isinstance(res, Refused):
             self.report.refuse(res.code, "monitor: " + res.reason)
-            self._after(self._exp(self.sc.supervision.idle_mean_s), "sup_idle", sup)
+            self._after(self._exp(self.sc.supervision.idle_mean_s), SupervisorIdle(sup))
             return
         self._new_leg(c, sup, res, SUPERVISOR, MONITOR)
         c.supervisors.add(sup)
         self._sup_call[sup] = idx
         self._sup_session[sup] += 1
         self.report.monitor_sessions += 1
-        self._after(self._exp(self.sc.supervision.action_interval_s), "sup_act", sup, self._sup_session[sup])
+        self._after(self._exp(self.sc.supervision.action_interval_s), SupervisorAct(sup, self._sup_session[sup]))
 
-    def _on_sup_act(self, sup: str, session: int) -> None:
-        if self._sup_session[sup] != session or self._sup_call[sup] is None:
+    def _on_supervisor_act(self, e: SupervisorAct) -> None:
+        sup = e.supervisor
+        idx = self._sup_call[sup]
+        if self._sup_session[sup] != e.session or idx is None:
             return
-        c = self.calls[self._sup_call[sup]]
-        s = c.legs[sup]
-        action = ("barge", "coach", "monitor", "leave", "mute_party")[int(self.rng.choice(5, p=self._sup_weights))]
+        c = self.calls[idx]
+        action = _SUP_ACTIONS[int(self.rng.choice(5, p=self._sup_weights))]
         if action == "leave":
             self.control.leave(sup, c.call_id)
-            # a supervisor never leaves a party muted behind them (product.md, known user pains)
-            for who, by in list(c.muted_by.items()):
-                if by == sup:
-                    self.leg_muted[c.legs[who]] = False
-                    del c.muted_by[who]
+            self._release_mutes(c, sup)
             self._drop_leg(c, sup)
             c.supervisors.discard(sup)
             self.report.supervisor_leaves += 1
             self._sup_free(sup)
             return
-        self._after(self._exp(self.sc.supervision.action_interval_s), "sup_act", sup, session)
+        self._after(self._exp(self.sc.supervision.action_interval_s), e)
         if action == "mute_party":
-            if self.leg_mode[s] != BARGE:
-                return
-            who = c.agent if self.rng.random() < 0.5 else c.customer
-            by = c.muted_by.get(who)
-            if by not in (None, sup):
-                return
-            res = self.control.set_muted(c.call_id, who, by is None, by=sup)
-            if isinstance(res, Refused):
-                self.report.refuse(res.code, "supervisor mute: " + res.reason)
-                return
-            self.leg_muted[c.legs[who]] = by is None
-            if by is None:
-                c.muted_by[who] = sup
-                self.report.supervisor_mutes += 1
-            else:
-                del c.muted_by[who]
+            self._supervisor_mute(c, sup)
+        else:
+            self._supervisor_mode(c, sup, action)  # type: ignore[arg-type]
+
+    def _supervisor_mute(self, c: SimCall, sup: str) -> None:
+        """A barging supervisor mutes a party, or unmutes one they muted."""
+        if self.legs.mode[c.legs[sup]] != BARGE:
             return
+        who = c.agent if self.rng.random() < 0.5 else c.customer
+        by = c.muted_by.get(who)
+        if by not in (None, sup):
+            return
+        res = self.control.set_muted(c.call_id, who, by is None, by=sup)
+        if isinstance(res, Refused):
+            self.report.refuse(res.code, "supervisor mute: " + res.reason)
+            return
+        if by is None:
+            self._mute(c, who, by=sup)
+            self.report.supervisor_mutes += 1
+        else:
+            self._unmute(c, who)
+
+    def _supervisor_mode(self, c: SimCall, sup: str, action: Mode) -> None:
+        s = c.legs[sup]
         code = _MODE_CODE[action]
-        if self.leg_mode[s] == code:
+        if self.legs.mode[s] == code:
             return
-        res = self.control.set_mode(sup, c.call_id, action)  # type: ignore[arg-type]
+        res = self.control.set_mode(sup, c.call_id, action)
         if isinstance(res, Refused):
             self.report.refuse(res.code, f"{action}: {res.reason}")
             return
-        if self.leg_mode[s] == BARGE:
-            # parties this supervisor muted while barging are unmuted when the barge ends (nobody else could)
-            for who, by in list(c.muted_by.items()):
-                if by == sup:
-                    self.leg_muted[c.legs[who]] = False
-                    del c.muted_by[who]
-        self.leg_mode[s] = code
+        if self.legs.mode[s] == BARGE:
+            self._release_mutes(c, sup)
+        self.legs.mode[s] = code
         if code == BARGE:
             self.report.barge_toggles += 1
         elif code == COACH:
@@ -504,95 +440,26 @@ class Simulation:
             self.report.monitor_toggles += 1
 
     # ------------------------------------------------------------------ the tick
-    def _active(self) -> np.ndarray:
-        """Sim legs in dense order (position i is pushed from ``_frames[i]`` to mixer leg ``_act_mixer[i]``)."""
-        return self._order[: self._n_legs]
-
     def step(self) -> None:
         """One 20 ms tick: due events, talk spurts, push every leg's frame, mix, check (on checked ticks)."""
         self._run_events()
-        due = np.flatnonzero(self.leg_next_toggle <= self.t)
+        legs = self.legs
+        due = np.flatnonzero(legs.next_toggle <= self.t)
         if due.size:
-            talking = ~self.leg_talking[due]
-            self.leg_talking[due] = talking
+            talking = ~legs.talking[due]
+            legs.talking[due] = talking
             v = self.sc.voices
             means = np.where(talking, v.talk_mean_s, v.silence_mean_s)
             spurts = np.maximum(1, (self.talk_rng.exponential(means) / TICK_S).astype(np.int64))
-            self.leg_next_toggle[due] = self.t + spurts
-            self._frames[self._pos[due]] = self.table[np.where(talking, self.leg_bin[due], SILENCE)]
-        act = self._active()
-        if act.size:
-            self.engine.push_many(self._act_mixer, self._frames[: act.size])
+            legs.next_toggle[due] = self.t + spurts
+            legs.frames[legs.pos[due]] = self.table[np.where(talking, legs.bin[due], SILENCE)]
+        n = legs.n
+        if n:
+            self.engine.push_many(legs.dense_mixer[:n], legs.frames[:n])
         self.engine.tick()
-        if act.size:
-            self._check(act)
+        if n:
+            self.checker.check(self.t)
         self.t += 1
-
-    def _check(self, act: np.ndarray) -> None:
-        """Check this tick's share of listeners: each leg's turn comes every ``every_ticks`` ticks (a random
-        sample of at most ``max_listeners / every_ticks`` per tick at scale), so the cost is the same every tick."""
-        v = self.sc.verification
-        every = v.every_ticks
-        lis = act[(act + self.t) % every == 0] if every > 1 else act
-        cap = max(1, v.max_listeners // every)
-        if lis.size > cap:
-            lis = np.sort(self.check_rng.choice(lis, cap, replace=False))
-        if not lis.size:
-            return
-        levels = self.meter.levels(self.engine.outputs(self.leg_mixer[lis].tolist())) / self.level  # (L, POOL)
-        members = self.call_members[self.leg_call[lis]]  # (L, M) sim legs of the listener's call
-        valid = members >= 0
-        m = np.where(valid, members, 0)
-        lcol = lis[:, None]
-        expect = should_hear(
-            lcol, self.leg_role[lcol], self.leg_held[lcol],
-            m, self.leg_role[m], self.leg_mode[m], self.leg_muted[m], self.leg_held[m], self.leg_talking[m],
-        )
-        pair = valid & (m != lcol)
-        bins = np.where(valid, self.leg_bin[m], 0)
-        lvl = np.take_along_axis(levels, bins, axis=1)
-        ok = np.where(expect, (lvl >= HEARD_MIN) & (lvl <= HEARD_MAX), lvl <= SILENT_MAX)
-        bad = pair & ~ok
-        # energy at a frequency no leg of this call owns: audio leaking in from another call
-        owned = np.zeros(levels.shape, dtype=bool)
-        rows = np.broadcast_to(np.arange(lis.size)[:, None], bins.shape)
-        owned[rows[valid], bins[valid]] = True
-        leak = ~owned & (levels > SILENT_MAX)
-        r = self.report
-        r.checked_ticks += 1
-        r.listener_checks += int(lis.size)
-        r.routing_checks += int(pair.sum())
-        n_bad = int(bad.sum()) + int(leak.sum())
-        if n_bad:
-            r.routing_violations += n_bad
-            for li, mi in np.argwhere(bad)[: max(0, v.max_listed - len(r.violations))]:
-                self._record(int(lis[li]), int(m[li, mi]), bool(expect[li, mi]), float(lvl[li, mi]))
-            for li, b in np.argwhere(leak)[: max(0, v.max_listed - len(r.violations))]:
-                self._record(int(lis[li]), -1, False, float(levels[li, b]), freq=int(POOL_HZ[b]))
-
-    def _record(self, listener: int, speaker: int, expected: bool, level: float, freq: int | None = None) -> None:
-        c = self.calls[int(self.leg_call[listener])]
-        def who(s: int) -> str:
-            role = ROLE_NAMES[self.leg_role[s]]
-            mode = MODE_NAMES[self.leg_mode[s]]
-            return f"{self.leg_names[s]} ({role}{', ' + mode if mode else ''})"
-        state = []
-        if speaker >= 0:
-            state = [k for k, on in (("muted", self.leg_muted[speaker]), ("held", self.leg_held[speaker]),
-                                     ("talking", self.leg_talking[speaker])) if on]
-        if self.leg_held[listener]:
-            state.append("listener held")
-        self.report.violations.append({
-            "tick": self.t,
-            "call": c.call_id,
-            "listener": who(listener),
-            "speaker": who(speaker) if speaker >= 0 else f"<no leg of this call: {freq} Hz>",
-            "expected": "hear" if expected else "silent",
-            "measured_db": round(20 * math.log10(max(level, 1e-6)), 1),  # relative to the speaker's own level
-            "speaker_state": state,
-        })
-        if len(self.report.violations) <= 5:
-            log.warning("simulator.routing_violation", **self.report.violations[-1])
 
     # ------------------------------------------------------------------ running
     def _finish(self, clock: VirtualClock | RealtimeClock, wall: float) -> Report:
@@ -625,16 +492,9 @@ class Simulation:
 
     def _prime(self) -> None:
         """Touch every buffer once before real time starts (first-touch page faults would miss deadlines)."""
-        # the simulator's own per-leg and per-call arrays too: doubling them inside a tick costs tens of ms
-        legs = 4 * self.sc.calls + 64
-        if self._leg_cap < legs:
-            self._grow_legs(legs)
-        if self._order.shape[0] < legs:
-            n = self._order.shape[0]
-            self._order = np.concatenate([self._order, np.zeros(legs - n, np.int64)])
-            self._frames = np.concatenate([self._frames, np.zeros((legs - n, self._frames.shape[1]), np.int16)])
-        if self._call_cap < 2 * self.sc.calls + 16:
-            self._grow_calls(2 * self.sc.calls + 16)
+        # the simulator's own leg and call tables too: doubling them inside a tick costs tens of ms
+        self.legs.grow(4 * self.sc.calls + 64)
+        self.call_table.grow(2 * self.sc.calls + 16)
         # grow the mixer's pools once, now: a pool doubling mid-run copies its buffers inside a tick
         dummies = []
         for width, share in ((2, 1.6), (3, 0.5), (4, 0.2), (5, 0.1), (6, 0.05)):
@@ -645,12 +505,12 @@ class Simulation:
                 dummies.append(key)
         for key in reversed(dummies):
             self.engine.remove_call(key)
-        act = self._active()
-        if act.size:
-            self.engine.push_many(self._act_mixer, np.zeros((act.size, self.table.shape[1]), np.int16))
+        n = self.legs.n
+        if n:
+            self.engine.push_many(self.legs.dense_mixer[:n], np.zeros((n, self.table.shape[1]), np.int16))
             self.engine.tick()
-            lis = self._act_mixer[: self.sc.verification.max_listeners]
-            self.meter.levels(self.engine.outputs(lis))  # first use of the matmul starts BLAS threads
+            lis = self.legs.dense_mixer[: min(n, self.sc.verification.max_listeners)].tolist()
+            self.checker.meter.levels(self.engine.outputs(lis))  # first use of the matmul starts BLAS threads
         gc.collect()
         gc.freeze()  # the set-up's objects never need scanning again: shorter collector pauses
 

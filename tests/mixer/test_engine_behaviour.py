@@ -1,5 +1,7 @@
 """Join/leave/mode switch between ticks, missing frames, overflow, growth, and clear errors."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from bargein.mixer import (
@@ -115,11 +117,11 @@ def test_mode_switch_between_ticks(engine: MixerEngine) -> None:
     engine.push(s, frame(50))
     engine.tick()
     assert engine.output(c)[0] == 0
-    engine.update_leg(s, mode=SupervisorMode.BARGE)
+    engine.set_routing(s, replace(engine.routing_of(s), mode=SupervisorMode.BARGE))
     engine.push(s, frame(50))
     engine.tick()
     assert engine.output(c)[0] == 50
-    engine.update_leg(c, muted=True)
+    engine.set_routing(c, replace(engine.routing_of(c), muted=True))
     engine.push(c, frame(9))
     engine.tick()
     assert engine.output(s)[0] == 0
@@ -160,12 +162,12 @@ def test_limits_enforced_with_clear_errors() -> None:
     s1 = engine.add_leg(1, LegRouting(SUP, SupervisorMode.BARGE))
     s2 = engine.add_leg(1, LegRouting(SUP, SupervisorMode.MONITOR))
     with pytest.raises(LimitError, match="at most 1 supervisor"):
-        engine.update_leg(s2, mode=SupervisorMode.BARGE)
+        engine.set_routing(s2, replace(engine.routing_of(s2), mode=SupervisorMode.BARGE))
     assert engine.routing_of(s2).mode is SupervisorMode.MONITOR  # refused change left no trace
     with pytest.raises(LimitError, match="at most 2 supervisors"):
         engine.add_leg(1, LegRouting(SUP, SupervisorMode.MONITOR))
-    engine.update_leg(s1, mode=SupervisorMode.MONITOR)
-    engine.update_leg(s2, mode=SupervisorMode.BARGE)
+    engine.set_routing(s1, replace(engine.routing_of(s1), mode=SupervisorMode.MONITOR))
+    engine.set_routing(s2, replace(engine.routing_of(s2), mode=SupervisorMode.BARGE))
 
 
 @pytest.mark.parametrize(
@@ -223,5 +225,56 @@ def test_two_monitoring_supervisors_share_one_mix(engine: MixerEngine) -> None:
     engine.push(a, frame(4))
     engine.tick()
     np.testing.assert_array_equal(engine.output(s1), engine.output(s2))
-    engine.update_leg(s1, mode=SupervisorMode.BARGE)  # s2 now hears s1, s1 does not hear itself
+    engine.set_routing(s1, replace(engine.routing_of(s1), mode=SupervisorMode.BARGE))  # s2 hears s1, s1 not itself
     assert sorted(map(sorted, engine.shared_mix_groups(1))) == [[c], [a], [s1], [s2]]
+
+
+def test_set_routing_keeps_the_role(engine: MixerEngine) -> None:
+    a = engine.add_leg(1, LegRouting(Role.AGENT))
+    engine.add_leg(1, LegRouting(Role.CUSTOMER))
+    with pytest.raises(ValueError, match=r"leg 0 has role agent: a leg's role cannot change \(to customer\)"):
+        engine.set_routing(a, LegRouting(Role.CUSTOMER))
+    assert engine.routing_of(a) == LegRouting(Role.AGENT)
+
+
+def test_set_routing_applies_gain(engine: MixerEngine) -> None:
+    a = engine.add_leg(1, LegRouting(Role.AGENT))
+    c = engine.add_leg(1, LegRouting(Role.CUSTOMER))
+    engine.set_routing(a, LegRouting(Role.AGENT, gain=0.5))
+    engine.push(a, frame(100))
+    engine.tick()
+    assert np.all(engine.output(c) == 50)
+
+
+def test_leg_counters_follow_the_leg_when_its_call_changes_pool(engine: MixerEngine) -> None:
+    a = engine.add_leg(1, LegRouting(Role.AGENT))
+    c = engine.add_leg(1, LegRouting(Role.CUSTOMER))
+    engine.add_leg(2, LegRouting(Role.AGENT))  # another call in the same pool: rows move on leave
+    engine.add_leg(2, LegRouting(Role.CUSTOMER))
+    for v in range(engine.depth + 1):
+        engine.push(a, frame(v))  # one dropped
+    engine.tick()  # c missing once
+    p = engine.add_leg(1, LegRouting(Role.PARTY))
+    assert engine.leg_counters(a) == (0, 1) and engine.leg_counters(c) == (1, 0)
+    assert engine.buffered(a) == engine.depth - 1
+    engine.remove_leg(c)
+    engine.remove_leg(p)
+    assert engine.leg_counters(a) == (0, 1)
+    assert engine.counters.frames_dropped == 1
+    assert engine.counters.frames_missing == 1 + 2 + 0  # c once, call 2's legs once each; p joined after
+    engine.tick()
+    assert engine.counters.frames_missing == 3 + 2  # a had frames left; call 2's two legs missed again
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "c"])
+def test_frame_size_is_a_constructor_parameter(kernel: str) -> None:
+    engine = MixerEngine(rate=8000, kernel=kernel, frame_samples=40)
+    a = engine.add_leg(1, LegRouting(Role.AGENT))
+    c = engine.add_leg(1, LegRouting(Role.CUSTOMER))
+    with pytest.raises(FrameError, match="160 samples: expected 40$"):
+        engine.push(a, np.zeros(160, np.int16))
+    engine.push(a, np.arange(40, dtype=np.int16))
+    engine.tick()
+    np.testing.assert_array_equal(engine.output(c), np.arange(40))
+    with pytest.raises(ValueError, match="frame_samples must be between 1 and 4096"):
+        MixerEngine(rate=8000, frame_samples=5000)

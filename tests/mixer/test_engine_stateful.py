@@ -1,6 +1,7 @@
 """Hypothesis: random joins, leaves, mode changes, pushes and ticks against a plain per-call model."""
 
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 from bargein.mixer import CallLimits, LegRouting, LimitError, MixerEngine, Role, SupervisorMode
@@ -30,9 +31,8 @@ op = st.one_of(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(op, min_size=40, max_size=150), kernel=st.sampled_from(["numpy", "c"]))
 def test_engine_matches_model(ops: list, kernel: str) -> None:
-    engine = MixerEngine(rate=8000, limits=LIMITS, buffer_frames=DEPTH, limiter="hard", kernel=kernel)
-    engine.n_samples = N  # smaller frames keep examples fast; the engine never assumes 160
-    engine._pools.clear()
+    # smaller frames keep examples fast; the engine never assumes 160
+    engine = MixerEngine(rate=8000, limits=LIMITS, buffer_frames=DEPTH, limiter="hard", kernel=kernel, frame_samples=N)
     model: dict[int, list[list]] = {}  # call -> [[leg, routing, deque]]
     legs: list[int] = []
     dropped = 0
@@ -71,7 +71,9 @@ def test_engine_matches_model(ops: list, kernel: str) -> None:
             if kind == "mode" and e[1].role is not Role.SUPERVISOR:
                 continue
             try:
-                e[1] = engine.update_leg(leg, **{field: o[2]})
+                new = replace(e[1], **{field: o[2]})
+                engine.set_routing(leg, new)
+                e[1] = new
             except LimitError:
                 continue
         elif kind == "push" and (leg := pick(o[1])) is not None:

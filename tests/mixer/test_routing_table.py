@@ -1,4 +1,4 @@
-"""The routing table of shared/product.md, row by row, written out independently of mixer.routing."""
+"""The routing table of docs/behaviour.md, row by row, written out independently of mixer.routing."""
 
 import itertools
 

@@ -1,5 +1,5 @@
 import pytest
-from bargein.signaling.inprocess import Harness
+from helpers.inprocess import Harness
 
 
 @pytest.fixture

@@ -4,12 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
-from bargein.cli import build_parser
 from bargein.signaling.core import SignalingCore
 from bargein.signaling.directory import load_directory
-from bargein.signaling.inprocess import Harness, start_call
 from bargein.signaling.settings import Settings, load_settings
+from helpers.inprocess import Harness, start_call
 from pydantic import ValidationError
+
+from bargein.cli import build_parser
 
 USERS = {
     "profiles": [

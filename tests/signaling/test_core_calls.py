@@ -1,7 +1,7 @@
 """The sans-IO core without sockets: calls, supervision, ending rules, records."""
 
 from bargein.mixer.roles import Role, SupervisorMode
-from bargein.signaling.inprocess import Harness, start_call
+from helpers.inprocess import Harness, offer, start_call
 
 
 def test_customer_calls_agent_answers_and_legs_exist(h: Harness) -> None:
@@ -24,7 +24,7 @@ def test_no_agent_available_gives_480(h: Harness) -> None:
 def test_supervisor_monitor_barge_coach_monitor_leave(h: Harness) -> None:
     c, a, call_id = start_call(h)
     s = h.client("supervisor1")
-    r = s.request("INVITE", to=f"call:{call_id}", sdp="sup-offer")
+    r = s.request("INVITE", to=f"call:{call_id}", sdp=offer("sup"))
     assert r["status"] == 200 and r["mode"] == "monitor" and r["sdp"].startswith("answer-for-")
     assert h.legs_of(call_id)["supervisor1"].mode is SupervisorMode.MONITOR
     assert a.last("call-state")["supervisors"] == [{"user": "supervisor1", "mode": "monitor"}]
@@ -84,7 +84,7 @@ def test_barging_supervisor_mutes_and_drops_and_mute_is_undone_on_leave(h: Harne
     c, a, call_id = start_call(h)
     p = h.client("customer2")
     assert a.request("REFER", call_id=call_id, target="customer2")["status"] == 202
-    p.answer(sdp="party-offer")
+    p.answer(sdp=offer("party"))
     assert h.legs_of(call_id)["customer2"].role is Role.PARTY
     s = h.client("supervisor1")
     s.request("INVITE", to=f"call:{call_id}")

@@ -4,8 +4,8 @@ import json
 
 import aiohttp
 from bargein.signaling.core import Send
-from bargein.signaling.inprocess import Harness, start_call
 from bargein.signaling.messages import METHODS, REASONS
+from helpers.inprocess import Harness, start_call
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

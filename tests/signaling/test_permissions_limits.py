@@ -2,8 +2,8 @@
 
 import pytest
 from bargein.mixer.limits import CallLimits
-from bargein.signaling.inprocess import Harness, start_call
 from bargein.signaling.settings import QueueSettings
+from helpers.inprocess import Harness, start_call
 
 # profile (demo user) -> action -> expected status
 MATRIX = {

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from bargein.mixer import SupervisorMode
-from bargein.signaling.inprocess import WsClient
+from bargein.signaling.client import SignalingClient, place_call, sign_in
 from bargein.signaling.server import BargeinServer, serving
 from bargein.signaling.settings import Settings
 
@@ -19,26 +19,13 @@ async def server() -> AsyncIterator[tuple[BargeinServer, str]]:
         yield srv, base
 
 
-async def connect(session: aiohttp.ClientSession, base: str, token: str, state: str | None = None) -> WsClient:
-    ws = await session.ws_connect(base + "/ws")
-    c = WsClient(ws)
-    r = await c.request("REGISTER", token=token)
-    assert r["status"] == 200, r
-    if state:
-        assert (await c.request("PUBLISH", state=state))["status"] == 200
-    return c
-
-
 async def full_call(srv: BargeinServer, session: aiohttp.ClientSession, base: str) -> None:
     """Customer calls, agent answers, supervisor monitors and barges; the mixer follows; agent hangs up."""
-    agent = await connect(session, base, "agent1", "available")
-    customer = await connect(session, base, "customer1")
-    await customer.ws.send_json({"method": "INVITE", "cseq": 99, "to": "queue:support"})
-    inv = await agent.answer()
-    call_id = inv["call_id"]
-    ok = await customer.wait_for(lambda x: x.get("cseq") == 99 and x.get("status") == 200)
-    assert ok["call_id"] == call_id
-    sup = await connect(session, base, "supervisor1")
+    url = base + "/ws"
+    agent = await sign_in(url, "agent1", session=session, state="available")
+    customer = await sign_in(url, "customer1", session=session)
+    call_id = await place_call(customer, agent)
+    sup = await sign_in(url, "supervisor1", session=session)
     r = await sup.request("INVITE", to=f"call:{call_id}")
     assert r["status"] == 200
     legs = srv.engine.legs_of(call_id)
@@ -50,11 +37,11 @@ async def full_call(srv: BargeinServer, session: aiohttp.ClientSession, base: st
     assert gains[0, 2] == 1 and gains[1, 2] == 1
     assert srv.engine.routing_of(legs[2]).mode is SupervisorMode.BARGE
     assert (await agent.request("BYE", call_id=call_id))["status"] == 200
-    ended = await sup.wait_for(lambda x: x.get("event") == "session-ended")
+    ended = await sup.expect("NOTIFY", event="session-ended")
     assert "agent ended the call" in ended["reason"]
     assert srv.engine.call_count == 0
     for c in (agent, customer, sup):
-        await c.ws.close()
+        await c.close()
 
 
 async def test_full_call_over_real_websockets(server: tuple[BargeinServer, str]) -> None:
@@ -102,49 +89,48 @@ async def test_bad_input_gets_errors_and_connection_survives(server: tuple[Barge
             await ws.send_str(raw)
             r = await asyncio.wait_for(ws.receive_json(), 5)
             assert r["status"] == status and words in r["reason"], (raw[:40], r)
-        c = WsClient(ws)
-        c.cseq = 10
-        assert (await c.request("REGISTER", token="supervisor1"))["status"] == 200
+        await ws.send_str(json.dumps({"method": "REGISTER", "cseq": 10, "token": "supervisor1"}))
+        assert (await asyncio.wait_for(ws.receive_json(), 5))["status"] == 200
         await ws.send_str(json.dumps({"method": "OPTIONS", "cseq": 3}))  # replay of an old cseq
         r = await asyncio.wait_for(ws.receive_json(), 5)
         assert r["status"] == 400 and "cseq" in r["reason"]
+        c = SignalingClient.over_websocket(ws, first_cseq=11)  # the same connection goes on with the client
         assert (await c.request("INFO", call_id="call-404", action="mode", mode="barge"))["status"] == 481
         assert (await c.request("INVITE", to="call:nope"))["status"] == 404
         assert (await c.request("INVITE", to="queue:support"))["status"] == 403
-        await ws.close()
+        await c.close()
         await full_call(srv, session, base)  # everything still works
 
 
 async def test_flood_is_rate_limited_and_connection_stays(server: tuple[BargeinServer, str]) -> None:
     srv, base = server
     async with aiohttp.ClientSession() as session:
-        c = await connect(session, base, "supervisor2")
-        n = 400
-        for i in range(n):
-            await c.ws.send_json({"method": "OPTIONS", "cseq": 100 + i})
-        statuses = [(await asyncio.wait_for(c.ws.receive_json(), 5))["status"] for _ in range(n)]
+        c = await sign_in(base + "/ws", "supervisor2", session=session)
+        flood = [await c.send("OPTIONS") for _ in range(400)]
+        statuses = [(await tx.final())["status"] for tx in flood]
         assert 429 in statuses and 200 in statuses
         await asyncio.sleep(0.5)  # tokens refill
-        c.cseq = 10_000
         assert (await c.request("OPTIONS"))["status"] == 200
+        await c.close()
 
 
 async def test_dropped_websocket_frees_legs(server: tuple[BargeinServer, str]) -> None:
     srv, base = server
     async with aiohttp.ClientSession() as session:
-        agent = await connect(session, base, "agent2", "available")
-        customer = await connect(session, base, "customer2")
-        await customer.ws.send_json({"method": "INVITE", "cseq": 50, "to": "queue:support"})
-        call_id = (await agent.answer())["call_id"]
-        sup = await connect(session, base, "supervisor1")
+        url = base + "/ws"
+        agent = await sign_in(url, "agent2", session=session, state="available")
+        customer = await sign_in(url, "customer2", session=session)
+        call_id = await place_call(customer, agent)
+        sup = await sign_in(url, "supervisor1", session=session)
         assert (await sup.request("INVITE", to=f"call:{call_id}"))["status"] == 200
-        await sup.ws.close()  # supervisor vanishes: leaves, call goes on
+        await sup.close()  # supervisor vanishes: leaves, call goes on
         for _ in range(50):
             if srv.engine.leg_count == 2:
                 break
             await asyncio.sleep(0.05)
         assert len(srv.engine.legs_of(call_id)) == 2
-        await agent.ws.close()  # agent vanishes: the call ends
-        bye = await customer.wait_for(lambda x: x.get("method") == "BYE")
+        await agent.close()  # agent vanishes: the call ends
+        bye = await customer.expect("BYE")
         assert bye["call_id"] == call_id
         assert srv.engine.call_count == 0
+        await customer.close()

@@ -4,14 +4,15 @@ import asyncio
 
 import aiohttp
 import numpy as np
-from bargein.signaling.inprocess import WsClient
-from bargein.signaling.server import BargeinServer, serving
+from bargein.signaling.client import sign_in
+from bargein.signaling.server import serving
 from bargein.signaling.settings import Settings
-from bargein.simulator.demo import DemoCalls
+
+from bargein.app import build_server
 
 
 async def test_demo_calls_show_in_agents_view_and_can_be_monitored_and_barged() -> None:
-    srv = BargeinServer(Settings(port=0, mixer_rate=16000), services=[DemoCalls(3)])
+    srv = build_server(Settings(port=0, mixer_rate=16000), demo_calls=3, webrtc=False)  # as `bargein serve` wires it
     async with serving(srv) as base:
         async with aiohttp.ClientSession() as session:
             rows: list = []
@@ -23,8 +24,7 @@ async def test_demo_calls_show_in_agents_view_and_can_be_monitored_and_barged() 
                 await asyncio.sleep(0.05)
             assert len(rows) == 3 and all(a["state"] == "on-call" for a in rows), rows
             call_id = rows[0]["call_id"]
-            sup = WsClient(await session.ws_connect(base + "/ws"))
-            assert (await sup.request("REGISTER", token="supervisor1"))["status"] == 200
+            sup = await sign_in(base + "/ws", "supervisor1", session=session)
             r = await sup.request("INVITE", to=f"call:{call_id}")
             assert r["status"] == 200
             leg = int(srv.engine.legs_of(call_id)[-1])
@@ -35,4 +35,4 @@ async def test_demo_calls_show_in_agents_view_and_can_be_monitored_and_barged() 
                 heard.append(srv.engine.output(leg).copy())
             assert np.abs(np.concatenate(heard)).max() > 1000  # the supervisor hears the demo voices
             assert (await sup.request("INFO", call_id=call_id, action="mode", mode="barge"))["status"] == 200
-            await sup.ws.close()
+            await sup.close()

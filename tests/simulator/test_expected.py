@@ -18,7 +18,7 @@ from bargein.simulator.expected import (
 )
 from bargein.simulator.voices import POOL, POOL_HZ, ToneMeter, tone_table
 
-# (listener, speaker) -> hears, transcribed from product.md's table for a few cells that matter most
+# (listener, speaker) -> hears, transcribed from docs/behaviour.md's table for a few cells that matter most
 CELLS = {
     ("customer", "monitor"): False, ("customer", "barge"): True, ("customer", "coach"): False,
     ("agent", "monitor"): False, ("agent", "barge"): True, ("agent", "coach"): True,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import av
 import numpy as np
@@ -17,6 +18,7 @@ from bargein.mixer.tones import level_dbfs, tone
 from bargein.signaling.gateway import MediaError
 from bargein.signaling.webrtc import OUT_QUEUE, MixedAudioTrack, WebRTCGateway, _Leg
 from bargein.signaling.webrtc_client import ClientLeg
+from helpers.media import vanish
 
 HEARD, SILENT = -30.0, -50.0
 CUSTOMER, AGENT, SUPERVISOR = 500.0, 750.0, 1650.0
@@ -65,11 +67,11 @@ async def test_media_path_without_signaling(rig: Rig) -> None:
     assert customer.level(CUSTOMER) < SILENT  # mix-minus
     assert rig.gateway.legs[sup_leg].frames_in > 0  # the monitoring supervisor's mic is flowing
 
-    rig.engine.update_leg(sup_leg, mode=SupervisorMode.BARGE)
+    rig.engine.set_routing(sup_leg, replace(rig.engine.routing_of(sup_leg), mode=SupervisorMode.BARGE))
     await asyncio.gather(customer.fresh(30), agent.fresh(30))
     assert customer.level(SUPERVISOR) > HEARD and agent.level(SUPERVISOR) > HEARD
 
-    rig.engine.update_leg(cust_leg, muted=True)
+    rig.engine.set_routing(cust_leg, replace(rig.engine.routing_of(cust_leg), muted=True))
     await asyncio.gather(agent.fresh(30), sup.fresh(30))
     assert agent.level(CUSTOMER) < SILENT and sup.level(CUSTOMER) < SILENT
     assert agent.level(SUPERVISOR) > HEARD
@@ -100,7 +102,7 @@ async def test_listeners_hearing_the_same_mix_share_one_encode() -> None:
             assert sup.level(CUSTOMER) > HEARD and sup.level(AGENT) > HEARD
         assert sup1.level(2200.0) < SILENT and sup2.level(SUPERVISOR) < SILENT
 
-        rig.engine.update_leg(sup1_leg, mode=SupervisorMode.BARGE)
+        rig.engine.set_routing(sup1_leg, replace(rig.engine.routing_of(sup1_leg), mode=SupervisorMode.BARGE))
         await asyncio.gather(customer.fresh(30), sup1.fresh(30), sup2.fresh(30))
         assert sup2.level(SUPERVISOR) > HEARD and customer.level(SUPERVISOR) > HEARD
         assert sup1.level(CUSTOMER) > HEARD and sup1.level(SUPERVISOR) < SILENT
@@ -120,7 +122,7 @@ async def test_vanished_peer_is_reported_lost() -> None:
         _, customer = await rig.join(LegRouting(Role.CUSTOMER), CUSTOMER)
         agent_leg, agent = await rig.join(LegRouting(Role.AGENT), AGENT)
         await asyncio.gather(customer.fresh(10), agent.fresh(10))
-        agent.vanish()
+        vanish(agent)
         for _ in range(200):  # failure guard only
             if rig.lost:
                 break

@@ -5,11 +5,12 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from bargein.signaling.inprocess import WsClient
+from bargein.signaling.client import place_call, sign_in
 from bargein.signaling.server import BargeinServer, serving
 from bargein.signaling.settings import Settings
 from bargein.signaling.webrtc import WebRTCGateway
 from bargein.signaling.webrtc_client import ClientLeg
+from helpers.media import vanish
 
 TONE = {"customer": 500.0, "agent": 750.0, "supervisor": 1650.0, "supervisor2": 2200.0}
 HEARD, SILENT = -30.0, -50.0  # tones are sent at -12 dBFS; Opus keeps them within a few dB
@@ -22,34 +23,19 @@ async def server() -> AsyncIterator[tuple[BargeinServer, str]]:
         yield srv, base
 
 
-async def sign_in(session: aiohttp.ClientSession, base: str, token: str) -> WsClient:
-    c = WsClient(await session.ws_connect(base + "/ws"))
-    assert (await c.request("REGISTER", token=token))["status"] == 200
-    return c
-
-
 async def live_call(session: aiohttp.ClientSession, base: str) -> tuple[dict, dict, str]:
-    agent = await sign_in(session, base, "agent1")
-    await agent.request("PUBLISH", state="available")
-    customer = await sign_in(session, base, "customer1")
+    agent = await sign_in(base + "/ws", "agent1", session=session, state="available")
+    customer = await sign_in(base + "/ws", "customer1", session=session)
     cust_leg, agent_leg = ClientLeg(TONE["customer"]), ClientLeg(TONE["agent"])
-    await customer.ws.send_json({"method": "INVITE", "cseq": 50, "to": "queue:support",
-                                 "sdp": await cust_leg.offer()})
-    early = await customer.wait_for(lambda x: x.get("cseq") == 50 and x.get("status") == 183)
-    await cust_leg.accept(early["sdp"])
-    await agent.answer(sdp=await agent_leg.offer())
-    ack = await agent.wait_for(lambda x: x.get("method") == "ACK")
-    await agent_leg.accept(ack["sdp"])
-    ok = await customer.wait_for(lambda x: x.get("cseq") == 50 and x.get("status") == 200)
-    return {"ws": customer, "leg": cust_leg}, {"ws": agent, "leg": agent_leg}, ok["call_id"]
+    call_id = await place_call(customer, agent, customer_media=cust_leg, agent_media=agent_leg)
+    return {"ws": customer, "leg": cust_leg}, {"ws": agent, "leg": agent_leg}, call_id
 
 
 async def supervise(session: aiohttp.ClientSession, base: str, call_id: str, token: str, tone: float) -> dict:
-    ws = await sign_in(session, base, token)
+    ws = await sign_in(base + "/ws", token, session=session)
     leg = ClientLeg(tone)
-    r = await ws.request("INVITE", to=f"call:{call_id}", sdp=await leg.offer())
+    r = await ws.invite(f"call:{call_id}", media=leg)
     assert r["status"] == 200, r
-    await leg.accept(r["sdp"])
     return {"ws": ws, "leg": leg}
 
 
@@ -99,12 +85,12 @@ async def test_monitor_barge_coach_matrix_over_webrtc(server: tuple[BargeinServe
         # the agent hangs up: both supervisor sessions end with a reason
         assert (await agent["ws"].request("BYE", call_id=call_id))["status"] == 200
         for s in (sup, sup2):
-            ended = await s["ws"].wait_for(lambda x: x.get("event") == "session-ended")
+            ended = await s["ws"].expect("NOTIFY", event="session-ended")
             assert "agent ended the call" in ended["reason"]
         assert srv.engine.leg_count == 0 and not srv.gateway.legs  # type: ignore[union-attr]
         for x in legs.values():
             await x["leg"].close()
-            await x["ws"].ws.close()
+            await x["ws"].close()
 
 
 async def test_peer_that_vanishes_without_bye_is_cleaned_up(server: tuple[BargeinServer, str]) -> None:
@@ -121,11 +107,11 @@ async def test_peer_that_vanishes_without_bye_is_cleaned_up(server: tuple[Bargei
         assert len(srv.engine.legs_of(call_id)) == 2, "the vanished supervisor leg was not freed"
         assert call_id in srv.core.calls  # the call goes on
         await agent["leg"].fresh(10)
-        agent["leg"].vanish()  # the agent's peer goes silent without closing (killed browser): the call ends
-        bye = await customer["ws"].wait_for(lambda x: x.get("method") == "BYE", timeout=20)
+        vanish(agent["leg"])  # the agent's peer goes silent without closing (killed browser): the call ends
+        bye = await customer["ws"].expect("BYE", timeout=20)
         assert bye["call_id"] == call_id
         assert srv.engine.call_count == 0
         assert srv.gateway.lost == 2  # type: ignore[union-attr]
         for x in (customer, agent, sup):
             await x["leg"].close()
-            await x["ws"].ws.close()
+            await x["ws"].close()

@@ -1,14 +1,18 @@
-"""An in-process driver for the sans-IO core: clients without sockets and a fake clock.
-
-Used by the tests; handy in a REPL to walk through the protocol."""
+"""An in-process driver for the sans-IO core: clients without sockets and a fake clock (tests only)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bargein.signaling.core import AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
+from bargein.signaling.messages import is_final
 from bargein.signaling.settings import Settings
 
+
+def offer(tag: str) -> str:
+    """A minimal SDP offer with one Opus audio section (the core checks offers; no media flows in-process)."""
+    return (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns={tag}\r\nt=0 0\r\n"
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n")
 
 class FakeClock:
     def __init__(self) -> None:
@@ -79,7 +83,7 @@ class Client:
         self.send({"method": method, "cseq": self.cseq, **fields})
         mine = [m for m in self.inbox[start:] if m.get("type") == "response" and m.get("cseq") == self.cseq]
         assert mine, f"no response to {method}: {self.inbox[start:]}"
-        final = [m for m in mine if m["status"] >= 200 and m["status"] != 183]
+        final = [m for m in mine if is_final(m["status"])]
         return final[-1] if final else mine[-1]
 
     def pop(self, method: str | None = None, event: str | None = None) -> dict | None:
@@ -107,54 +111,10 @@ class Client:
 def start_call(h: Harness, customer: str = "customer1", agent: str = "agent1") -> tuple[Client, Client, str]:
     a = h.client(agent, state="available")
     c = h.client(customer)
-    r = c.request("INVITE", to="queue:support", sdp="customer-offer")
+    r = c.request("INVITE", to="queue:support", sdp=offer("customer"))
     assert r["status"] == 180, r
     call_id = r["call_id"]
     a.answer()
     ok = [m for m in c.inbox if m.get("status") == 200 and m.get("method") == "INVITE"]
     assert ok, c.inbox
     return c, a, call_id
-
-
-class WsClient:
-    """A real WebSocket client for tests and scripts: requests with cseq, and an inbox of what arrived."""
-
-    def __init__(self, ws: Any) -> None:
-        self.ws, self.cseq = ws, 0
-        self.inbox: list[dict] = []
-
-    async def request(self, method: str, timeout: float = 10, **fields: Any) -> dict:
-        import asyncio
-
-        self.cseq += 1
-        cseq = self.cseq
-        await self.ws.send_json({"method": method, "cseq": cseq, **fields})
-        return await asyncio.wait_for(self._final(cseq), timeout)
-
-    async def _final(self, cseq: int) -> dict:
-        while True:
-            for i, msg in enumerate(self.inbox):
-                if msg.get("type") == "response" and msg.get("cseq") == cseq and msg["status"] >= 200 \
-                        and msg["status"] != 183:
-                    return self.inbox.pop(i)
-            await self._read()
-
-    async def _read(self) -> None:
-        self.inbox.append(await self.ws.receive_json())
-
-    async def wait_for(self, pred: Any, timeout: float = 10) -> dict:
-        import asyncio
-
-        async def loop() -> dict:
-            while True:
-                for i, msg in enumerate(self.inbox):
-                    if pred(msg):
-                        return self.inbox.pop(i)
-                await self._read()
-        return await asyncio.wait_for(loop(), timeout)
-
-    async def answer(self, sdp: str | None = None, status: int = 200) -> dict:
-        inv = await self.wait_for(lambda x: x.get("type") == "request" and x.get("method") == "INVITE")
-        await self.ws.send_json({"type": "response", "method": "INVITE", "cseq": inv["cseq"], "status": status,
-                                 "call_id": inv["call_id"], **({"sdp": sdp} if sdp else {})})
-        return inv
