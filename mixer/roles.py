@@ -17,5 +17,3 @@ class SupervisorMode(StrEnum):
     BARGE = "barge"  # hears everyone, heard by everyone
     COACH = "coach"  # hears everyone, heard by the agent only (whisper)
 
-
-PARTY_ROLES = frozenset({Role.CUSTOMER, Role.AGENT, Role.PARTY})

@@ -32,7 +32,6 @@ STATIC = Path(__file__).parent / "static"
 SEND_QUEUE = 256  # frames waiting for a slow client before it is disconnected
 CLOSE_GRACE_S = 1.0  # a close frame that cannot be sent by then means the transport is aborted
 MAX_FRAME = 1 << 20  # frames above 1 MiB close the socket (docs/protocol.md); smaller ones get 413 from the core
-POLL_S = 0.25
 
 
 class Service(Protocol):
@@ -91,6 +90,8 @@ class BargeinServer:
         self.admission = Admission(self.settings.max_connections, self.settings.max_unauthenticated_per_address,
                                    self.settings.reserved_for_signed_in)
         self._lock = asyncio.Lock()  # actions are applied in order, one batch at a time
+        self._timers = asyncio.Event()  # set when the core's next deadline moved
+        self._armed: float | None = None  # the deadline the timeout task sleeps until
         self._tasks: list[asyncio.Task[None]] = []
         self.registry = CollectorRegistry()
         MixerMetrics(self.engine, self.clock, self.registry)
@@ -142,7 +143,7 @@ class BargeinServer:
 
     async def _startup(self, app: web.Application) -> None:
         self.clock.start()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._poll(), name="bargein-poll"))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._timeouts(), name="bargein-timeouts"))
         for svc in self.services:
             await svc.start(self)
         log.info("server.started", rate=self.engine.rate, enhanced_monitoring=self.settings.enhanced_monitoring,
@@ -161,9 +162,14 @@ class BargeinServer:
             await self.gateway.close()
         await self.clock.stop()
 
-    async def _poll(self) -> None:
+    async def _timeouts(self) -> None:
+        """Sleep until the core's next deadline (a ring timeout), waking early when a request moves it."""
         while True:
-            await asyncio.sleep(POLL_S)
+            self._timers.clear()
+            self._armed = deadline = self.core.next_deadline()
+            delay = None if deadline is None else max(0.0, deadline - self.core.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timers.wait(), delay)
             await self.apply(self.core.poll())
 
     # ------------------------------------------------------------------ http
@@ -326,6 +332,8 @@ class BargeinServer:
                 follow_up += await self._answer_offer(offer)
             if follow_up:
                 await self.apply(follow_up)
+        if self.core.next_deadline() != self._armed:
+            self._timers.set()
 
     async def _apply_one(self, a: Action) -> list[Action]:
         if isinstance(a, Send):

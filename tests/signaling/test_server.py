@@ -134,3 +134,20 @@ async def test_dropped_websocket_frees_legs(server: tuple[BargeinServer, str]) -
         assert bye["call_id"] == call_id
         assert srv.engine.call_count == 0
         await customer.close()
+
+
+async def test_ring_timeout_fires_without_polling() -> None:
+    """The server sleeps until the core's next deadline (none when idle, so a request must wake it):
+    the unanswered agent is CANCELled and the customer gets 408."""
+    srv = BargeinServer(Settings(port=0, ring_timeout_s=0.2))
+    async with serving(srv) as base, aiohttp.ClientSession() as session:
+        agent = await sign_in(base + "/ws", "agent1", session=session, state="available")
+        customer = await sign_in(base + "/ws", "customer1", session=session)
+        assert srv.core.next_deadline() is None
+        r = await customer.request("INVITE", to="queue:support")
+        assert r["status"] == 408, r
+        cancel = await agent.expect("CANCEL")
+        assert "did not answer" in cancel["reason"]
+        assert srv.core.next_deadline() is None and not srv.core.calls
+        await agent.close()
+        await customer.close()
