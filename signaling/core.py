@@ -195,7 +195,7 @@ class SignalingCore:
             self.agents[user.name].since = self.now
         self._refresh_idle(user.name)
         st = self.agents.get(user.name)
-        out.append(self._ok(c, msg, **views.signed_in(user, self.directory, self.settings, st)))
+        out.append(self._ok(c, msg, **views.signed_in(user, self.directory, self.settings, st, self.now)))
         return out + self._notify_views()
 
     def _on_options(self, c: Connection, msg: m.Options) -> list[Action]:
@@ -342,12 +342,14 @@ class SignalingCore:
             if call.record:
                 call.record.events.append((self.now, f"{target.user} dropped by {c.me.name}"))
             out: list[Action] = [self._ok(c, msg)]
-            if target.conn in self.conns:
-                out.append(self._request(target.conn, "BYE", call_id=call.call_id,
-                                         reason=f"dropped by supervisor {c.me.name}"))
+            if target.conn in self.conns:  # caller-side parties never learn of supervisors (docs/behaviour.md)
+                out.append(self._request(target.conn, "BYE", call_id=call.call_id, reason="the contact center ended the call"))
+            if target.role is Role.CUSTOMER:
+                return out + self._end_call(call, f"supervisor {c.me.name} dropped the customer", by=target.user)
             return out + self._leave(call, target, why=f"dropped by {c.me.name}")
         return [self._ok(c, msg, target=target.user, action=msg.action, value=msg.value),
-                *controls.set_flag(call, me, target, msg.action, msg.value), *views.call_state(call, self.conns)]
+                *controls.set_flag(call, me, target, msg.action, msg.value), *views.call_state(call, self.conns),
+                *self._notify_views()]  # the agents view shows who is muted or on hold
 
     def _set_mode(self, c: Connection, msg: m.Info, call: Call, me: Participant) -> list[Action]:
         mode = policy.may_change_mode(me, msg.mode)

@@ -103,7 +103,10 @@ def may_act_on(me: Participant, target: Participant, action: str, value: bool) -
         if target.role is Role.AGENT:
             raise Refused(403, "the agent cannot be dropped; the agent ends the call")
     if action == "mute" and not other and not value and target.muted_by is not None:
-        raise Refused(403, f"muted by supervisor {target.muted_by}: only they can unmute you")
+        if me.role is Role.AGENT:
+            raise Refused(403, f"muted by supervisor {target.muted_by}: only they can unmute you")
+        # a customer (or other caller-side party) is never told that a supervisor is there
+        raise Refused(403, "your microphone was muted for you during this call: you cannot unmute it yourself")
 
 
 def may_refer(me: Participant | None, target: User | None, target_name: str, online: Container[str],

@@ -20,8 +20,13 @@ def natural(name: str) -> list[Any]:
 
 
 def participants(call: Call) -> list[dict[str, Any]]:
+    """Everyone on the call; ``muted_by`` names the supervisor who muted a party (never shown to customers)."""
     return [{"user": p.user, "role": p.role.value, "mode": p.mode.value if p.mode else None,
-             "muted": p.muted, "held": p.held} for p in call.participants.values()]
+             "muted": p.muted, "held": p.held, "muted_by": p.muted_by} for p in call.participants.values()]
+
+
+def _for_customer(part: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in part.items() if k != "muted_by"}
 
 
 def supervisors(call: Call) -> list[dict[str, Any]]:
@@ -37,18 +42,22 @@ def call_state(call: Call, conns: Mapping[ConnId, Connection]) -> list[Action]:
         c = conns.get(p.conn)
         if c is None:
             continue
+        # answered_at / queue: server timestamps, so every page shows the same call duration
+        common = {"call_id": call.call_id, "state": call.state.value, "queue": call.queue,
+                  "answered_at": call.answered}
         if p.role is Role.CUSTOMER:  # a customer is never told about supervisors
-            visible = [q for q in parts if q["role"] != Role.SUPERVISOR.value]
-            out.append(c.notify("call-state", call_id=call.call_id, state=call.state.value, participants=visible))
+            visible = [_for_customer(q) for q in parts if q["role"] != Role.SUPERVISOR.value]
+            out.append(c.notify("call-state", **common, participants=visible))
         else:
-            out.append(c.notify("call-state", call_id=call.call_id, state=call.state.value, participants=parts,
-                                supervisors=sups))
+            out.append(c.notify("call-state", **common, participants=parts, supervisors=sups))
     return out
 
 
-def signed_in(user: User, directory: Directory, settings: Settings, agent: AgentStatus | None) -> dict[str, Any]:
-    """What the REGISTER response tells a user about itself and the instance."""
-    return {"user": user.name, "role": user.role, "profile": user.profile,
+def signed_in(user: User, directory: Directory, settings: Settings, agent: AgentStatus | None,
+              now: float | None = None) -> dict[str, Any]:
+    """What the REGISTER response tells a user about itself and the instance; ``server_time`` lets a page
+    read the server's clock (durations are computed from the server's timestamps)."""
+    return {"user": user.name, "role": user.role, "profile": user.profile, "server_time": now,
             "display_name": user.display_name or user.name, "permissions": sorted(directory.permissions(user)),
             "queues": sorted(settings.queues), "default_queue": settings.default_queue,
             "enhanced_monitoring": settings.enhanced_monitoring, "state": agent.state.value if agent else None}
@@ -56,10 +65,20 @@ def signed_in(user: User, directory: Directory, settings: Settings, agent: Agent
 
 def agents_view(agents: Mapping[str, AgentStatus], calls: Mapping[str, Call], online: Mapping[str, ConnId],
                 directory: Directory, settings: Settings, now: float) -> list[dict[str, Any]]:
+    """One row per agent. Times are server epoch seconds: ``state_since`` (when the agent entered its current
+    state: answered, started ringing, or last changed availability) and ``answered_at`` tick on the page."""
     rows = []
     for name, st in sorted(agents.items(), key=lambda kv: natural(kv[0])):
         user = directory.user(name)
         call = calls.get(st.call_id) if st.call_id else None
+        customer = directory.user(call.customer) if call else None
+        if call is not None and call.state is CallState.ACTIVE:
+            since = call.answered
+        elif call is not None:
+            pending = call.pending
+            since = pending.deadline - settings.ring_timeout_s if pending and pending.user == name else call.created
+        else:
+            since = st.since
         rows.append({
             "agent": name,
             "display_name": user.display_name if user else name,
@@ -73,6 +92,10 @@ def agents_view(agents: Mapping[str, AgentStatus], calls: Mapping[str, Call], on
             "call_duration_s": round(now - call.answered, 1) if call and call.answered else None,
             "monitoring_allowed": settings.queues[call.queue].monitoring_allowed if call else None,
             "supervisors": supervisors(call) if call else [],
+            "state_since": since,
+            "answered_at": call.answered if call else None,
+            "customer_name": (customer.display_name or customer.name) if customer else call.customer if call else None,
+            "participants": participants(call) if call else [],
         })
     return rows
 
@@ -81,6 +104,7 @@ def calls_view(calls: Mapping[str, Call], settings: Settings, now: float) -> lis
     return [{"call_id": c.call_id, "queue": c.queue, "state": c.state.value, "customer": c.customer,
              "agent": c.agent, "duration_s": round(now - c.answered, 1) if c.answered else None,
              "monitoring_allowed": settings.queues[c.queue].monitoring_allowed,
+             "created_at": c.created, "answered_at": c.answered,
              "participants": participants(c)} for c in calls.values()]
 
 

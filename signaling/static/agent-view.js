@@ -126,6 +126,13 @@ export class AgentView extends PartyView {
     }
   }
 
+  mutedForUs(by) {
+    const text = by && by !== "other" ? `Supervisor ${by} muted your microphone.` : "Your microphone was muted for you.";
+    this.ctx.banner(text, "info");
+    this.ctx.log(text);
+    this.ctx.announce(text);
+  }
+
   showHold(held) { showToggle($("agent-hold"), held, ["Hold customer", "Resume customer"]); }
 
   showCallState(msg, parts) {

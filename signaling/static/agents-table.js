@@ -70,7 +70,7 @@ export class AgentsTable {
     $("agent-search").addEventListener("input", (ev) => this.set({ search: ev.target.value.trim() }));
     $("agent-filter-state").addEventListener("change", (ev) => this.set({ state: ev.target.value }));
     $("agent-filter-queue").addEventListener("change", (ev) => this.set({ queue: ev.target.value }));
-    $("agent-sort").addEventListener("change", (ev) => this.set({ key: ev.target.value }));
+    $("agent-sort").addEventListener("change", (ev) => this.set({ key: ev.target.value, dir: "asc" }));
     $("agent-sort-dir").addEventListener("click", () => this.set({ dir: this.opts.dir === "asc" ? "desc" : "asc" }));
     for (const th of document.querySelectorAll("table.agents th[data-sort]")) {
       th.querySelector("button").addEventListener("click", () => {

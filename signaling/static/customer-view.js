@@ -107,12 +107,16 @@ export class CustomerView extends PartyView {
     if (!this.callId) return;
     if (muted && by) {
       this.status("Your microphone was muted for you: nobody hears you for now.", "connected");
-      this.ctx.banner("Your microphone was muted for you.", "info");
     } else if (muted) {
       this.status("You are muted: nobody hears you.", "connected");
     } else {
       this.status(this.connected(), "connected");
     }
+  }
+
+  mutedForUs() {
+    this.ctx.banner("Your microphone was muted for you.", "info");
+    this.ctx.log("Your microphone was muted for you");
   }
 
   showCallState(_msg, parts) {

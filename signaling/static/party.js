@@ -52,8 +52,11 @@ export class PartyView {
     const me = this.parts.find((p) => p.user === this.ctx.me.user);
     if (me) {
       const byOther = me.muted && !this.muted && !this.busy.has("mute");
+      const unmutedForUs = !me.muted && this.muted && this.mutedBy !== null;
       this.mutedBy = me.muted ? (me.muted_by || (byOther ? "other" : this.mutedBy)) : null;
       this.applyMuted(me.muted);
+      if (byOther) this.mutedForUs(this.mutedBy);
+      if (unmutedForUs) { this.ctx.hideBanner(); this.ctx.log("Your microphone is on again"); }
     }
     this.showCallState(msg, this.parts);
   }
@@ -151,6 +154,7 @@ export class PartyView {
   }
 
   // ---------------------------------------------------------------- drawing (subclasses)
+  mutedForUs(_by) {}
   showBusy(control, busy) {
     const b = $(`${this.ctx.me.role}-${control}`);
     if (b) b.setAttribute("aria-busy", String(busy));

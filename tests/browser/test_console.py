@@ -159,7 +159,7 @@ async def test_monitoronly_sees_barge_and_coach_disabled_with_a_reason(
     assert "listen only" in reason and "realtime_barge" not in reason
     await sup.keyboard.press("b")  # the shortcut explains instead of asking the server
     await sup.wait_for_function("document.getElementById('announce').textContent.includes('listen only')")
-    assert srv.core.calls[call_id].participants["monitoronly1"].mode.value == "monitor"
+    assert srv.core.calls[call_id].participants["monitoronly1"].mode == "monitor"
     assert not sup.errors
 
 
@@ -182,7 +182,7 @@ async def test_mic_only_while_heard_and_stopped_after_leave(
     await sup.wait_for_selector("#session-live", state="hidden")
     assert await sup.evaluate("window.__track.readyState") == "ended"
     assert await sup.evaluate("window.bargein.media.mic === null")
-    assert srv.core.calls[call_id].state.value == "active"  # leaving never ends the call
+    assert srv.core.calls[call_id].state == "active"  # leaving never ends the call
     assert not sup.errors
 
 
@@ -213,7 +213,7 @@ async def test_keyboard_only_sign_in_monitor_barge_leave(
     await page.keyboard.press("b")
     await page.wait_for_selector("#session-status.barge")
     await page.wait_for_function("document.getElementById('announce').textContent.startsWith('Barging')")
-    assert srv.core.calls[call_id].participants["supervisor1"].mode.value == "barge"
+    assert srv.core.calls[call_id].participants["supervisor1"].mode == "barge"
     await page.keyboard.press("l")
     await page.wait_for_selector("#session-live", state="hidden")
     await page.wait_for_function("document.getElementById('announce').textContent.includes('left the call')")
@@ -301,12 +301,12 @@ async def test_every_page_fits_a_phone_and_a_desktop(
         await agent.click("#availability [data-state=available]")
         await agent.wait_for_selector("#agent-state-badge.available")
         customer = await user(clients, base, "customer4")
-        calling = customer.send("INVITE", to="queue:sales")
+        calling = await customer.send("INVITE", to="queue:sales")
         await agent.wait_for_selector("#incoming:not([hidden])")
         await no_sideways_scroll(agent)
         await shot(agent, f"agent-ringing-{name}")
         await agent.click("#accept")
-        await (await calling).final()
+        await calling.final()
         await agent.wait_for_selector("#agent-state-badge.on-call")
         assert "On a call" in await agent.text_content("#agent-state-badge")
         await sup.click('tr[data-agent="agent4"] .monitor-btn')  # one step: leave the other call, monitor this one

@@ -88,7 +88,10 @@ def test_acting_on_participants() -> None:
     assert "agent cannot be dropped" in refused(403, policy.may_act_on, sup, agent, "drop", True)
     refused(400, policy.may_act_on, sup, sup, "drop", True)
     cust.muted, cust.muted_by = True, "supervisor1"
-    assert "only they can unmute" in refused(403, policy.may_act_on, cust, cust, "mute", False)
+    told = refused(403, policy.may_act_on, cust, cust, "mute", False)
+    assert "cannot unmute" in told and "supervisor" not in told  # a customer never learns of supervisors
+    agent.muted, agent.muted_by = True, "supervisor1"
+    assert "supervisor1: only they can unmute" in refused(403, policy.may_act_on, agent, agent, "mute", False)
 
 
 def test_refer() -> None:
