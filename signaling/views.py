@@ -78,7 +78,7 @@ def agents_view(agents: Mapping[str, AgentStatus], calls: Mapping[str, Call], on
             pending = call.pending
             since = pending.deadline - settings.ring_timeout_s if pending and pending.user == name else call.created
         else:
-            since = st.since
+            since = st.since or None  # 0: not seen since the server started
         rows.append({
             "agent": name,
             "display_name": user.display_name if user else name,

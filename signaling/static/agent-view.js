@@ -75,7 +75,6 @@ export class AgentView extends PartyView {
   showAvailability(st) {
     this.availability = st;
     for (const b of $("availability").querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.dataset.state === st));
-    $("availability-note").textContent = AVAILABILITY_NOTE[st] || "";
     this.showBadge();
   }
 
@@ -85,6 +84,9 @@ export class AgentView extends PartyView {
     const badge = $("agent-state-badge");
     badge.className = "badge " + st;
     badge.textContent = BADGE[st] || st;
+    const note = AVAILABILITY_NOTE[this.availability] || "";
+    $("availability-note").textContent = this.callId && this.availability === "available"
+      ? "After this call you get the next one from your queues." : note;
   }
 
   showIncoming(inv) {

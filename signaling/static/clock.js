@@ -19,13 +19,21 @@ export const serverClock = {
 /** Seconds since `since` (server epoch seconds) as m:ss; "" when unknown. */
 export const elapsed = (since) => (since == null ? "" : formatDuration(serverClock.now() - since));
 
+/** "5 s" / "3 min" since `since`: for "last change … ago", where m:ss reads oddly. */
+export function ago(since) {
+  const s = Math.max(0, Math.floor(serverClock.now() - since));
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min` : formatDuration(s);
+}
+
 /** `<span data-since="…">` shows the time elapsed since then and is refreshed by tick(). */
-export const sinceSpan = (since, cls = "timer", label = "") =>
-  since == null ? "" : `<span class="${cls}" data-since="${since}"${label ? ` aria-label="${label}"` : ""}>${elapsed(since)}</span>`;
+export const sinceSpan = (since, cls = "timer", format = "") =>
+  since == null ? "" : `<span class="${cls}" data-since="${since}"${format ? ` data-format="${format}"` : ""}>${
+    format === "ago" ? ago(since) : elapsed(since)}</span>`;
 
 export function tick(root = document) {
   for (const el of root.querySelectorAll("[data-since]")) {
-    const text = elapsed(Number(el.dataset.since));
+    const since = Number(el.dataset.since);
+    const text = el.dataset.format === "ago" ? ago(since) : elapsed(since);
     if (el.textContent !== text) el.textContent = text;
   }
 }

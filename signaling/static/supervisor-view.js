@@ -240,7 +240,7 @@ export class SupervisorView {
     for (const a of this.agents) a.mine = Boolean(a.call_id && a.call_id === this.callId);
     this.table.setRows(this.agents);
     this.renderTiles();
-    $("agents-updated").innerHTML = this.lastChange ? `live · last change ${sinceSpan(this.lastChange, "")} ago` : "";
+    $("agents-updated").innerHTML = this.lastChange ? `live · last change ${sinceSpan(this.lastChange, "", "ago")} ago` : "";
     if (this.session) {  // keep the card's header in step with the table
       const row = this.agents.find((a) => a.call_id === this.callId);
       if (row) {
@@ -259,16 +259,17 @@ export class SupervisorView {
     const oldest = waiting.map((c) => c.created_at).filter((t) => typeof t === "number").sort((x, y) => x - y)[0];
     const supervised = this.agents.filter((a) => (a.supervisors || []).length).length;
     const tiles = [
-      ["available", count("available"), "agents available"],
-      ["on-call", count("on-call"), "agents on a call"],
-      ["away", count("away"), "agents away"],
-      ["offline", count("offline"), "agents offline"],
-      ["waiting", waiting.length, "calls waiting", waiting.length > 0],
-      ["wait", oldest != null ? sinceSpan(oldest, "") : "—", "longest wait", waiting.length > 0],
-      ["supervised", supervised, "calls supervised"],
+      ["available", count("available"), "available", "agents available"],
+      ["on-call", count("on-call"), "on a call", "agents on a call"],
+      ["away", count("away"), "away", "agents away"],
+      ["offline", count("offline"), "offline", "agents offline"],
+      ["waiting", waiting.length, "waiting", "calls waiting", waiting.length > 0],
+      ["wait", oldest != null ? sinceSpan(oldest, "") : "—", "longest wait", "longest wait", waiting.length > 0],
+      ["supervised", supervised, "supervised", "calls supervised"],
     ];
-    const html = tiles.map(([key, value, label, alert]) =>
-      `<li class="tile${alert ? " alert" : ""}" data-tile="${key}"><span class="value">${value}</span><span class="label">${label}</span></li>`).join("");
+    const html = tiles.map(([key, value, label, spoken, alert]) =>
+      `<li class="tile${alert ? " alert" : ""}" data-tile="${key}"><span class="value">${value}</span>
+        <span class="label"><span class="group">${label === spoken ? "" : spoken.split(" ")[0]}</span> ${label}</span></li>`).join("");
     if ($("tiles").innerHTML !== html) $("tiles").innerHTML = html;
   }
 

@@ -273,7 +273,6 @@ async def test_every_page_fits_a_phone_and_a_desktop(
     srv, base = server
     for n, queue in ((1, "support"), (2, "sales"), (3, "support")):
         await call(clients, base, n, queue)
-    await user(clients, base, "agent5", state="away")
     for name, viewport in (("390", PHONE), ("1400", DESKTOP)):
         page = await chromium.new_page(viewport=viewport)  # type: ignore[attr-defined]
         await page.goto(base)
@@ -286,8 +285,12 @@ async def test_every_page_fits_a_phone_and_a_desktop(
         await sup.wait_for_selector(".monitor-btn:not([disabled])")
         await no_sideways_scroll(sup)
         await shot(sup, f"supervisor-idle-{name}")
+        table_top = await sup.evaluate("document.getElementById('agents-body').getBoundingClientRect().top + window.scrollY")
         await sup.click(".monitor-btn:not([disabled])")
         await sup.wait_for_selector("#session-status.monitor")
+        await sup.wait_for_selector("#session-participants li[data-user]")
+        # the call card has its room reserved: the table does not move under the pointer
+        assert await sup.evaluate("document.getElementById('agents-body').getBoundingClientRect().top + window.scrollY") == table_top
         await sup.click("#mode [data-mode=barge]")
         await sup.wait_for_selector("#session-status.barge")
         await no_sideways_scroll(sup)
@@ -319,6 +322,15 @@ async def test_every_page_fits_a_phone_and_a_desktop(
         cust = await open_page(chromium, base, "customer5", viewport)
         await no_sideways_scroll(cust)
         await shot(cust, f"customer-idle-{name}")
+        agent5 = await user(clients, base, "agent5", state="available")
+        await cust.click("#customer-call")
+        await agent5.respond(await agent5.expect("INVITE"), 200)
+        await cust.wait_for_selector("#customer-badge.connected")
+        await no_sideways_scroll(cust)
+        await shot(cust, f"customer-call-{name}")
+        await cust.click("#customer-hangup")
+        await cust.wait_for_selector("#customer-badge.idle")
+        await agent5.close()
         await sup.click("#leave")
         await sup.wait_for_selector("#session-live", state="hidden")
         await agent.click("#agent-hangup")
