@@ -68,7 +68,7 @@ async function signIn(token) {
   $("who-name").textContent = r.display_name;
   $("who-role").textContent = r.role; $("who-role").className = "pill " + r.role;
   $(`${r.role}-view`).hidden = false;
-  document.body.classList.toggle("wide", r.role === "supervisor");
+  document.body.classList.add(`role-${r.role}`);
   document.title = `bargein · ${r.display_name}`;
   await view.start(r);
   activity.add(`Signed in as ${r.user} (${r.profile})`);

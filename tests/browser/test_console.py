@@ -84,6 +84,37 @@ async def no_sideways_scroll(page: object) -> None:
     assert widths[0] <= widths[1], f"document is {widths[0]} px wide in a {widths[1]} px viewport"
 
 
+# WCAG contrast of every visible text against the background it is drawn on (disabled controls are exempt)
+LOW_CONTRAST_JS = """() => {
+  const lum = (rgb) => {
+    const [r, g, b] = rgb.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const parse = (c) => c.match(/[\\d.]+/g).map(Number);
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = parse(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0.5) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const bad = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!n.textContent.trim() || !el.checkVisibility() || el.closest("button:disabled, select:disabled, .sr-only")) continue;
+    const fg = lum(parse(getComputedStyle(el).color).slice(0, 3)), bg = lum(background(el));
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    if (ratio < 4.5) bad.push(`${n.textContent.trim().slice(0, 30)} (${ratio.toFixed(2)})`);
+  }
+  return bad;
+}"""
+
+
+async def contrast_ok(page: object) -> None:
+    assert await page.evaluate(LOW_CONTRAST_JS) == []  # type: ignore[attr-defined]
+
+
 async def shot(page: object, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
@@ -278,6 +309,7 @@ async def test_every_page_fits_a_phone_and_a_desktop(
         await page.goto(base)
         await page.wait_for_selector("#signin")
         await no_sideways_scroll(page)
+        await contrast_ok(page)
         await shot(page, f"signin-{name}")
         await page.close()
 
@@ -294,6 +326,7 @@ async def test_every_page_fits_a_phone_and_a_desktop(
         await sup.click("#mode [data-mode=barge]")
         await sup.wait_for_selector("#session-status.barge")
         await no_sideways_scroll(sup)
+        await contrast_ok(sup)
         await shot(sup, f"supervisor-barging-{name}")
         for button in await sup.query_selector_all("button:visible"):  # every control reachable on screen
             box = await button.bounding_box()
@@ -317,6 +350,7 @@ async def test_every_page_fits_a_phone_and_a_desktop(
         await agent.wait_for_selector("#supervised:not([hidden])")
         assert "Supervisor supervisor2 is listening" in await agent.text_content("#supervised")
         await no_sideways_scroll(agent)
+        await contrast_ok(agent)
         await shot(agent, f"agent-call-{name}")
 
         cust = await open_page(chromium, base, "customer5", viewport)
@@ -327,6 +361,7 @@ async def test_every_page_fits_a_phone_and_a_desktop(
         await agent5.respond(await agent5.expect("INVITE"), 200)
         await cust.wait_for_selector("#customer-badge.connected")
         await no_sideways_scroll(cust)
+        await contrast_ok(cust)
         await shot(cust, f"customer-call-{name}")
         await cust.click("#customer-hangup")
         await cust.wait_for_selector("#customer-badge.idle")
