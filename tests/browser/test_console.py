@@ -174,6 +174,43 @@ async def test_refused_unmute_is_shown_and_the_button_stays_muted(
     assert not page.errors
 
 
+# ---------------------------------------------------------------------------------------------- agent page
+async def test_agent_sees_supervision_muted_by_supervisor_and_hold_from_the_server(
+        server: tuple[BargeinServer, str], chromium: object, clients: list[SignalingClient]) -> None:
+    srv, base = server
+    page = await open_page(chromium, base, "agent1")
+    await page.click("#availability [data-state=available]")
+    await page.wait_for_selector("#agent-state-badge.available")
+    customer = await user(clients, base, "customer1")
+    calling = await customer.send("INVITE", to="queue:support")
+    await page.wait_for_selector("#incoming:not([hidden])")
+    assert "queue support" in await page.text_content("#incoming-queue")
+    await page.click("#accept")
+    call_id = (await calling.final())["call_id"]
+    await page.wait_for_selector("#agent-state-badge.on-call")  # not "available" during a call
+    await page.click("#agent-hold")
+    await page.wait_for_selector("#agent-hold.on")
+    assert srv.core.calls[call_id].participants["customer1"].held
+    assert await page.text_content("#agent-hold") == "Resume customer"
+    sup = await user(clients, base, "supervisor1")
+    await sup.request("INVITE", to=f"call:{call_id}", mode="barge")
+    await page.wait_for_selector("#supervised.barge")
+    assert "Supervisor supervisor1 has barged in" in await page.text_content("#supervised")
+    assert (await sup.request("INFO", call_id=call_id, action="mute", target="agent1", value=True))["status"] == 200
+    await page.wait_for_selector("#agent-muted-note:not([hidden])")
+    assert "supervisor1 muted your microphone" in await page.text_content("#agent-muted-note")
+    await page.click("#agent-mute")  # refused by the server: shown, and the button keeps the server's state
+    await page.wait_for_function("document.getElementById('banner-text').textContent.startsWith('Could not unmute')")
+    assert await page.text_content("#agent-mute") == "Unmute"
+    await sup.request("BYE", call_id=call_id)  # the supervisor leaves: the agent is unmuted and told
+    await page.wait_for_selector("#agent-mute:not(.on)")
+    await page.wait_for_selector("#supervised", state="hidden")
+    await page.click("#agent-hangup")
+    await page.wait_for_selector("#agent-state-badge.available")
+    assert await page.evaluate("window.bargein.media.mic === null")  # released with the call
+    assert not page.errors
+
+
 # ---------------------------------------------------------------------------------------------- monitor only
 async def test_monitoronly_sees_barge_and_coach_disabled_with_a_reason(
         server: tuple[BargeinServer, str], chromium: object, clients: list[SignalingClient]) -> None:
@@ -191,6 +228,7 @@ async def test_monitoronly_sees_barge_and_coach_disabled_with_a_reason(
     await sup.keyboard.press("b")  # the shortcut explains instead of asking the server
     await sup.wait_for_function("document.getElementById('announce').textContent.includes('listen only')")
     assert srv.core.calls[call_id].participants["monitoronly1"].mode == "monitor"
+    await shot(sup, "monitoronly-1400")
     assert not sup.errors
 
 
