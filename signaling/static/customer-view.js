@@ -75,10 +75,12 @@ export class CustomerView extends PartyView {
   }
 
   async hangUpOrCancel() {
-    if (this.callId) await this.client.request("BYE", { call_id: this.callId });
-    else if (this.ringingCallId) await this.client.request("CANCEL", { call_id: this.ringingCallId });
+    let r = null;
+    if (this.callId) r = await this.client.request("BYE", { call_id: this.callId });
+    else if (this.ringingCallId) r = await this.client.request("CANCEL", { call_id: this.ringingCallId });
     this.ringingCallId = null;
     this.clear();
+    if (r && r.status !== 200 && r.status !== 481) this.refused(`Hanging up was not confirmed: ${r.reason}`);
   }
 
   // ---------------------------------------------------------------- drawing

@@ -124,9 +124,10 @@ export class PartyView {
 
   async hangUp() {
     if (!this.callId) return;
-    await this.client.request("BYE", { call_id: this.callId });
+    const r = await this.client.request("BYE", { call_id: this.callId });
     this.ctx.log("Hung up");
     this.clear();
+    if (r.status !== 200 && r.status !== 481) this.refused(`Hanging up was not confirmed: ${r.reason}`);  // 481: already over
   }
 
   /** The call is over (or never was): media and microphone released, page back to idle. */

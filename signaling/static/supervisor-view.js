@@ -169,9 +169,10 @@ export class SupervisorView {
   async leave({ quiet = false } = {}) {
     if (!this.callId) { if (!quiet) this.ctx.announce("You are not on a call."); return; }
     const id = this.callId;
-    await this.client.request("BYE", { call_id: id });
+    const r = await this.client.request("BYE", { call_id: id });
     this.ctx.log(`Left ${id}`);
     this.clear();
+    if (r.status !== 200 && r.status !== 481) this.refused(`Leaving was not confirmed: ${r.reason}`, r.reason);
     if (!quiet) {
       this.ctx.announce("You left the call; it goes on without you. Your microphone is off.");
       $("session-heading-idle").focus();
@@ -322,6 +323,7 @@ export class SupervisorView {
   renderParties() {
     // while barging, a supervisor may mute or drop a participant (the agent cannot be dropped)
     const barging = this.mode === "barge";
+    const acts = this.canBarge;  // a listen-only supervisor never gets these buttons
     const hint = barging ? "" : " aria-describedby=\"parties-hint\"";
     const dis = barging ? "" : " disabled";
     const items = this.parties.map((p) => {
@@ -329,9 +331,9 @@ export class SupervisorView {
         p.held ? '<span class="flag held-flag">on hold</span>' : ""].join(" ");
       return `<li data-user="${esc(p.user)}">
         <span class="who-line"><strong>${esc(p.user)}</strong> <span class="muted">${esc(p.role)}</span> ${state}</span>
-        <span class="acts"><button class="mini" data-act="mute" data-user="${esc(p.user)}" data-value="${p.muted ? "false" : "true"}"${dis}${hint}
+        <span class="acts">${acts ? `<button class="mini" data-act="mute" data-user="${esc(p.user)}" data-value="${p.muted ? "false" : "true"}"${dis}${hint}
           aria-label="${p.muted ? "Unmute" : "Mute"} ${esc(p.user)}">${p.muted ? "Unmute" : "Mute"}</button>${p.role === "agent" ? "" :
-          `<button class="mini danger" data-act="drop" data-user="${esc(p.user)}"${dis}${hint} aria-label="Drop ${esc(p.user)} from the call">Drop</button>`}</span></li>`;
+          `<button class="mini danger" data-act="drop" data-user="${esc(p.user)}"${dis}${hint} aria-label="Drop ${esc(p.user)} from the call">Drop</button>`}` : ""}</span></li>`;
     });
     const heardBy = { monitor: "nobody hears you", barge: "agent and customer hear you", coach: "only the agent hears you" };
     const meLine = `<li class="me"><span class="who-line"><span class="talk" id="talk-me" aria-hidden="true"></span>
@@ -339,6 +341,6 @@ export class SupervisorView {
     const others = this.others.map((s) => `<li><span class="who-line"><strong>${esc(s.user)}</strong>
       <span class="muted">supervisor · ${esc(STATUS[s.mode]?.toLowerCase() || s.mode)}</span></span></li>`);
     $("session-participants").innerHTML = [...items, ...others, meLine].join("")
-      + (barging ? "" : `<li class="parties-hint muted small" id="parties-hint">Barge to mute or drop a participant.</li>`);
+      + (barging || !acts ? "" : `<li class="parties-hint muted small" id="parties-hint">Barge to mute or drop a participant.</li>`);
   }
 }
