@@ -9,6 +9,7 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
+from bargein.signaling.media.pool import WorkerPool, default_workers
 from bargein.signaling.server import BargeinServer, Service
 from bargein.signaling.settings import Settings
 from bargein.signaling.webrtc import WebRTCGateway
@@ -17,14 +18,30 @@ from bargein.simulator.demo import DemoCalls
 log = structlog.get_logger("bargein.app")
 
 
+def media_workers(settings: Settings, demo_calls: int = 0) -> int:
+    """How many media worker processes to run: the setting, else one per core; none (media in the
+    signaling process) with demo calls, whose simulated parties feed this process's mixer directly."""
+    n = settings.media_workers if settings.media_workers is not None else default_workers()
+    if n and demo_calls:
+        log.info("server.media_in_process", why="demo calls feed the signaling process's mixer", asked=n)
+        return 0
+    return n
+
+
 def build_server(settings: Settings, *, demo_calls: int = 0, webrtc: bool = True) -> BargeinServer:
-    """A server for ``settings``; with ``demo_calls`` > 0 that many simulated calls run inside it."""
+    """A server for ``settings``; with ``demo_calls`` > 0 that many simulated calls run inside it.
+    WebRTC legs run in media worker processes (``settings.media_workers``; 0: in this process)."""
     services: list[Service] = [DemoCalls(demo_calls)] if demo_calls else []
+    n = media_workers(settings, demo_calls) if webrtc else 0
+    if n:
+        pool = WorkerPool(n, mixer_rate=settings.mixer_rate, limits=settings.limits)
+        return BargeinServer(settings, None, services, media=pool)
     return BargeinServer(settings, WebRTCGateway() if webrtc else None, services)
 
 
 def serve(settings: Settings, *, demo_calls: int = 0) -> None:
     """Run the server until interrupted (``bargein serve``)."""
     server = build_server(settings, demo_calls=demo_calls)
-    log.info("server.listening", url=f"http://{settings.host}:{settings.port}/", demo_calls=demo_calls)
+    log.info("server.listening", url=f"http://{settings.host}:{settings.port}/", demo_calls=demo_calls,
+             media_workers=server.media.n if server.media else 0)
     web.run_app(server.app(), host=settings.host, port=settings.port, print=None)

@@ -50,7 +50,8 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stderr.write("bargein serve: --demo-calls must be >= 0\n")
         return 2
     try:
-        settings = load_settings(args.config, host=args.host, port=args.port)
+        settings = load_settings(args.config, host=args.host, port=args.port, media_workers=args.media_workers,
+                                 load_users=args.load_users)
     except (ValidationError, OSError, ValueError) as exc:
         sys.stderr.write(f"bargein serve: bad settings: {exc}\n")
         return 2
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="TOML settings file (BARGEIN_* environment variables override it)")
     serve.add_argument("--demo-calls", type=int, default=0, metavar="N",
                        help="run N simulated agent-customer calls inside the server (the live demo)")
+    serve.add_argument("--media-workers", type=int, default=None, metavar="N",
+                       help="media worker processes (default: one per core; BARGEIN_MEDIA_WORKERS); "
+                            "0 keeps media in the signaling process")
+    serve.add_argument("--load-users", type=int, default=None, metavar="N",
+                       help="generate N test agents, customers and supervisors (loadagent1.., token = name)")
     serve.set_defaults(func=_serve)
     sim_cli.register(sub)
     return ap

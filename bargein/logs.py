@@ -12,6 +12,7 @@ import structlog
 def configure_logging(level: str | None = None, json: bool | None = None) -> None:
     """Configure structlog once for the process. ``BARGEIN_LOG_LEVEL`` / ``BARGEIN_LOG_JSON`` override."""
     level = (level or os.environ.get("BARGEIN_LOG_LEVEL") or "INFO").upper()
+    os.environ["BARGEIN_LOG_LEVEL"] = level  # child processes (media workers) log at the same level
     if json is None:
         json = os.environ.get("BARGEIN_LOG_JSON", "").lower() in ("1", "true", "yes") or not sys.stderr.isatty()
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)

@@ -64,8 +64,10 @@ class SignalingCore:
         return self.now
 
     # ------------------------------------------------------------------------------ transport
-    def connect(self, conn: ConnId, now: float | None = None) -> list[Action]:
-        return [] if self.sessions.open(conn, self._at(now)) else [CloseConnection(conn, "server full")]
+    def connect(self, conn: ConnId, now: float | None = None, remote: str | None = None) -> list[Action]:
+        """A transport opened; ``remote`` (its address) keys the limits that outlive connections."""
+        ok = self.sessions.open(conn, self._at(now), remote)
+        return [] if ok else [CloseConnection(conn, "server full")]
 
     def disconnect(self, conn: ConnId, now: float | None = None) -> list[Action]:
         self._at(now)
@@ -135,6 +137,17 @@ class SignalingCore:
                     return self._leave(call, p, why="media connection lost") + self._notify_views()
         return []
 
+    def media_lost(self, call_ids: list[str], reason: str) -> list[Action]:
+        """Whole calls lost their media (their media worker died): end each one, telling every
+        participant and supervisor the reason."""
+        out: list[Action] = []
+        for call_id in call_ids:
+            call = self.calls.get(call_id)
+            if call is not None:
+                log.info("signaling.call_media_lost", call_id=call_id, why=reason)
+                out += self._end_call(call, reason, by=None)
+        return out + self._notify_views() if out else out
+
     # ------------------------------------------------------------------------------ helpers
     def _ok(self, c: Connection, msg: Any, status: int = 200, **fields: Any) -> Send:
         return Send(c.conn, m.response(msg.cseq, msg.method, status, **fields))
@@ -185,7 +198,7 @@ class SignalingCore:
 
     # ------------------------------------------------------------------------------ requests
     def _on_register(self, c: Connection, msg: m.Register) -> list[Action]:
-        user, old = self.sessions.sign_in(c, msg.token)
+        user, old = self.sessions.sign_in(c, msg.token, self.now)
         out: list[Action] = []
         if old is not None:  # signed in elsewhere: the newest session wins
             out += [*self.disconnect(old, self.now), CloseConnection(old, "signed in from another connection")]

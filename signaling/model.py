@@ -35,6 +35,7 @@ class Availability(StrEnum):
 class Connection:
     conn: ConnId
     bucket: TokenBucket
+    remote: str | None = None  # the peer's address, for limits that outlive connections
     user: User | None = None
     last_cseq: int = -1
     subscriptions: set[str] = field(default_factory=set)

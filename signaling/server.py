@@ -25,6 +25,8 @@ from .admission import Admission, origin_allowed
 from .core import Action, AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
 from .directory import User, load_directory
 from .gateway import MediaError, MediaGateway
+from .load_users import with_load_users
+from .media.pool import WorkerPool
 from .settings import QueueSettings, Settings
 
 log = structlog.get_logger("bargein.server")
@@ -74,9 +76,9 @@ class _Peer:
 
 class BargeinServer:
     def __init__(self, settings: Settings | None = None, gateway: MediaGateway | None = None,
-                 services: list[Service] | None = None) -> None:
+                 services: list[Service] | None = None, media: WorkerPool | None = None) -> None:
         self.settings = settings or Settings()
-        self.directory = load_directory(self.settings.users_file)
+        self.directory = with_load_users(load_directory(self.settings.users_file), self.settings.load_users)
         self.core = SignalingCore(self.settings, self.directory)
         self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits)
         self.clock = RealtimeClock(self.engine.tick)
@@ -94,7 +96,12 @@ class BargeinServer:
         self._armed: float | None = None  # the deadline the timeout task sleeps until
         self._tasks: list[asyncio.Task[None]] = []
         self.registry = CollectorRegistry()
-        MixerMetrics(self.engine, self.clock, self.registry)
+        self.media = media  # media worker processes; None: legs and mixer live in this process
+        if media is None:
+            MixerMetrics(self.engine, self.clock, self.registry)
+        else:
+            media.attach(self._media_leg_lost, self._media_calls_lost)
+            self.registry.register(media.collector())  # type: ignore[arg-type]
         Gauge("bargein_connections", "Open signaling connections", registry=self.registry).set_function(
             lambda: len(self.peers))
         Gauge("bargein_live_calls", "Calls ringing or active", registry=self.registry).set_function(
@@ -142,7 +149,10 @@ class BargeinServer:
         return app
 
     async def _startup(self, app: web.Application) -> None:
-        self.clock.start()
+        if self.media is not None:
+            await self.media.start()
+        else:
+            self.clock.start()
         self._tasks.append(asyncio.get_running_loop().create_task(self._timeouts(), name="bargein-timeouts"))
         for svc in self.services:
             await svc.start(self)
@@ -160,6 +170,8 @@ class BargeinServer:
             t.cancel()
         if self.gateway is not None:
             await self.gateway.close()
+        if self.media is not None:
+            await self.media.close()
         await self.clock.stop()
 
     async def _timeouts(self) -> None:
@@ -177,6 +189,9 @@ class BargeinServer:
         return web.FileResponse(STATIC / "index.html")
 
     async def healthz(self, request: web.Request) -> web.Response:
+        if self.media is not None:
+            return web.json_response({"status": "ok", "calls": len(self.core.calls), "connections": len(self.peers),
+                                      **await self.media.health()})
         s = self.clock.stats
         counters = self.engine.counters
         tick_ms = {"p50": round(s.percentile("compute_ms", 50), 3), "p99": round(s.percentile("compute_ms", 99), 3),
@@ -229,7 +244,7 @@ class BargeinServer:
         deadline = loop.call_later(self.settings.signin_timeout_s, self._signin_expired, conn)
         log.info("server.connected", conn=conn, remote=remote)
         try:
-            await self.apply(self.core.connect(conn))
+            await self.apply(self.core.connect(conn, remote=remote))
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     await self.apply(self.core.handle(conn, msg.data))
@@ -336,6 +351,9 @@ class BargeinServer:
             self._timers.set()
 
     async def _apply_one(self, a: Action) -> list[Action]:
+        if self.media is not None and (isinstance(a, AddLeg | UpdateLeg | RemoveLeg) or
+                                       (isinstance(a, Send) and a.media_leg is not None and a.media_offer is not None)):
+            return await self._apply_media(a)
         if isinstance(a, Send):
             self._send(a.conn, a.message)
         elif isinstance(a, AddLeg):
@@ -367,6 +385,8 @@ class BargeinServer:
         return []
 
     async def _answer_offer(self, a: Send) -> list[Action]:
+        if self.media is not None:
+            return await self._apply_media(a)
         msg = dict(a.message)
         leg = self.legs.get(a.media_leg or "")
         if self.gateway is None or leg is None:
@@ -385,6 +405,41 @@ class BargeinServer:
             return self.core.media_failed(a.media_leg or "")
         self._send(a.conn, msg)
         return []
+
+    async def _apply_media(self, a: AddLeg | UpdateLeg | RemoveLeg | Send) -> list[Action]:
+        """Leg actions for media workers: the pool places each call on a worker and forwards them."""
+        assert self.media is not None
+        if isinstance(a, AddLeg):
+            if not self.media.add_leg(a.call_id, a.leg, a.routing):
+                return self.core.media_failed(a.leg)
+        elif isinstance(a, UpdateLeg):
+            self.media.update_leg(a.call_id, a.leg, a.routing)
+        elif isinstance(a, RemoveLeg):
+            self.media.remove_leg(a.call_id, a.leg)
+        else:
+            msg = dict(a.message)
+            try:
+                msg["sdp"] = await self.media.answer(str(msg.get("call_id") or self._call_of_leg(a.media_leg)),
+                                                     a.media_leg or "", a.media_offer or "")
+            except MediaError as exc:
+                log.info("server.media_refused", leg=a.media_leg, why=str(exc))
+                self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
+                                              call_id=msg.get("call_id")))
+                return self.core.media_failed(a.media_leg or "")
+            self._send(a.conn, msg)
+        return []
+
+    def _call_of_leg(self, leg: str | None) -> str:
+        for call in self.core.calls.values():
+            if any(p.leg == leg for p in call.participants.values()):
+                return call.call_id
+        return ""
+
+    def _media_leg_lost(self, leg: str, reason: str) -> None:
+        asyncio.get_running_loop().create_task(self.apply(self.core.media_failed(leg)))
+
+    def _media_calls_lost(self, call_ids: list[str], reason: str) -> None:
+        asyncio.get_running_loop().create_task(self.apply(self.core.media_lost(call_ids, reason)))
 
     def _leg_lost(self, leg: int) -> None:
         key = self.leg_keys.get(leg)

@@ -10,7 +10,7 @@ from .actions import ConnId, Send
 from .directory import Directory, User
 from .model import Connection
 from .policy import Refused
-from .ratelimit import TokenBucket, default_burst
+from .ratelimit import BucketTable, TokenBucket, default_burst
 from .settings import Settings
 
 log = structlog.get_logger("bargein.signaling")
@@ -21,14 +21,20 @@ class Sessions:
         self.settings, self.directory = settings, directory
         self.conns: dict[ConnId, Connection] = {}
         self.online: dict[str, ConnId] = {}  # signed-in user -> its current connection
+        per_user = settings.max_requests_per_second
+        per_address = settings.max_requests_per_second_per_address
+        self.by_user = BucketTable(per_user, default_burst(per_user))
+        self.by_address = BucketTable(per_address, default_burst(per_address))
+        failed = settings.failed_signins_per_minute / 60
+        self.failed_signins = BucketTable(failed, max(1.0, settings.failed_signins_burst))
 
-    def open(self, conn: ConnId, now: float) -> bool:
+    def open(self, conn: ConnId, now: float, remote: str | None = None) -> bool:
         """Accept a new transport, unless the server is full."""
         if len(self.conns) >= self.settings.max_connections:
             log.warning("signaling.refused_connection", conn=conn, why="connection limit")
             return False
         rate = self.settings.max_requests_per_second
-        self.conns[conn] = Connection(conn, TokenBucket(rate, default_burst(rate), now))
+        self.conns[conn] = Connection(conn, TokenBucket(rate, default_burst(rate), now), remote=remote)
         return True
 
     def close(self, conn: ConnId) -> tuple[Connection | None, bool]:
@@ -40,7 +46,12 @@ class Sessions:
         return c, True
 
     def rate_limited(self, c: Connection, now: float) -> bool:
-        return not c.bucket.take(now)
+        """Per connection, and across connections per signed-in user and per remote address."""
+        if not c.bucket.take(now):
+            return True
+        if c.user is not None and not self.by_user.take(c.user.name, now):
+            return True
+        return c.remote is not None and not self.by_address.take(c.remote, now)
 
     def too_many(self, c: Connection, cseq: int | None, method: str | None) -> Send:
         log.warning("signaling.rate_limited", conn=c.conn, user=c.user.name if c.user else None)
@@ -55,10 +66,15 @@ class Sessions:
         if c.user is None and method != "REGISTER":
             raise Refused(401, "sign in first: send REGISTER with your token")
 
-    def sign_in(self, c: Connection, token: str) -> tuple[User, ConnId | None]:
+    def sign_in(self, c: Connection, token: str, now: float) -> tuple[User, ConnId | None]:
         """Who ``token`` is, and the user's older connection that this one replaces (to be closed)."""
+        if c.remote is not None and self.failed_signins.exhausted(c.remote, now):
+            log.warning("signaling.signin_throttled", conn=c.conn, remote=c.remote)
+            raise Refused(429, "too many failed sign-ins from this address: wait a few seconds")
         user = self.directory.by_token(token)
         if user is None:
+            if c.remote is not None:
+                self.failed_signins.take(c.remote, now)
             raise Refused(401, "unknown token")
         if c.user is not None and c.user.name != user.name:
             raise Refused(403, f"this connection is signed in as {c.user.name}")

@@ -35,7 +35,13 @@ class Settings(BaseSettings):
     default_queue: str = Field("support", description="the queue clients offer first (sent in the REGISTER response)")
     users_file: Path | None = Field(None, description="users and security profiles (TOML or JSON); default: demo users")
     ring_timeout_s: float = Field(20.0, gt=0, description="an unanswered INVITE to an agent times out (408)")
-    max_requests_per_second: float = Field(50.0, gt=0, description="per connection; more get 429")
+    max_requests_per_second: float = Field(
+        50.0, gt=0, description="per connection, and per user across its connections; more get 429")
+    max_requests_per_second_per_address: float = Field(
+        1000.0, gt=0, description="per remote address across all its connections; more get 429")
+    failed_signins_per_minute: float = Field(
+        30.0, gt=0, description="wrong-token REGISTERs per remote address; past the burst, more get 429")
+    failed_signins_burst: float = Field(10.0, ge=1, description="wrong-token REGISTERs allowed in a row")
     max_connections: int = Field(1000, ge=1, description="open signaling connections; more are refused")
     allowed_origins: list[str] = Field(
         default_factory=list, description="browser origins allowed to open /ws besides the server's own ('*': any)")
@@ -43,6 +49,9 @@ class Settings(BaseSettings):
     max_unauthenticated_per_address: int = Field(50, ge=1, description="connections not yet signed in, per address")
     reserved_for_signed_in: int = Field(
         100, ge=0, description="connections kept free for users who sign in (unauthenticated ones may not take them)")
+    media_workers: int | None = Field(None, ge=0, description="media worker processes (None: one per core; "
+                                      "0: media in the signaling process)")
+    load_users: int = Field(0, ge=0, description="generate N test agents, customers and supervisors (load tests)")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

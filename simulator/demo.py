@@ -63,12 +63,16 @@ class DemoCalls:
     """A server :class:`~bargein.signaling.server.Service`: ``calls`` demo agents, each in one call at a time."""
 
     def __init__(self, calls: int, handle_s: tuple[float, float] = (45.0, 300.0), seed: int = 1,
-                 stagger_s: float | None = None) -> None:
+                 gap_s: tuple[float, float] = (1.0, 4.0), stagger_s: float | None = None) -> None:
         if calls < 0:
             raise ValueError("--demo-calls must be >= 0")
         self.n = calls
-        self.handle_s = handle_s
-        self.stagger_s = min(30.0, 3.0 * calls) if stagger_s is None else stagger_s  # first calls start apart
+        self.handle_s, self.gap_s = handle_s, gap_s
+        # first calls start apart (never longer apart than the shortest call)
+        self.stagger_s = min(30.0, 3.0 * calls, handle_s[0]) if stagger_s is None else stagger_s
+        self.answered_by: dict[str, SignalingClient] = {}  # call id -> the demo agent that took it
+        self.completed = 0  # demo calls ended as scheduled
+        self.hangups_refused = 0  # a scheduled hang-up the server refused (a call that would not end)
         self.rng = np.random.default_rng(seed)
         self.server: BargeinServer | None = None
         self.clients: dict[str, SignalingClient] = {}  # demo user -> its in-process connection
@@ -115,6 +119,8 @@ class DemoCalls:
         """Demo agents answer every INVITE at once; BYEs and NOTIFYs need no reply."""
         async for msg in client.notifications():
             if msg.get("method") == "INVITE":
+                if msg.get("call_id"):
+                    self.answered_by[msg["call_id"]] = client
                 await client.respond(msg, 200)
 
     @staticmethod
@@ -128,16 +134,16 @@ class DemoCalls:
         return lo + (hi - lo) * float(self.rng.beta(1.5, 3.0))
 
     async def _call_loop(self, i: int) -> None:
-        agent, customer = self.clients[f"demo-agent-{i + 1}"], self.clients[f"demo-customer-{i + 1}"]
+        customer = self.clients[f"demo-customer-{i + 1}"]
         await asyncio.sleep(float(self.rng.uniform(0, self.stagger_s)))
-        while not (agent.closed or customer.closed):
+        while not customer.closed:
             try:
-                await self._one_call(i, agent, customer)
+                await self._one_call(i, customer)
             except ClientError as exc:  # a demo call going wrong must not stop the others
                 log.warning("demo.call_failed", customer=customer.user, why=str(exc))
                 await asyncio.sleep(5)
 
-    async def _one_call(self, i: int, agent: SignalingClient, customer: SignalingClient) -> None:
+    async def _one_call(self, i: int, customer: SignalingClient) -> None:
         r = await customer.invite(f"queue:{self.queue_of(i)}")
         if r["status"] != 200:
             log.info("demo.call_refused", customer=customer.user, status=r["status"], why=r.get("reason"))
@@ -150,14 +156,25 @@ class DemoCalls:
         for at, who_, action, value in moments(self.rng, handle_s):
             await asyncio.sleep(at - elapsed)
             elapsed = at
+            actor = self.answered_by.get(call_id) if who_ == "agent" else customer
+            if actor is None:
+                continue
             fields = {"target": customer.user} if action == "hold" else {}
-            actor = agent if who_ == "agent" else customer
             # refused when a supervisor muted them meanwhile, 481 once the call ended: the demo goes on
             await actor.request("INFO", call_id=call_id, action=action, value=value, **fields)
         await asyncio.sleep(max(0.0, handle_s - elapsed))
-        who = agent if self.rng.random() < 0.5 else customer
-        await who.request("BYE", call_id=call_id)  # 481 if the call already ended (a supervisor dropped the customer)
-        await asyncio.sleep(float(self.rng.uniform(1.0, 4.0)))
+        # the queue may give the call to any demo agent of its queue: the one that answered it hangs up, or the customer
+        agent = self.answered_by.pop(call_id, None)
+        who = agent if agent is not None and self.rng.random() < 0.5 else customer
+        r = await who.request("BYE", call_id=call_id)  # 481: it already ended (a supervisor dropped the customer)
+        if r["status"] not in (200, 481) and who is not customer:
+            r = await customer.request("BYE", call_id=call_id)
+        if r["status"] in (200, 481):
+            self.completed += 1
+        else:
+            self.hangups_refused += 1
+            log.warning("demo.hangup_refused", call_id=call_id, status=r["status"], why=r.get("reason"))
+        await asyncio.sleep(float(self.rng.uniform(*self.gap_s)))
 
     def _voice_call(self, call_id: str, i: int) -> None:
         assert self.server is not None

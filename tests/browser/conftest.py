@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bargein.mixer.tones import tone
+from bargein.signaling.media.pool import WorkerPool
 from bargein.signaling.server import BargeinServer, serving
 from bargein.signaling.settings import Settings
 from bargein.signaling.webrtc import WebRTCGateway
@@ -38,11 +40,48 @@ def write_tone_wav(path: Path, freq: float, seconds: float = 10.0, rate: int = 4
     return path
 
 
-@pytest.fixture
-async def live_server() -> AsyncIterator[tuple[BargeinServer, str]]:
-    srv = BargeinServer(Settings(port=0), gateway=WebRTCGateway())
+@pytest.fixture(params=[0, 2], ids=["media-in-process", "media-workers-2"])
+async def live_server(request: pytest.FixtureRequest) -> AsyncIterator[tuple[BargeinServer, str]]:
+    """The same server with its media in its own process, or in two media worker processes."""
+    if request.param:
+        srv = BargeinServer(Settings(port=0), media=WorkerPool(request.param))
+    else:
+        srv = BargeinServer(Settings(port=0), gateway=WebRTCGateway())
     async with serving(srv) as base:
         yield srv, base
+
+
+class MediaView:
+    """What the mixer holds, whether it runs in the server process or in media workers."""
+
+    def __init__(self, srv: BargeinServer) -> None:
+        self.srv = srv
+
+    async def calls(self) -> int:
+        if self.srv.media is None:
+            return self.srv.engine.call_count
+        return int((await self.srv.media.health())["mixer"]["calls"])
+
+    async def calls_settle(self, want: int) -> int:
+        """The mixer's call count once the workers have applied what signaling decided (failure guard only)."""
+        for _ in range(200):
+            if (got := await self.calls()) == want:
+                return got
+            await asyncio.sleep(0.05)
+        return got
+
+    async def frames_in(self, call_id: str) -> dict[str, int]:
+        """Frames each of the call's legs received from its peer, by user."""
+        call = self.srv.core.calls[call_id]
+        legs = {p.leg: p.user for p in call.participants.values()}
+        if self.srv.media is None:
+            gw = self.srv.gateway
+            return {legs[key]: gw.legs[leg].frames_in for key, leg in self.srv.legs.items()  # type: ignore[union-attr]
+                    if key in legs and leg in gw.legs}  # type: ignore[union-attr]
+        out: dict[str, int] = {}
+        for s in await self.srv.media.stats(per_leg=True):
+            out |= {legs[key]: n for key, n in (s.frames_in or {}).items() if key in legs}
+        return out
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from bargein.signaling.server import BargeinServer
 
-from .conftest import launch, write_tone_wav
+from .conftest import MediaView, launch, write_tone_wav
 
 pytestmark = pytest.mark.browser
 
@@ -24,7 +24,7 @@ async def level(page: object, hz: int) -> float:
     return float(await page.evaluate(f"window.bargein.levelAt({hz})"))  # type: ignore[attr-defined]
 
 
-async def expect_hearing(pages: dict[str, object], expected: dict[str, set[str]], timeout: float = 15) -> None:
+async def expect_hearing(pages: dict[str, object], expected: dict[str, set[str]], timeout: float = 45) -> None:
     """Wait (failure guard only) until every listener hears exactly ``expected``, three readings in a row."""
     deadline = time.monotonic() + timeout
     streak, last = 0, {}
@@ -118,7 +118,7 @@ async def test_monitor_barge_coach_in_real_chromium(live_server: tuple[BargeinSe
         assert await sup.is_hidden("#session-live")
         await customer.wait_for_selector("#customer-badge.idle", timeout=15000)
         await sup.screenshot(path=str(SHOTS / "supervisor-ended.png"), full_page=True)
-        assert srv.engine.call_count == 0
+        assert await MediaView(srv).calls_settle(0) == 0
     finally:
         for b in browsers:
             await b.close()  # type: ignore[attr-defined]
@@ -162,12 +162,12 @@ async def test_refused_barge_is_explained_and_keeps_supervisor_silent(
         await expect_hearing({**pages, "supervisor2": sup2},
                              {"customer": {"agent"}, "agent": {"customer"}, "supervisor": {"customer", "agent"},
                               "supervisor2": {"customer", "agent"}})
-        legs = srv.engine.legs_of(next(iter(srv.core.calls)))
-        assert len(legs) == 4
-        assert srv.gateway.legs[max(legs)].frames_in > 0  # type: ignore[union-attr]  # silence keeps it alive
+        frames_in = await MediaView(srv).frames_in(next(iter(srv.core.calls)))
+        assert len(frames_in) == 4
+        assert frames_in["supervisor1"] > 0  # silence keeps it alive
         await sup.click("#leave")  # leaving never ends the call
         await sup.wait_for_selector("#session-live", state="hidden")
-        assert srv.engine.call_count == 1 and len(srv.core.calls) == 1
+        assert await MediaView(srv).calls_settle(1) == 1 and len(srv.core.calls) == 1
     finally:
         for b in browsers:
             await b.close()  # type: ignore[attr-defined]
@@ -186,6 +186,6 @@ async def test_blocked_microphone_is_explained(live_server: tuple[BargeinServer,
         assert "Microphone permission" in await page.text_content("#banner")
         SHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SHOTS / "customer-no-mic.png"), full_page=True)
-        assert srv.engine.call_count == 0 and not srv.core.calls
+        assert await MediaView(srv).calls() == 0 and not srv.core.calls
     finally:
         await browser.close()  # type: ignore[attr-defined]

@@ -51,10 +51,15 @@ class Harness:
                 self.closed.append(a.conn)
         return actions
 
-    def client(self, token: str, state: str | None = None) -> Client:
+    def connection(self, remote: str | None = None) -> Client:
+        """A transport that has not signed in yet (from ``remote``, when the test cares about addresses)."""
         self.n += 1
         c = Client(self, f"conn{self.n}")
-        self.apply(self.core.connect(c.conn))
+        self.apply(self.core.connect(c.conn, remote=remote))
+        return c
+
+    def client(self, token: str, state: str | None = None, remote: str | None = None) -> Client:
+        c = self.connection(remote)
         r = c.request("REGISTER", token=token)
         assert r["status"] == 200, r
         if state:

@@ -5,7 +5,7 @@ import asyncio
 import aiohttp
 import numpy as np
 from bargein.signaling.client import sign_in
-from bargein.signaling.server import serving
+from bargein.signaling.server import BargeinServer, serving
 from bargein.signaling.settings import Settings
 from bargein.simulator.demo import AGENT_NAMES, CUSTOMER_NAMES, DEMO_QUEUES, DemoCalls, moments, person
 from hypothesis import given
@@ -68,3 +68,15 @@ def test_demo_people_queues_and_handle_times_vary() -> None:
     assert any(any(a == "hold" for _, _, a, _ in p) for p in plans)
     assert any(any(a == "mute" for _, _, a, _ in p) for p in plans)
     assert demo.stagger_s > 0
+
+
+async def test_demo_calls_end_as_scheduled_call_after_call() -> None:
+    """Any demo agent may take any demo customer's call; every call must still end on time (issue 9 item 11)."""
+    demo = DemoCalls(4, handle_s=(0.05, 0.3), gap_s=(0.0, 0.05), seed=3)
+    srv = BargeinServer(Settings(port=0, mixer_rate=8000), services=[demo])
+    async with serving(srv):
+        while demo.completed < 60:  # dozens of cycles: each pairing of customers and agents comes up
+            await asyncio.sleep(0.05)
+            ages = [srv.core.clock() - c.created for c in srv.core.calls.values()]
+            assert not ages or max(ages) < 30, "a demo call outlived its handle time"
+    assert demo.hangups_refused == 0

@@ -1,0 +1,1 @@
+"""Media worker processes: the calls' audio (aiortc legs + a mixer shard) outside the signaling process."""

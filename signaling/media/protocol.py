@@ -1,0 +1,190 @@
+"""Messages between the signaling process and its media workers.
+
+Every message is a plain JSON object (a pydantic model with a ``type`` tag) that names the media
+worker it is for or from (``worker``), so the same models can travel over any transport: today a
+local socket with length-prefixed frames (:func:`encode` / :class:`FrameReader`), later a network
+bus. Legs and calls are named by the signaling core's ids (``leg-7``, ``call-3``); the mixer leg ids
+of a worker never leave it.
+
+Signaling -> worker: :class:`AddLeg`, :class:`UpdateLeg`, :class:`RemoveLeg`, :class:`Offer`,
+:class:`StatsRequest`, :class:`Shutdown`.
+Worker -> signaling: :class:`Hello` (ready), :class:`Answer` / :class:`Refused` (to an offer),
+:class:`LegLost` (a peer vanished, or the mixer refused the leg), :class:`Stats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Annotated, Literal
+
+from bargein.mixer.limits import CallLimits
+from bargein.mixer.roles import Role, SupervisorMode
+from bargein.mixer.routing import LegRouting
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+MAX_FRAME = 1 << 20  # an SDP is a few kB; anything near this is a broken peer
+_HEADER = struct.Struct(">I")
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    worker: str  # the media worker (node) the message is for or from
+
+
+class Routing(BaseModel):
+    """A leg's place in its call, as JSON (the mixer's :class:`LegRouting`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role
+    mode: SupervisorMode | None = None
+    muted: bool = False
+    held: bool = False
+    gain: float = 1.0
+
+    @classmethod
+    def of(cls, r: LegRouting) -> Routing:
+        return cls(role=r.role, mode=r.mode, muted=r.muted, held=r.held, gain=r.gain)
+
+    def to_mixer(self) -> LegRouting:
+        return LegRouting(self.role, self.mode, muted=self.muted, held=self.held, gain=self.gain)
+
+
+class WorkerConfig(BaseModel):
+    """What a worker needs to start (given on its command line)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker: str
+    mixer_rate: int = 48000
+    limits: CallLimits = CallLimits()
+    silent_peer_s: float = 5.0
+    connect_grace_s: float = 20.0
+    stats_every_s: float = 1.0
+
+
+# ------------------------------------------------------------------ signaling -> worker
+class AddLeg(_Message):
+    type: Literal["add_leg"] = "add_leg"
+    call_id: str
+    leg: str
+    routing: Routing
+
+
+class UpdateLeg(_Message):
+    type: Literal["update_leg"] = "update_leg"
+    call_id: str
+    leg: str
+    routing: Routing
+
+
+class RemoveLeg(_Message):
+    type: Literal["remove_leg"] = "remove_leg"
+    call_id: str
+    leg: str
+
+
+class Offer(_Message):
+    """Open the leg's media with this SDP offer; answered by :class:`Answer` or :class:`Refused`."""
+
+    type: Literal["offer"] = "offer"
+    request: int
+    call_id: str
+    leg: str
+    sdp: str
+
+
+class StatsRequest(_Message):
+    type: Literal["stats_request"] = "stats_request"
+    request: int
+    per_leg: bool = False  # also each leg's frames received from its peer
+
+
+class Shutdown(_Message):
+    type: Literal["shutdown"] = "shutdown"
+
+
+# ------------------------------------------------------------------ worker -> signaling
+class Hello(_Message):
+    type: Literal["hello"] = "hello"
+    pid: int
+    loop: str  # "uvloop" or "asyncio"
+
+
+class Answer(_Message):
+    type: Literal["answer"] = "answer"
+    request: int
+    leg: str
+    sdp: str
+
+
+class Refused(_Message):
+    type: Literal["refused"] = "refused"
+    request: int
+    leg: str
+    reason: str
+
+
+class LegLost(_Message):
+    type: Literal["leg_lost"] = "leg_lost"
+    call_id: str
+    leg: str
+    reason: str
+
+
+class Stats(_Message):
+    """A worker's totals since it started (the signaling side sums workers)."""
+
+    type: Literal["stats"] = "stats"
+    request: int | None = None  # set when answering a StatsRequest; None when pushed
+    pid: int
+    calls: int
+    legs: int
+    media_legs: int
+    ticks: int
+    deadline_misses: int
+    skipped_ticks: int
+    tick_ms_p50: float
+    tick_ms_p99: float
+    tick_ms_max: float
+    frames_missing: int
+    frames_dropped: int
+    frames_pushed: int
+    legs_lost: int
+    cpu_s: float  # user + system CPU of the worker process
+    frames_in: dict[str, int] | None = None  # per leg (core leg id), when asked for
+
+
+ToWorker = Annotated[AddLeg | UpdateLeg | RemoveLeg | Offer | StatsRequest | Shutdown, Field(discriminator="type")]
+FromWorker = Annotated[Hello | Answer | Refused | LegLost | Stats, Field(discriminator="type")]
+TO_WORKER: TypeAdapter[ToWorker] = TypeAdapter(ToWorker)
+FROM_WORKER: TypeAdapter[FromWorker] = TypeAdapter(FromWorker)
+
+
+# ------------------------------------------------------------------ local transport framing
+class FrameError(Exception):
+    """The byte stream is not a sequence of frames (a broken or hostile peer)."""
+
+
+def encode(msg: _Message) -> bytes:
+    body = msg.model_dump_json().encode()
+    return _HEADER.pack(len(body)) + body
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
+    """One frame's JSON bytes; ``None`` at a clean end of stream."""
+    try:
+        header = await reader.readexactly(_HEADER.size)
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise FrameError("stream ended inside a frame header") from exc
+        return None
+    (size,) = _HEADER.unpack(header)
+    if size > MAX_FRAME:
+        raise FrameError(f"frame of {size} bytes exceeds {MAX_FRAME}")
+    try:
+        return await reader.readexactly(size)
+    except asyncio.IncompleteReadError as exc:
+        raise FrameError("stream ended inside a frame") from exc
