@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STATIC = ["index.html", "app.js", "style.css"]
+# the web client: index.html, style.css and its ES modules (app.js imports the others)
+STATIC = sorted(p.name for p in (ROOT / "signaling" / "static").iterdir() if p.suffix in {".html", ".css", ".js"})
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
