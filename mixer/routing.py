@@ -1,4 +1,4 @@
-"""The routing table of shared/product.md as a pure function.
+"""The routing table of docs/behaviour.md as a pure function.
 
 This module is the only place that decides who hears whom. Every mixer (the batched engine and
 the per-call reference) takes its gains from :func:`route`.

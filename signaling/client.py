@@ -137,32 +137,37 @@ class Transaction:
         self._closed = why
         self._arrived.wake()
 
+    async def _next(self) -> Message:
+        while not self._unread:
+            if self._closed is not None:
+                raise ConnectionClosed(f"{self.method} (cseq {self.cseq}): {self._closed}")
+            await self._arrived.wait()
+        return self._unread.popleft()
+
     async def next(self, timeout: float | None = None) -> Message:
         """The next response not read yet (provisional or final)."""
-        async def wait() -> Message:
-            while not self._unread:
-                if self._closed is not None:
-                    raise ConnectionClosed(f"{self.method} (cseq {self.cseq}): {self._closed}")
-                await self._arrived.wait()
-            return self._unread.popleft()
-        return await self.client._within(wait(), timeout, f"a response to {self.method} (cseq {self.cseq})")
+        return await self.client._within(self._next(), timeout, f"a response to {self.method} (cseq {self.cseq})")
 
     async def provisional(self, status: int, timeout: float | None = None) -> Message:
         """Wait for the provisional response ``status`` (e.g. 183 with the SDP answer); raises
         :class:`Refused` if the final response comes first."""
-        while True:
-            msg = await self.next(timeout)
-            if msg.get("status") == status:
-                return msg
-            if is_final(msg.get("status", 0)):
-                raise Refused(msg)
+        async def wait() -> Message:
+            while True:
+                msg = await self._next()
+                if msg.get("status") == status:
+                    return msg
+                if is_final(msg.get("status", 0)):
+                    raise Refused(msg)
+        return await self.client._within(wait(), timeout, f"{status} to {self.method} (cseq {self.cseq})")
 
     async def final(self, timeout: float | None = None) -> Message:
-        """The final response (read provisional ones are skipped)."""
-        while True:
-            msg = await self.next(timeout)
-            if is_final(msg.get("status", 0)):
-                return msg
+        """The final response (provisional ones not read yet are skipped); it can be asked for again."""
+        async def wait() -> Message:
+            while self.final_response is None:
+                await self._next()
+            self._unread.clear()
+            return self.final_response
+        return await self.client._within(wait(), timeout, f"a final response to {self.method} (cseq {self.cseq})")
 
     async def responses(self, timeout: float | None = None) -> AsyncIterator[Message]:
         """Every response in order, ending with the final one (``timeout`` is per response)."""

@@ -162,7 +162,7 @@ class Simulation:
 
     def _release_mutes(self, c: SimCall, sup: str) -> None:
         """Unmute the parties ``sup`` muted, when their barge ends or they leave: a supervisor never leaves a
-        party muted behind them (product rules, known user pains), and nobody else could unmute them."""
+        party muted behind them (docs/behaviour.md), and nobody else could unmute them."""
         for who, by in list(c.muted_by.items()):
             if by == sup:
                 self._unmute(c, who)

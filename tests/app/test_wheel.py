@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# the web client: index.html, style.css and its ES modules (app.js imports the others)
-STATIC = sorted(p.name for p in (ROOT / "signaling" / "static").iterdir() if p.suffix in {".html", ".css", ".js"})
+STATIC = sorted(p.name for p in (ROOT / "signaling" / "static").iterdir() if p.is_file())  # every file the client needs
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:

@@ -86,6 +86,7 @@ async def test_call_between_an_in_process_agent_and_a_websocket_customer(
     invite = await agent.answer()
     ok = await call.final()
     assert ok["status"] == 200 and ok["call_id"] == invite["call_id"]
+    assert await call.final() is ok  # asking again gives the same answer
     assert len(srv.engine.legs_of(ok["call_id"])) == 2
     await agent.close()  # the agent signs out: the call ends for the customer
     assert (await customer.expect("BYE"))["call_id"] == ok["call_id"]
