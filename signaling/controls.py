@@ -32,7 +32,7 @@ def drop(call: Call, by: Participant, target: Participant, conn: Connection | No
         call.record.events.append((now, f"{target.user} dropped by {by.user}"))
     if conn is None:
         return []
-    return [conn.request("BYE", call_id=call.call_id, reason="the call has ended" if target.role is Role.CUSTOMER
+    return [conn.request("BYE", call_id=call.call_id, reason="the contact center ended the call" if target.role is Role.CUSTOMER
                          else "you were removed from the call")]
 
 

@@ -208,7 +208,7 @@ class SignalingCore:
             self.agents[user.name].since = self.now
         self._refresh_idle(user.name)
         st = self.agents.get(user.name)
-        out.append(self._ok(c, msg, **views.signed_in(user, self.directory, self.settings, st)))
+        out.append(self._ok(c, msg, **views.signed_in(user, self.directory, self.settings, st, self.now)))
         return out + self._notify_views()
 
     def _on_options(self, c: Connection, msg: m.Options) -> list[Action]:
@@ -352,9 +352,13 @@ class SignalingCore:
             bye = controls.drop(call, me, target, self.conns.get(target.conn), self.now)
             if call.record:
                 self.records.changed(call.record)
+            if target.role is Role.CUSTOMER:  # the call ends with its customer; the agent is told who
+                return [self._ok(c, msg), *bye,
+                        *self._end_call(call, f"supervisor {c.me.name} dropped the customer", by=target.user)]
             return [self._ok(c, msg), *bye, *self._leave(call, target, why=f"dropped by {c.me.name}")]
         return [self._ok(c, msg, target=target.user, action=msg.action, value=msg.value),
-                *controls.set_flag(call, me, target, msg.action, msg.value), *views.call_state(call, self.conns)]
+                *controls.set_flag(call, me, target, msg.action, msg.value), *views.call_state(call, self.conns),
+                *self._notify_views()]  # the agents view shows who is muted or on hold
 
     def _set_mode(self, c: Connection, msg: m.Info, call: Call, me: Participant) -> list[Action]:
         mode = policy.may_change_mode(me, msg.mode)

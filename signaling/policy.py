@@ -105,9 +105,16 @@ def may_act_on(me: Participant, target: Participant, action: str, value: bool) -
         if target.role is Role.AGENT:
             raise Refused(403, "the agent cannot be dropped; the agent ends the call")
     owner = target.muted_by if action == "mute" else target.held_by if action == "hold" else None
-    if other and not value and owner is not None and owner != me.user:
-        raise Refused(403, f"{target.user} was {'muted' if action == 'mute' else 'put on hold'} by {owner}: "
-                           f"only they can release it")
+    if not value and owner is not None and owner != me.user:
+        if other:
+            raise Refused(403, f"{target.user} was {'muted' if action == 'mute' else 'put on hold'} by {owner}: "
+                               f"only they can release it")
+        if action == "hold":
+            raise Refused(403, "you were put on hold: only the agent can take you off hold")
+        if me.role is Role.AGENT:
+            raise Refused(403, f"muted by supervisor {owner}: only they can unmute you")
+        # a customer (or other caller-side party) is never told that a supervisor is there
+        raise Refused(403, "your microphone was muted for you during this call: you cannot unmute it yourself")
 
 
 def may_refer(me: Participant | None, target: User | None, target_name: str, online: Container[str],

@@ -21,8 +21,9 @@ def natural(name: str) -> list[Any]:
 
 
 def participants(call: Call) -> list[dict[str, Any]]:
+    """Everyone on the call; ``muted_by`` names the supervisor who muted a party (never shown to customers)."""
     return [{"user": p.user, "role": p.role.value, "mode": p.mode.value if p.mode else None,
-             "muted": p.is_muted, "held": p.is_held} for p in call.participants.values()]
+             "muted": p.is_muted, "held": p.is_held, "muted_by": p.muted_by} for p in call.participants.values()]
 
 
 def supervisors(call: Call) -> list[dict[str, Any]]:
@@ -46,8 +47,11 @@ def caller_view(call: Call) -> dict[str, Any]:
         owner = call.participants.get(p.held_by) if p.held_by else None
         return p.held or (owner is not None and owner.role is not Role.SUPERVISOR)
 
-    return {"call_id": call.call_id, "state": call.state.value,
-            "participants": [{"user": p.user, "role": p.role.value, "mode": None, "muted": p.muted, "held": held(p)}
+    # answered_at / queue: server timestamps, so every page shows the same call duration; a mute shows as a
+    # mute (the party must know its microphone is off), never who set it
+    return {"call_id": call.call_id, "state": call.state.value, "queue": call.queue, "answered_at": call.answered,
+            "participants": [{"user": p.user, "role": p.role.value, "mode": None, "muted": p.is_muted,
+                              "held": held(p)}
                              for p in call.participants.values() if p.role is not Role.SUPERVISOR]}
 
 
@@ -57,6 +61,7 @@ def call_state(call: Call, conns: Mapping[ConnId, Connection]) -> list[Action]:
     (joining, leaving, changing mode, muting) causes a message to them."""
     parts = participants(call)
     sups = supervisors(call)
+    common = {"call_id": call.call_id, "state": call.state.value, "queue": call.queue, "answered_at": call.answered}
     out: list[Action] = []
     for p in call.participants.values():
         c = conns.get(p.conn)
@@ -68,14 +73,15 @@ def call_state(call: Call, conns: Mapping[ConnId, Connection]) -> list[Action]:
                 p.shown = view
                 out.append(c.notify("call-state", **view))
         else:
-            out.append(c.notify("call-state", call_id=call.call_id, state=call.state.value, participants=parts,
-                                supervisors=sups))
+            out.append(c.notify("call-state", **common, participants=parts, supervisors=sups))
     return out
 
 
-def signed_in(user: User, directory: Directory, settings: Settings, agent: AgentStatus | None) -> dict[str, Any]:
-    """What the REGISTER response tells a user about itself and the instance."""
-    return {"user": user.name, "role": user.role, "profile": user.profile,
+def signed_in(user: User, directory: Directory, settings: Settings, agent: AgentStatus | None,
+              now: float | None = None) -> dict[str, Any]:
+    """What the REGISTER response tells a user about itself and the instance; ``server_time`` lets a page
+    read the server's clock (durations are computed from the server's timestamps)."""
+    return {"user": user.name, "role": user.role, "profile": user.profile, "server_time": now,
             "display_name": user.display_name or user.name, "permissions": sorted(directory.permissions(user)),
             "queues": sorted(settings.queues), "default_queue": settings.default_queue,
             "enhanced_monitoring": settings.enhanced_monitoring, "state": agent.state.value if agent else None}
@@ -83,10 +89,20 @@ def signed_in(user: User, directory: Directory, settings: Settings, agent: Agent
 
 def agents_view(agents: Mapping[str, AgentStatus], calls: Mapping[str, Call], online: Mapping[str, ConnId],
                 directory: Directory, settings: Settings, now: float) -> list[dict[str, Any]]:
+    """One row per agent. Times are server epoch seconds: ``state_since`` (when the agent entered its current
+    state: answered, started ringing, or last changed availability) and ``answered_at`` tick on the page."""
     rows = []
     for name, st in sorted(agents.items(), key=lambda kv: natural(kv[0])):
         user = directory.user(name)
         call = calls.get(st.call_id) if st.call_id else None
+        customer = directory.user(call.customer) if call else None
+        if call is not None and call.state is CallState.ACTIVE:
+            since = call.answered
+        elif call is not None:
+            pending = call.pending
+            since = pending.deadline - settings.ring_timeout_s if pending and pending.user == name else call.created
+        else:
+            since = st.since or None  # 0: not seen since the server started
         rows.append({
             "agent": name,
             "display_name": user.display_name if user else name,
@@ -100,6 +116,10 @@ def agents_view(agents: Mapping[str, AgentStatus], calls: Mapping[str, Call], on
             "call_duration_s": round(now - call.answered, 1) if call and call.answered else None,
             "monitoring_allowed": settings.queues[call.queue].monitoring_allowed if call else None,
             "supervisors": supervisors(call) if call else [],
+            "state_since": since,
+            "answered_at": call.answered if call else None,
+            "customer_name": (customer.display_name or customer.name) if customer else call.customer if call else None,
+            "participants": participants(call) if call else [],
         })
     return rows
 
@@ -108,6 +128,7 @@ def calls_view(calls: Mapping[str, Call], settings: Settings, now: float) -> lis
     return [{"call_id": c.call_id, "queue": c.queue, "state": c.state.value, "customer": c.customer,
              "agent": c.agent, "duration_s": round(now - c.answered, 1) if c.answered else None,
              "monitoring_allowed": settings.queues[c.queue].monitoring_allowed,
+             "created_at": c.created, "answered_at": c.answered,
              "participants": participants(c)} for c in calls.values()]
 
 

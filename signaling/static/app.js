@@ -4,14 +4,16 @@
 import { ActivityLog } from "./activity.js";
 import { AgentView } from "./agent-view.js";
 import { ContactsView } from "./contacts-view.js";
+import { serverClock, tick, TICK_MS } from "./clock.js";
 import { CustomerView } from "./customer-view.js";
-import { $, banner, hideBanner } from "./dom.js";
+import { $, announce, banner, hideBanner } from "./dom.js";
 import { Media } from "./media.js";
 import { SignalingClient } from "./signaling.js";
 import { SupervisorView } from "./supervisor-view.js";
 
 const VIEWS = { agent: AgentView, customer: CustomerView, supervisor: SupervisorView };
 const METER_MS = 100;
+const MIC_TEXT = { off: "off", on: "on", muted: "muted", blocked: "blocked" };
 
 const activity = new ActivityLog($("log"));
 const media = new Media({ remoteAudio: $("remote-audio"), onFailed: () => banner("Audio connection failed.") });
@@ -28,7 +30,13 @@ window.bargein = {
   get client() { return client; },
   get view() { return view; },
   get contacts() { return contacts; },
+  notifies: 0,  // NOTIFYs received, so tests can tell a tick from an update
 };
+
+function showConnected(up) {
+  $("conn-state").classList.toggle("up", up);
+  $("conn-text").textContent = up ? "connected" : "offline";
+}
 
 async function signIn(token) {
   hideBanner();
@@ -37,7 +45,9 @@ async function signIn(token) {
   let r;
   try {
     await client.connect();
+    const sentAt = Date.now();
     r = await client.request("REGISTER", { token });
+    serverClock.sync(r.server_time, sentAt, Date.now());
     if (r.status !== 200) throw new Error(r.reason);
   } catch (e) {
     client.close();
@@ -45,14 +55,14 @@ async function signIn(token) {
     $("signin-error").hidden = false;
     return;
   }
-  $("conn-state").classList.add("up");
+  showConnected(true);
   me = { user: r.user, role: r.role, permissions: r.permissions, displayName: r.display_name, profile: r.profile };
-  const ctx = { client, media, me, banner, hideBanner, log: (text) => activity.add(text) };
+  const ctx = { client, media, me, banner, hideBanner, announce, log: (text) => activity.add(text) };
   view = new VIEWS[r.role](ctx);
   client.on("request", (msg) => view.onRequest(msg));
-  client.on("notify", (msg) => view.onNotify(msg));
+  client.on("notify", (msg) => { window.bargein.notifies += 1; view.onNotify(msg); });
   client.on("close", () => {
-    $("conn-state").classList.remove("up");
+    showConnected(false);
     if (me) banner("Connection to the server lost. Sign in again.");
     view.onClose();
   });
@@ -61,14 +71,12 @@ async function signIn(token) {
   $("who-name").textContent = r.display_name;
   $("who-role").textContent = r.role; $("who-role").className = "pill " + r.role;
   $(`${r.role}-view`).hidden = false;
+  document.body.classList.add(`role-${r.role}`);
   document.title = `bargein · ${r.display_name}`;
-  media.getMic().catch(() => {
-    $("mic-state").textContent = "microphone blocked";
-    banner("Microphone permission is needed for calls: allow it for this site in your browser.");
-  });
   if (r.permissions.includes("access_metrics")) showContactsTab(token, r);
   await view.start(r);
   activity.add(`Signed in as ${r.user} (${r.profile})`);
+  $("main").focus();
 }
 
 // the Contacts page sits beside the role's own view: the tab switches between the two
@@ -90,12 +98,28 @@ $("demo-users").addEventListener("click", (ev) => {
   if (b) signIn(b.dataset.token);
 });
 $("token-form").onsubmit = (ev) => { ev.preventDefault(); signIn($("token").value.trim()); };
-$("signout").onclick = () => { me = null; if (client) client.close(); location.reload(); };
+$("signout").onclick = () => { me = null; media.endCall(); if (client) client.close(); location.reload(); };
+$("banner-close").onclick = hideBanner;
+
+function setText(id, text, warn = false) {
+  const el = $(id);
+  if (el && el.textContent !== text) el.textContent = text;
+  if (el) el.classList.toggle("warn", warn);
+}
 
 setInterval(() => {
   $("meter-sent").style.width = media.meter("sent") + "%";
   $("meter-heard").style.width = media.meter("heard") + "%";
+  const mic = media.micState();
+  setText("mic-state", MIC_TEXT[mic], mic === "blocked");
+  const hearing = media.heard ? (media.talking("heard") ? "talking" : "quiet") : "nothing";
+  setText("heard-state", hearing);
+  setText("talk-heard-text", hearing === "talking" ? "someone is talking" : hearing);
+  $("talk-heard")?.classList.toggle("on", hearing === "talking");
+  $("talk-me")?.classList.toggle("on", media.micState() === "on" && media.talking("sent"));
 }, METER_MS);
+
+setInterval(() => tick(), TICK_MS);
 
 const token = new URLSearchParams(location.search).get("token");
 if (token) signIn(token);

@@ -1,7 +1,8 @@
-// The customer's page: call a queue, mute, hang up. It never shows supervision: the server never tells a
-// customer about supervisors, and nothing here asks.
+// The customer's page: call a queue, mute, hang up, the call's time. It never shows supervision: the server
+// never tells a customer about supervisors, and nothing here mentions them.
 
-import { $, esc } from "./dom.js";
+import { elapsed, serverClock } from "./clock.js";
+import { $, esc, showToggle } from "./dom.js";
 import { MicBlocked } from "./media.js";
 import { PartyView } from "./party.js";
 
@@ -12,7 +13,7 @@ export class CustomerView extends PartyView {
     super(ctx);
     this.ringingCallId = null;  // lets the customer CANCEL before an agent answers
     $("customer-call").onclick = () => this.call();
-    $("customer-mute").onclick = () => this.setMuted(!this.media.muted);
+    $("customer-mute").onclick = () => this.setMuted(!this.muted);
     $("customer-hangup").onclick = () => this.hangUpOrCancel();
   }
 
@@ -44,29 +45,47 @@ export class CustomerView extends PartyView {
       onProvisional: (p) => {
         if (p.call_id) this.ringingCallId = p.call_id;
         if (p.status === 183 && p.sdp) this.media.answer(p.sdp);
-        if (p.status === 180) this.status("Ringing " + (p.agent || "an agent") + "…", "ringing");
+        if (p.status === 180) this.status(`Ringing ${p.agent || "an agent"}…`, "ringing");
       },
     });
     if (r.status === 200) {
       this.callId = r.call_id;
-      this.status(`Connected to ${r.agent}`, "connected");
+      this.ringingCallId = null;
+      this.agentName = r.agent;
+      this.status(this.connected(), "connected");
       this.ctx.log(`Connected to ${r.agent} (${r.call_id})`);
+      this.showAnswered();
     } else {
-      this.media.closePeer();
+      this.media.endCall();
       this.setButtons(false);
-      this.status(r.reason, "idle");
+      this.status(`The call did not go through: ${r.reason}`, "idle");
       this.ctx.banner(`Call failed: ${r.reason}`);
     }
   }
 
+  showAnswered() {
+    this.setButtons(true);
+    $("customer-timer-row").hidden = false;
+    if (this.answeredAt == null) this.setAnsweredAt(serverClock.now());  // replaced by the server's time
+  }
+
+  async accept() {
+    await super.accept();
+    if (this.callId) this.status(this.connected(), "connected");
+  }
+
   async hangUpOrCancel() {
-    if (this.callId) await this.client.request("BYE", { call_id: this.callId });
-    else if (this.ringingCallId) await this.client.request("CANCEL", { call_id: this.ringingCallId });
+    let r = null;
+    if (this.callId) r = await this.client.request("BYE", { call_id: this.callId });
+    else if (this.ringingCallId) r = await this.client.request("CANCEL", { call_id: this.ringingCallId });
     this.ringingCallId = null;
     this.clear();
+    if (r && r.status !== 200 && r.status !== 481) this.refused(`Hanging up was not confirmed: ${r.reason}`);
   }
 
   // ---------------------------------------------------------------- drawing
+  connected() { return this.agentName ? `Connected to ${this.agentName}` : "Connected"; }
+
   status(text, badge) {
     $("customer-status").textContent = text;
     $("customer-badge").textContent = badge;
@@ -77,17 +96,43 @@ export class CustomerView extends PartyView {
     $("customer-call").disabled = inCall;
     $("customer-mute").disabled = !inCall;
     $("customer-hangup").disabled = !inCall;
+    $("queue").disabled = inCall;
   }
 
-  showMuted(muted) {
-    super.showMuted(muted);
-    $("customer-mute").textContent = muted ? "Unmute" : "Mute";
-    $("customer-mute").classList.toggle("on", muted);
+  showTimer(since) {
+    $("customer-timer").dataset.since = String(since);
+    $("customer-timer").textContent = elapsed(since);
+  }
+
+  showMuted(muted, by) {
+    showToggle($("customer-mute"), muted, ["Mute", "Unmute"]);
+    if (!this.callId) return;
+    if (muted && by) {
+      this.status("Your microphone was muted for you: nobody hears you for now.", "connected");
+    } else if (muted) {
+      this.status("You are muted: nobody hears you.", "connected");
+    } else {
+      this.status(this.connected(), "connected");
+    }
+  }
+
+  mutedForUs() {
+    this.ctx.banner("Your microphone was muted for you.", "info");
+    this.ctx.log("Your microphone was muted for you");
+  }
+
+  showCallState(_msg, parts) {
+    const me = parts.find((p) => p.user === this.ctx.me.user);
+    if (me && me.held) this.status("You are on hold. Please stay on the line.", "ringing");
+    else if (me && !me.muted) this.status(this.connected(), "connected");
   }
 
   showCleared() {
     this.ringingCallId = null;
+    this.agentName = null;
     this.status("Call ended", "idle");
     this.setButtons(false);
+    $("customer-timer-row").hidden = true;
+    delete $("customer-timer").dataset.since;
   }
 }

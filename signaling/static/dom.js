@@ -13,11 +13,25 @@ export function formatDuration(seconds) {
   return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
 }
 
+/** A message at the top of the page; it stays until dismissed, replaced, or the next action succeeds. */
 export function banner(text, kind = "") {
-  const b = $("banner");
-  b.textContent = text;
-  b.className = "banner " + kind;
-  b.hidden = false;
+  $("banner-text").textContent = text;
+  $("banner").className = "banner " + kind;
+  $("banner").hidden = false;
 }
 
 export function hideBanner() { $("banner").hidden = true; }
+
+/** Says `text` to screen readers (a polite live region), even when it repeats. */
+export function announce(text) {
+  const region = $("announce");
+  region.textContent = "";
+  requestAnimationFrame(() => { region.textContent = text; });
+}
+
+/** Shows a toggle button's state as the server reports it: its label says what a press does next. */
+export function showToggle(button, on, labels) {
+  button.textContent = on ? labels[1] : labels[0];
+  button.classList.toggle("on", on);
+  button.dataset.on = String(on);
+}

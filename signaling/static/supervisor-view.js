@@ -1,13 +1,26 @@
-// The supervisor's page: the real-time agents view, and the session on one call (monitor, barge, coach).
+// The supervisor's console: summary tiles, the real-time agents table, and the call card of the session
+// (monitor, barge, coach, leave; switching straight to another call), with keyboard shortcuts.
 
-import { $, esc, formatDuration } from "./dom.js";
+import { AgentsTable } from "./agents-table.js";
+import { elapsed, serverClock, sinceSpan } from "./clock.js";
+import { $, esc } from "./dom.js";
+import { MicBlocked } from "./media.js";
 
 const STATUS = { monitor: "Monitoring", barge: "Barging", coach: "Coaching" };
+const ICON = { monitor: "◎", barge: "●", coach: "◐" };
 const HINT = {
-  monitor: "You hear everyone. Nobody hears you.",
+  monitor: "You hear everyone. Nobody hears you; your microphone is off.",
   barge: "Agent and customer both hear you.",
-  coach: "Only the agent hears you.",
+  coach: "Only the agent hears you; the customer does not.",
 };
+const SHORTCUTS = { m: "monitor", b: "barge", c: "coach" };
+
+/** Server refusals in plain words (the server's own words stay in the activity log). */
+export function plainReason(reason) {
+  if (/lacks realtime_barge/.test(reason)) return "your profile lets you listen only; barging and coaching need the barge permission";
+  if (/enhanced monitoring/i.test(reason)) return "barging and coaching are switched off on this contact center (enhanced monitoring is off)";
+  return reason;
+}
 
 export class SupervisorView {
   constructor(ctx) {
@@ -16,31 +29,38 @@ export class SupervisorView {
     this.media = ctx.media;
     this.callId = null;
     this.mode = null;
+    this.session = null;      // {agent, agentName, customer, queue, answeredAt} of the call being supervised
     this.agents = [];
+    this.calls = [];
     this.parties = [];
+    this.others = [];         // other supervisors on the same call
+    this.busy = false;        // a mode change or a switch in flight
+    this.lastChange = null;
+    this.table = new AgentsTable({ actionFor: (a) => this.actionFor(a), onAction: (callId) => this.monitor(callId) });
     $("mode").addEventListener("click", (ev) => {
       const b = ev.target.closest("button[data-mode]");
-      if (b) this.changeMode(b.dataset.mode);
-    });
-    $("agents-body").addEventListener("click", (ev) => {
-      const b = ev.target.closest("button.monitor-btn");
-      if (b) this.monitor(b.dataset.call);
+      if (b && !b.disabled) this.changeMode(b.dataset.mode);
     });
     $("session-participants").addEventListener("click", (ev) => {
       const b = ev.target.closest("button[data-act]");
-      if (b) this.actOn(b);
+      if (b && !b.disabled) this.actOn(b);
     });
     $("leave").onclick = () => this.leave();
+    document.addEventListener("keydown", (ev) => this.onKey(ev));
   }
 
   async start(reg) {
+    this.canBarge = reg.permissions.includes("realtime_barge") && reg.enhanced_monitoring !== false;
+    this.noBargeReason = !reg.permissions.includes("realtime_barge")
+      ? `Barge and coach are off for you: your profile (${reg.profile}) lets you listen only. Ask an administrator for the barge permission.`
+      : "Barge and coach are switched off on this contact center (enhanced monitoring is off); you can still listen.";
+    $("idle-profile-note").textContent = this.canBarge ? "" : this.noBargeReason;
+    this.showModeButtons();
+    this.table.setQueues(reg.queues || []);
     const s = await this.client.request("SUBSCRIBE", { event: "agents" });
     if (s.status !== 200) this.ctx.banner(`Agents view unavailable: ${s.reason}`);
-    if (!reg.permissions.includes("realtime_barge")) {
-      $("mode").querySelectorAll('[data-mode="barge"],[data-mode="coach"]').forEach((b) => {
-        b.title = "your profile cannot barge or coach";
-      });
-    }
+    const c = await this.client.request("SUBSCRIBE", { event: "calls" });
+    if (c.status !== 200) this.ctx.log(`Calls view unavailable: ${c.reason}`);
   }
 
   onRequest(msg) {
@@ -48,13 +68,23 @@ export class SupervisorView {
   }
 
   onNotify(msg) {
-    if (msg.event === "agents") { this.agents = msg.agents; this.renderAgents(); }
-    else if (msg.event === "call-state" && msg.call_id === this.callId) {
+    if (msg.event === "agents") {
+      this.agents = msg.agents;
+      this.lastChange = serverClock.now();
+      this.renderAgents();
+    } else if (msg.event === "calls") {
+      this.calls = msg.calls;
+      this.renderTiles();
+    } else if (msg.event === "call-state" && msg.call_id === this.callId) {
       this.parties = (msg.participants || []).filter((p) => p.role !== "supervisor");
-      this.renderParties();
+      this.others = (msg.supervisors || []).filter((s) => s.user !== this.ctx.me.user);
+      if (this.session && typeof msg.answered_at === "number") this.session.answeredAt = msg.answered_at;
+      this.renderSession();
     } else if (msg.event === "session-ended") {
-      this.ctx.banner(`Monitoring ended: ${msg.reason}`);
+      const text = `Monitoring ended: ${msg.reason}`;
+      this.ctx.banner(text);
       this.ctx.log(`Session on ${msg.call_id} ended: ${msg.reason}`);
+      this.ctx.announce(text);
       this.clear();
     }
   }
@@ -63,45 +93,66 @@ export class SupervisorView {
 
   // ---------------------------------------------------------------- actions
   async monitor(callId) {
-    if (!this.media.silent) this.ctx.hideBanner();
-    const pc = this.media.newPeer(await this.micOrSilence());
-    const sdp = await this.media.offer(pc);
-    const r = await this.client.request("INVITE", { to: `call:${callId}`, mode: "monitor", sdp });
-    if (r.status !== 200) {
-      this.media.closePeer();
-      this.ctx.banner(`Monitoring refused: ${r.reason}`);
-      return;
-    }
-    this.callId = callId;  // before any await: the call-state NOTIFY follows the 200 at once
-    this.showMode("monitor");
-    await this.media.answer(r.sdp);
-    $("session").hidden = false;
-    $("session-call").textContent = callId;
-    this.renderAgents();
-    this.ctx.log(`Monitoring ${callId}`);
-  }
-
-  async micOrSilence() {
+    if (this.busy || callId === this.callId) return;
+    this.busy = true;
     try {
-      const mic = await this.media.getMic();
-      $("mic-state").textContent = "";
-      return mic;
-    } catch {
-      this.ctx.banner("No microphone: you can monitor, but nobody can hear you if you barge or coach.", "info");
-      $("mic-state").textContent = "no microphone";
-      return this.media.silentStream();
+      if (this.callId) {
+        this.ctx.log(`Switching from ${this.callId} to ${callId}`);
+        await this.leave({ quiet: true });
+      }
+      this.ctx.hideBanner();
+      const row = this.agents.find((a) => a.call_id === callId);
+      const pc = this.media.newPeer(this.media.silentTrack());  // nobody hears a monitor: no microphone
+      const sdp = await this.media.offer(pc);
+      const r = await this.client.request("INVITE", { to: `call:${callId}`, mode: "monitor", sdp });
+      if (r.status !== 200) {
+        this.media.endCall();
+        this.refused(`Could not monitor ${row ? `${row.display_name}'s call` : callId}: ${plainReason(r.reason)}`, r.reason);
+        return;
+      }
+      this.callId = callId;  // before any await: the call-state NOTIFY follows the 200 at once
+      this.session = { agent: row?.agent, agentName: row?.display_name || row?.agent || "", customer: row?.customer_name || row?.customer || "",
+        queue: row?.queue || "", answeredAt: row?.answered_at ?? (row?.call_duration_s != null ? serverClock.now() - row.call_duration_s : null) };
+      this.parties = (r.participants || []).filter((p) => p.role !== "supervisor");
+      this.showMode("monitor");
+      await this.media.answer(r.sdp);
+      this.renderSession();
+      this.renderAgents();
+      $("session-heading").focus();
+      this.ctx.log(`Monitoring ${callId}`);
+      this.ctx.announce(`Monitoring ${this.session.agentName}'s call with ${this.session.customer}. Nobody hears you. `
+        + (this.canBarge ? "Press B to barge, C to coach, L to leave." : "Press L to leave."));
+    } finally {
+      this.busy = false;
     }
   }
 
   async changeMode(mode) {
-    if (!this.callId || mode === this.mode) return;
-    const r = await this.client.request("INFO", { call_id: this.callId, action: "mode", mode });
-    if (r.status === 200) {
-      this.showMode(mode);
-      this.ctx.hideBanner();
-      this.ctx.log(`Now ${STATUS[mode].toLowerCase()} on ${this.callId}`);
-    } else {
-      this.ctx.banner(`${STATUS[mode]} refused: ${r.reason}`);
+    if (!this.callId) { this.ctx.announce("You are not on a call: choose Monitor on an agent's row first."); return; }
+    if (mode === this.mode) { this.ctx.announce(`Already ${STATUS[mode].toLowerCase()}.`); return; }
+    if (mode !== "monitor" && !this.canBarge) { this.ctx.announce(this.noBargeReason); return; }
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      if (mode !== "monitor") {
+        try { await this.media.sendMic(); } catch (e) {
+          if (!(e instanceof MicBlocked)) throw e;
+          this.ctx.banner("No microphone: nobody can hear you while you barge or coach. Allow the microphone for this site.", "info");
+        }
+      }
+      const r = await this.client.request("INFO", { call_id: this.callId, action: "mode", mode });
+      if (r.status === 200) {
+        if (mode === "monitor") await this.media.sendSilence();
+        if (mode === "monitor" || !this.media.blocked) this.ctx.hideBanner();
+        this.showMode(mode);
+        this.ctx.log(`Now ${STATUS[mode].toLowerCase()} on ${this.callId}`);
+        this.ctx.announce(`${STATUS[mode]}. ${HINT[mode]}`);
+      } else {
+        if (this.mode === "monitor") await this.media.sendSilence();
+        this.refused(`${STATUS[mode]} refused: ${plainReason(r.reason)}. You are still ${STATUS[this.mode].toLowerCase()}.`, r.reason);
+      }
+    } finally {
+      this.busy = false;
     }
   }
 
@@ -111,63 +162,185 @@ export class SupervisorView {
     const fields = { call_id: this.callId, action: act, target: user };
     if (act === "mute") fields.value = button.dataset.value === "true";
     const r = await this.client.request("INFO", fields);
-    if (r.status !== 200) this.ctx.banner(`Could not ${act} ${user}: ${r.reason}`);
+    if (r.status !== 200) this.refused(`Could not ${act} ${user}: ${plainReason(r.reason)}`, r.reason);
     else this.ctx.log(`${act === "drop" ? "Dropped" : fields.value ? "Muted" : "Unmuted"} ${user}`);
   }
 
-  async leave() {
-    if (!this.callId) return;
+  async leave({ quiet = false } = {}) {
+    if (!this.callId) { if (!quiet) this.ctx.announce("You are not on a call."); return; }
     const id = this.callId;
-    await this.client.request("BYE", { call_id: id });
+    const r = await this.client.request("BYE", { call_id: id });
     this.ctx.log(`Left ${id}`);
     this.clear();
+    if (r.status !== 200 && r.status !== 481) this.refused(`Leaving was not confirmed: ${r.reason}`, r.reason);
+    if (!quiet) {
+      this.ctx.announce("You left the call; it goes on without you. Your microphone is off.");
+      $("session-heading-idle").focus();
+    }
+  }
+
+  refused(text, serverReason) {
+    this.ctx.banner(text);
+    this.ctx.log(serverReason && !text.includes(serverReason) ? `${text} (server: ${serverReason})` : text);
+    this.ctx.announce(text);
   }
 
   clear() {
-    this.media.closePeer();
+    this.media.endCall();
     this.callId = null;
     this.mode = null;
+    this.session = null;
     this.parties = [];
-    $("session").hidden = true;
-    this.renderParties();
+    this.others = [];
+    this.renderSession();
     this.renderAgents();
   }
 
+  onKey(ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.isComposing) return;
+    const t = ev.target;
+    if (t instanceof HTMLElement && (t.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(t.tagName))) return;
+    const key = ev.key.toLowerCase();
+    if (key === "/") { ev.preventDefault(); $("agent-search").focus(); return; }
+    if (key === "l") { ev.preventDefault(); this.leave(); return; }
+    const mode = SHORTCUTS[key];
+    if (!mode) return;
+    ev.preventDefault();
+    if (mode === "monitor" && !this.callId) this.monitorFromKeyboard();
+    else this.changeMode(mode);
+  }
+
+  /** M with no session: monitor the call of the row that has focus, else the first call the table shows. */
+  monitorFromKeyboard() {
+    const focused = document.activeElement?.closest?.("tr[data-agent]");
+    const button = focused?.querySelector("button[data-call]:not([disabled])")
+      || $("agents-body").querySelector("button[data-call]:not([disabled])");
+    if (button) this.monitor(button.dataset.call);
+    else this.ctx.announce("No call to monitor right now.");
+  }
+
   // ---------------------------------------------------------------- drawing
+  actionFor(a) {
+    if (!a.call_id || a.state !== "on-call") return "";
+    const name = esc(a.display_name || a.agent);
+    if (a.call_id === this.callId) return `<span class="here" data-key="here:${esc(a.agent)}" tabindex="-1">◉ You are ${STATUS[this.mode]?.toLowerCase() || "here"}</span>`;
+    if (a.monitoring_allowed === false) {
+      const id = `nomon-${esc(a.agent)}`;
+      return `<button class="monitor-btn" data-call="${esc(a.call_id)}" data-key="mon:${esc(a.agent)}" disabled aria-describedby="${id}">Monitor</button>
+        <span class="no-monitor" id="${id}">monitoring is not allowed in queue ${esc(a.queue)}</span>`;
+    }
+    if (this.callId) {
+      return `<button class="monitor-btn switch" data-call="${esc(a.call_id)}" data-key="mon:${esc(a.agent)}"
+        aria-label="Leave your current call and monitor ${name}'s call">Switch here</button>`;
+    }
+    return `<button class="monitor-btn" data-call="${esc(a.call_id)}" data-key="mon:${esc(a.agent)}"
+      aria-label="Monitor ${name}'s call${a.customer ? ` with ${esc(a.customer_name || a.customer)}` : ""}">Monitor</button>`;
+  }
+
+  renderAgents() {
+    for (const a of this.agents) a.mine = Boolean(a.call_id && a.call_id === this.callId);
+    this.table.setRows(this.agents);
+    this.renderTiles();
+    $("agents-updated").innerHTML = this.lastChange ? `live · last change ${sinceSpan(this.lastChange, "", "ago")} ago` : "";
+    if (this.session) {  // keep the card's header in step with the table
+      const row = this.agents.find((a) => a.call_id === this.callId);
+      if (row) {
+        this.session.agentName = row.display_name || row.agent;
+        this.session.customer = row.customer_name || row.customer || this.session.customer;
+        this.session.queue = row.queue || this.session.queue;
+        if (row.answered_at != null) this.session.answeredAt = row.answered_at;
+        this.renderSessionHead();
+      }
+    }
+  }
+
+  renderTiles() {
+    const count = (st) => this.agents.filter((a) => a.state === st).length;
+    const waiting = this.calls.filter((c) => c.state === "ringing");
+    const oldest = waiting.map((c) => c.created_at).filter((t) => typeof t === "number").sort((x, y) => x - y)[0];
+    const supervised = this.agents.filter((a) => (a.supervisors || []).length).length;
+    const tiles = [
+      ["available", count("available"), "available", "agents available"],
+      ["on-call", count("on-call"), "on a call", "agents on a call"],
+      ["away", count("away"), "away", "agents away"],
+      ["offline", count("offline"), "offline", "agents offline"],
+      ["waiting", waiting.length, "waiting", "calls waiting", waiting.length > 0],
+      ["wait", oldest != null ? sinceSpan(oldest, "") : "—", "longest wait", "longest wait", waiting.length > 0],
+      ["supervised", supervised, "supervised", "calls supervised"],
+    ];
+    const html = tiles.map(([key, value, label, spoken, alert]) =>
+      `<li class="tile${alert ? " alert" : ""}" data-tile="${key}"><span class="value">${value}</span>
+        <span class="label"><span class="group">${label === spoken ? "" : spoken.split(" ")[0]}</span> ${label}</span></li>`).join("");
+    if ($("tiles").innerHTML !== html) $("tiles").innerHTML = html;
+  }
+
+  showModeButtons() {
+    for (const b of $("mode").querySelectorAll("button")) {
+      const blocked = b.dataset.mode !== "monitor" && !this.canBarge;
+      b.disabled = blocked;
+      if (blocked) b.setAttribute("aria-describedby", "mode-reason");
+      b.setAttribute("aria-pressed", String(b.dataset.mode === this.mode));
+    }
+    $("mode-reason").hidden = this.canBarge;
+    $("mode-reason").textContent = this.canBarge ? "" : this.noBargeReason;
+  }
+
   showMode(mode) {
     this.mode = mode;
     $("session-status").textContent = STATUS[mode];
     $("session-status").className = `badge big ${mode}`;
+    $("session-status").dataset.icon = ICON[mode];
     $("mode-hint").textContent = HINT[mode];
-    for (const b of $("mode").querySelectorAll("button")) b.classList.toggle("selected", b.dataset.mode === mode);
+    this.showModeButtons();
     this.renderParties();
+    this.renderAgents();
+  }
+
+  renderSession() {
+    const live = Boolean(this.callId);
+    $("session-live").hidden = !live;
+    $("session-idle").hidden = live;
+    if (!live) return;
+    this.renderSessionHead();
+    this.renderParties();
+  }
+
+  renderSessionHead() {
+    const s = this.session || {};
+    $("session-agent").textContent = s.agentName || "";
+    $("session-customer").textContent = s.customer || "";
+    $("session-queue").textContent = s.queue ? `queue ${s.queue}` : "";
+    $("session-call").textContent = this.callId || "";
+    const timer = $("session-timer");
+    if (s.answeredAt != null) {
+      if (timer.dataset.since !== String(s.answeredAt)) { timer.dataset.since = String(s.answeredAt); timer.textContent = elapsed(s.answeredAt); }
+    } else {
+      delete timer.dataset.since;
+      timer.textContent = "";
+    }
   }
 
   renderParties() {
     // while barging, a supervisor may mute or drop a participant (the agent cannot be dropped)
     const barging = this.mode === "barge";
-    const why = barging ? "" : 'title="barge first to act on participants"';
-    $("session-participants").innerHTML = this.parties.map((p) => `<li data-user="${esc(p.user)}">
-      ${esc(p.user)} <span class="muted">${p.role}${p.muted ? " · muted" : ""}${p.held ? " · on hold" : ""}</span>
-      <button class="mini" data-act="mute" data-user="${esc(p.user)}" data-value="${p.muted ? "false" : "true"}" ${barging ? "" : "disabled"} ${why}>${p.muted ? "Unmute" : "Mute"}</button>
-      ${p.role === "agent" ? "" : `<button class="mini danger" data-act="drop" data-user="${esc(p.user)}" ${barging ? "" : "disabled"} ${why}>Drop</button>`}
-    </li>`).join("");
-  }
-
-  renderAgents() {
-    const body = $("agents-body");
-    if (!this.agents.length) { body.innerHTML = `<tr><td colspan="7" class="muted">No agents</td></tr>`; return; }
-    body.innerHTML = this.agents.map((a) => {
-      const sup = a.supervisors.map((s) => `<span class="badge ${s.mode}">${esc(s.user)} · ${s.mode}</span>`).join(" ");
-      const mine = a.call_id && a.call_id === this.callId;
-      const canMonitor = a.state === "on-call" && !this.callId && a.monitoring_allowed !== false;
-      const title = a.monitoring_allowed === false ? "monitoring not allowed for this queue" : "";
-      const action = a.call_id && a.state === "on-call"
-        ? `<button class="monitor-btn" data-call="${esc(a.call_id)}" ${canMonitor ? "" : "disabled"} title="${title}">${mine ? STATUS[this.mode] || "Monitoring" : "Monitor"}</button>` : "";
-      return `<tr class="${mine ? "mine" : ""}" data-agent="${esc(a.agent)}"><td><strong>${esc(a.display_name)}</strong></td>
-        <td><span class="badge ${esc(a.state)}">${esc(a.state)}</span></td><td>${esc(a.queue)}</td><td>${esc(a.customer)}</td>
-        <td class="timer">${formatDuration(a.call_duration_s)}</td><td>${sup}</td><td>${action}</td></tr>`;
-    }).join("");
-    $("agents-updated").textContent = "updated " + new Date().toLocaleTimeString();
+    const acts = this.canBarge;  // a listen-only supervisor never gets these buttons
+    const hint = barging ? "" : " aria-describedby=\"parties-hint\"";
+    const dis = barging ? "" : " disabled";
+    const items = this.parties.map((p) => {
+      const state = [p.muted ? `<span class="flag muted-flag">muted${p.muted_by === this.ctx.me.user ? " by you" : ""}</span>` : "",
+        p.held ? '<span class="flag held-flag">on hold</span>' : ""].join(" ");
+      return `<li data-user="${esc(p.user)}">
+        <span class="who-line"><strong>${esc(p.user)}</strong> <span class="muted">${esc(p.role)}</span> ${state}</span>
+        <span class="acts">${acts ? `<button class="mini" data-act="mute" data-user="${esc(p.user)}" data-value="${p.muted ? "false" : "true"}"${dis}${hint}
+          aria-label="${p.muted ? "Unmute" : "Mute"} ${esc(p.user)}">${p.muted ? "Unmute" : "Mute"}</button>${p.role === "agent" ? "" :
+          `<button class="mini danger" data-act="drop" data-user="${esc(p.user)}"${dis}${hint} aria-label="Drop ${esc(p.user)} from the call">Drop</button>`}` : ""}</span></li>`;
+    });
+    const heardBy = { monitor: "nobody hears you", barge: "agent and customer hear you", coach: "only the agent hears you" };
+    const meLine = `<li class="me"><span class="who-line"><span class="talk" id="talk-me" aria-hidden="true"></span>
+      <strong>You</strong> <span class="muted">${heardBy[this.mode] || ""}</span></span></li>`;
+    const others = this.others.map((s) => `<li><span class="who-line"><strong>${esc(s.user)}</strong>
+      <span class="muted">supervisor · ${esc(STATUS[s.mode]?.toLowerCase() || s.mode)}</span></span></li>`);
+    $("session-participants").innerHTML = [...items, ...others, meLine].join("")
+      + (barging || !acts ? "" : `<li class="parties-hint muted small" id="parties-hint">Barge to mute or drop a participant.</li>`);
   }
 }

@@ -72,14 +72,15 @@ async def test_monitor_barge_coach_in_real_chromium(live_server: tuple[BargeinSe
         silent_sup = {"customer": {"agent"}, "agent": {"customer"}, "supervisor": {"customer", "agent"}}
         await expect_hearing(pages, silent_sup)
         await agent.wait_for_selector("#supervised:not([hidden])")
-        assert "monitoring" in await agent.text_content("#supervised")
+        assert "supervisor1 is listening" in await agent.text_content("#supervised")
+        assert await sup.evaluate("window.bargein.media.mic === null")  # nobody hears a monitor: no microphone
 
         await sup.click("#mode [data-mode=barge]")
         await sup.wait_for_selector("#session-status.barge")
         assert await sup.text_content("#session-status") == "Barging"
         await expect_hearing(pages, {"customer": {"agent", "supervisor"}, "agent": {"customer", "supervisor"},
                                      "supervisor": {"customer", "agent"}})
-        assert "barging" in await agent.text_content("#supervised")
+        assert "barged in" in await agent.text_content("#supervised")
         # while barging the supervisor may mute a participant: nobody hears the customer, then everybody again
         await sup.click("#session-participants [data-act=mute][data-user=customer1]")
         await sup.wait_for_selector("#session-participants [data-act=mute][data-user=customer1][data-value=false]")
@@ -87,8 +88,9 @@ async def test_monitor_barge_coach_in_real_chromium(live_server: tuple[BargeinSe
                                      "supervisor": {"agent"}})
         SHOTS.mkdir(parents=True, exist_ok=True)
         await sup.screenshot(path=str(SHOTS / "supervisor-barging.png"), full_page=True)
-        await customer.wait_for_selector("#customer-mute.on")  # the customer sees who muted them
-        assert "supervisor muted" in await customer.text_content("#banner")
+        await customer.wait_for_selector("#customer-mute.on")  # the customer sees it, never who did it
+        assert "muted for you" in await customer.text_content("#banner")
+        assert "supervisor" not in (await customer.inner_text("body")).lower()
         await sup.click("#session-participants [data-act=mute][data-user=customer1]")
         await customer.wait_for_selector("#customer-mute:not(.on)")
         await expect_hearing(pages, {"customer": {"agent", "supervisor"}, "agent": {"customer", "supervisor"},
@@ -113,7 +115,7 @@ async def test_monitor_barge_coach_in_real_chromium(live_server: tuple[BargeinSe
         await sup.wait_for_selector("#banner:not([hidden])", timeout=15000)
         text = await sup.text_content("#banner")
         assert "Monitoring ended" in text and "agent ended the call" in text
-        assert await sup.is_hidden("#session")
+        assert await sup.is_hidden("#session-live")
         await customer.wait_for_selector("#customer-badge.idle", timeout=15000)
         await sup.screenshot(path=str(SHOTS / "supervisor-ended.png"), full_page=True)
         assert await MediaView(srv).calls_settle(0) == 0
@@ -142,9 +144,8 @@ async def test_refused_barge_is_explained_and_keeps_supervisor_silent(
         await customer.wait_for_selector("#customer-badge.connected", timeout=15000)
         await sup.click(".monitor-btn:not([disabled])", timeout=15000)
         await sup.wait_for_selector("#session-status.monitor")
-        await sup.click("#mode [data-mode=barge]")
-        await sup.wait_for_selector("#banner:not([hidden])")
-        assert "realtime_barge" in await sup.text_content("#banner")
+        assert await sup.is_disabled("#mode [data-mode=barge]")  # and says why, in plain words
+        assert "listen only" in await sup.text_content("#mode-reason")
         assert await sup.text_content("#session-status") == "Monitoring"
         await expect_hearing(pages, {"customer": {"agent"}, "agent": {"customer"},
                                      "supervisor": {"customer", "agent"}})
@@ -155,6 +156,8 @@ async def test_refused_barge_is_explained_and_keeps_supervisor_silent(
         await sup2.goto(f"{base}/?token=supervisor1")
         await sup2.click(".monitor-btn:not([disabled])", timeout=15000)
         await sup2.wait_for_selector("#session-status.monitor")
+        await sup2.click("#mode [data-mode=barge]")  # no microphone: barging is silent, and the page says so
+        await sup2.wait_for_selector("#session-status.barge")
         assert "No microphone" in await sup2.text_content("#banner")
         await expect_hearing({**pages, "supervisor2": sup2},
                              {"customer": {"agent"}, "agent": {"customer"}, "supervisor": {"customer", "agent"},
@@ -163,7 +166,7 @@ async def test_refused_barge_is_explained_and_keeps_supervisor_silent(
         assert len(frames_in) == 4
         assert frames_in["supervisor1"] > 0  # silence keeps it alive
         await sup.click("#leave")  # leaving never ends the call
-        await sup.wait_for_selector("#session", state="hidden")
+        await sup.wait_for_selector("#session-live", state="hidden")
         assert await MediaView(srv).calls_settle(1) == 1 and len(srv.core.calls) == 1
     finally:
         for b in browsers:

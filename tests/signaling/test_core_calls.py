@@ -101,6 +101,19 @@ def test_barging_supervisor_mutes_and_drops_and_mute_is_undone_on_leave(h: Harne
     assert not h.legs_of(call_id)["agent1"].muted  # never leave the agent muted
 
 
+def test_dropped_customer_is_not_told_of_the_supervisor_and_the_agent_is_told_who(h: Harness) -> None:
+    c, a, call_id = start_call(h)
+    s = h.client("supervisor1")
+    s.request("INVITE", to=f"call:{call_id}", mode="barge")
+    assert s.request("INFO", call_id=call_id, action="mute", target="customer1")["status"] == 200
+    r = c.request("INFO", call_id=call_id, action="mute", value=False)
+    assert r["status"] == 403 and "supervisor" not in r["reason"]
+    assert s.request("INFO", call_id=call_id, action="drop", target="customer1")["status"] == 200
+    assert "supervisor" not in c.pop("BYE")["reason"]
+    assert a.pop("BYE")["reason"] == "supervisor supervisor1 dropped the customer"
+    assert call_id not in h.core.calls
+
+
 def test_cancel_before_answer(h: Harness) -> None:
     a = h.client("agent1", state="available")
     c = h.client("customer1")

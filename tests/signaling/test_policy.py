@@ -90,10 +90,13 @@ def test_acting_on_participants() -> None:
     refused(400, policy.may_act_on, sup, sup, "drop", True)
     cust.muted_by = "supervisor2"  # another supervisor's mute is theirs to release
     assert "only they can release" in refused(403, policy.may_act_on, sup, cust, "mute", False)
-    policy.may_act_on(cust, cust, "mute", False)  # one's own unmute is always allowed (and leaves the other mute)
+    told = refused(403, policy.may_act_on, cust, cust, "mute", False)
+    assert "cannot unmute" in told and "supervisor" not in told  # a customer never learns of supervisors
     cust.held_by = "agent1"
     assert "only they can release" in refused(403, policy.may_act_on, sup, cust, "hold", False)
     policy.may_act_on(agent, cust, "hold", False)
+    agent.muted_by = "supervisor1"
+    assert "supervisor1: only they can unmute" in refused(403, policy.may_act_on, agent, agent, "mute", False)
 
 
 def test_refer() -> None:

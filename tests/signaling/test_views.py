@@ -56,6 +56,31 @@ def test_agents_view_states() -> None:
     assert rows[0]["state"] == "ringing"
 
 
+def test_views_carry_server_timestamps_and_muted_by_never_reaches_the_customer() -> None:
+    call = active_call()
+    call.participants["customer1"].muted, call.participants["customer1"].muted_by = True, "supervisor1"
+    conns = {c: conn(c) for c in ("c-cust", "c-agent", "c-sup")}
+    sent = {a.conn: a.message for a in views.call_state(call, conns) if isinstance(a, Send)}
+    for who in sent:  # every page reads the same server timestamp, so durations agree between pages
+        assert sent[who]["answered_at"] == 10.0 and sent[who]["queue"] == "support"
+    assert all("muted_by" not in p for p in sent["c-cust"]["participants"])
+    assert "supervisor1" not in str(sent["c-cust"])
+    assert sent["c-agent"]["participants"][0]["muted_by"] == "supervisor1"
+    agents = {"agent1": AgentStatus(Availability.AVAILABLE, "call-1", since=3.0),
+              "agent2": AgentStatus(Availability.AWAY, since=7.5)}
+    rows = views.agents_view(agents, {"call-1": call}, {"agent1": "a", "agent2": "b"}, demo_directory(), Settings(),
+                             now=20.0)
+    by = {r["agent"]: r for r in rows}
+    assert by["agent1"]["state_since"] == 10.0 and by["agent1"]["answered_at"] == 10.0  # on a call since answered
+    assert by["agent1"]["customer_name"] == "Customer 1"
+    assert [p["muted"] for p in by["agent1"]["participants"]][:1] == [True]
+    assert by["agent2"]["state_since"] == 7.5 and by["agent2"]["answered_at"] is None
+    (row,) = views.calls_view({"call-1": call}, Settings(), now=12.0)
+    assert row["created_at"] == 0.0 and row["answered_at"] == 10.0
+    reg = views.signed_in(demo_directory().user("agent1"), demo_directory(), Settings(), agents["agent1"], now=42.0)
+    assert reg["server_time"] == 42.0
+
+
 def test_calls_view() -> None:
     (row,) = views.calls_view({"call-1": active_call()}, Settings(), now=12.0)
     assert row["state"] == "active" and row["duration_s"] == 2.0 and row["monitoring_allowed"] is True
