@@ -70,9 +70,11 @@ def test_a_supervisors_mute_survives_the_partys_own_mute_and_unmute(h: Harness) 
     c, a, s, call_id = barging(h)
     assert s.request("INFO", call_id=call_id, action="mute", target="customer1")["status"] == 200
     assert c.request("INFO", call_id=call_id, action="mute", value=True)["status"] == 200
-    assert c.request("INFO", call_id=call_id, action="mute", value=False)["status"] == 200
+    assert c.request("INFO", call_id=call_id, action="mute", value=False)["status"] == 403
     assert h.legs_of(call_id)["customer1"].muted  # still muted by the supervisor
     assert s.request("INFO", call_id=call_id, action="mode", mode="monitor")["status"] == 200  # end of barge
+    assert h.legs_of(call_id)["customer1"].muted  # the customer's own mute is still on
+    assert c.request("INFO", call_id=call_id, action="mute", value=False)["status"] == 200
     assert not h.legs_of(call_id)["customer1"].muted
 
 
@@ -87,7 +89,7 @@ def test_the_partys_own_mute_survives_the_end_of_barge(h: Harness) -> None:
 def test_a_held_customer_cannot_unhold_itself_only_the_agent_can(h: Harness) -> None:
     c, a, call_id = start_call(h)
     assert a.request("INFO", call_id=call_id, action="hold", target="customer1")["status"] == 200
-    assert c.request("INFO", call_id=call_id, action="hold", value=False)["status"] == 200
+    assert c.request("INFO", call_id=call_id, action="hold", value=False)["status"] == 403
     assert h.legs_of(call_id)["customer1"].held
     s = h.client("supervisor1")
     assert s.request("INVITE", to=f"call:{call_id}", mode="barge")["status"] == 200
@@ -102,7 +104,7 @@ def test_a_barging_supervisor_may_mute_the_agent_until_the_barge_ends(h: Harness
     "may mute or drop a participant"; the agent cannot be dropped); the agent is never left muted."""
     c, a, s, call_id = barging(h)
     assert s.request("INFO", call_id=call_id, action="mute", target="agent1")["status"] == 200
-    assert a.request("INFO", call_id=call_id, action="mute", value=False)["status"] == 200
+    assert a.request("INFO", call_id=call_id, action="mute", value=False)["status"] == 403
     assert h.legs_of(call_id)["agent1"].muted
     assert s.request("INFO", call_id=call_id, action="mode", mode="coach")["status"] == 200
     assert not h.legs_of(call_id)["agent1"].muted
@@ -119,10 +121,15 @@ def test_nothing_a_supervisor_does_sends_anything_to_the_customer(h: Harness) ->
     assert s.request("INVITE", to=f"call:{call_id}")["status"] == 200
     for mode in ("barge", "coach", "barge"):
         assert s.request("INFO", call_id=call_id, action="mode", mode=mode)["status"] == 200
-    assert s.request("INFO", call_id=call_id, action="mute", target="customer1")["status"] == 200
     assert s.request("INFO", call_id=call_id, action="hold", target="customer2")["status"] == 200
-    assert s.request("BYE", call_id=call_id)["status"] == 200
     assert {x: len(x.inbox) for x in (c, p)} == before, (c.inbox, p.inbox)
+    # a mute is the one thing the muted party sees (its microphone is off), and it names nobody
+    assert s.request("INFO", call_id=call_id, action="mute", target="customer1")["status"] == 200
+    told = c.inbox[before[c]:]
+    assert len(told) == 1 and "supervisor" not in str(told) and told[0]["participants"][0]["muted"]
+    before = {x: len(x.inbox) for x in (c, p)}
+    assert s.request("BYE", call_id=call_id)["status"] == 200  # the end of the barge releases the mute
+    assert "supervisor" not in str(c.inbox[before[c]:]) + str(p.inbox[before[p]:])
     assert a.last("call-state")["supervisors"] == []  # the agent was told all along
 
 
@@ -139,7 +146,7 @@ def test_refusals_and_byes_to_a_customer_never_mention_a_supervisor(h: Harness) 
     assert present["reason"].replace("supervisor2", "?") == absent["reason"].replace("supervisor3", "?")
     assert s.request("INFO", call_id=call_id, action="drop", target="customer1")["status"] == 200
     answers.append(c.pop("BYE"))
-    assert answers[-1]["reason"] == "the call has ended"
+    assert answers[-1]["reason"] == "the contact center ended the call"
     probes = (present, absent)
     assert all("supervisor" not in json.dumps(m) for m in c.inbox if m not in probes), c.inbox
 
