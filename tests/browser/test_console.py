@@ -162,7 +162,7 @@ async def test_refused_unmute_is_shown_and_the_button_stays_muted(
     assert "Could not unmute" in await page.text_content("#banner")
     assert await page.text_content("#customer-mute") == "Unmute"
     assert await page.get_attribute("#customer-mute", "class") == "on"
-    assert srv.core.calls[call_id].participants["customer1"].muted
+    assert srv.core.calls[call_id].participants["customer1"].is_muted
     text = (await page.inner_text("body")).lower()
     assert "supervisor" not in text  # the customer never learns a supervisor is there
     # the microphone is released when the call ends
@@ -190,7 +190,7 @@ async def test_agent_sees_supervision_muted_by_supervisor_and_hold_from_the_serv
     await page.wait_for_selector("#agent-state-badge.on-call")  # not "available" during a call
     await page.click("#agent-hold")
     await page.wait_for_selector("#agent-hold.on")
-    assert srv.core.calls[call_id].participants["customer1"].held
+    assert srv.core.calls[call_id].participants["customer1"].is_held
     assert await page.text_content("#agent-hold") == "Resume customer"
     sup = await user(clients, base, "supervisor1")
     await sup.request("INVITE", to=f"call:{call_id}", mode="barge")

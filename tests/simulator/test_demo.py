@@ -91,7 +91,7 @@ async def test_demo_calls_are_recorded(tmp_path) -> None:  # noqa: ANN001
         done: list = []
         for _ in range(600):  # failure guard only: demo calls end after 4-5 s
             await srv.contacts.store.flush()
-            async with session.get(base + "/api/contacts?queue=demo&token=supervisor1") as r:
+            async with session.get(base + "/api/contacts?queue=demo-support&token=supervisor1") as r:
                 done = [c for c in (await r.json())["contacts"] if c["disconnected"] and c["recording_path"]]
             if done:
                 break
