@@ -22,6 +22,7 @@ from bargein.mixer.roles import Role, SupervisorMode
 from . import controls, policy, views
 from . import messages as m
 from .acd import Acd
+from .chat import ChatDesk
 from .actions import Action, AddLeg, CloseConnection, ConnId, RemoveLeg, Send, UpdateLeg
 from .directory import Directory, demo_directory
 from .model import Call, CallState, Connection, Participant, PendingInvite
@@ -50,6 +51,7 @@ class SignalingCore:
         self.user_call: dict[str, str] = {}  # user -> call they are in (or ringing for)
         self.records = Records()
         self.subscribers = views.Subscribers()
+        self.chat = ChatDesk(self.settings, self.directory, self.conns, self.online, self.agents, self.records)
         self._pending: dict[tuple[ConnId, int], str] = {}  # (conn, server cseq) of an INVITE -> call id
         self._ids = itertools.count(1)
         self._legs = itertools.count(1)
@@ -57,10 +59,11 @@ class SignalingCore:
             m.Register: self._on_register, m.Options: self._on_options, m.Publish: self._on_publish,
             m.Subscribe: self._on_subscribe, m.Invite: self._on_invite, m.Info: self._on_info,
             m.Refer: self._on_refer, m.Ack: self._on_ack, m.Cancel: self._on_cancel, m.Bye: self._on_bye,
+            m.ChatMessage: self._on_message,
         }
 
     def _at(self, now: float | None) -> float:
-        self.now = self.clock() if now is None else now
+        self.now = self.chat.now = self.clock() if now is None else now
         return self.now
 
     # ------------------------------------------------------------------------------ transport
@@ -78,7 +81,8 @@ class SignalingCore:
         if offline:
             self.acd.signed_out(name)
         log.info("signaling.disconnected", user=name, conn=conn)
-        return self._user_gone(name, conn, why="disconnected") + self._notify_views()
+        return (self._user_gone(name, conn, why="disconnected") + self.chat.user_gone(name, conn, "disconnected")
+                + self._notify_views())
 
     def handle(self, conn: ConnId, raw: str | bytes | dict[str, Any], now: float | None = None) -> list[Action]:
         c = self.conns.get(conn)
@@ -112,7 +116,8 @@ class SignalingCore:
         """When :meth:`poll` next has something to do (the earliest ring timeout), or None."""
         deadlines = [call.pending.deadline for cid in set(self._pending.values())
                      if (call := self.calls.get(cid)) is not None and call.pending is not None]
-        return min(deadlines, default=None)
+        chat = self.chat.next_deadline()
+        return min(deadlines + ([chat] if chat is not None else []), default=None)
 
     def poll(self, now: float | None = None) -> list[Action]:
         """Expire unanswered INVITEs (ring timeout)."""
@@ -125,7 +130,8 @@ class SignalingCore:
                 log.info("signaling.ring_timeout", call_id=call.call_id, user=p.user)
                 out += self._invite_failed(call, p, 408, f"{p.user} did not answer in {self.settings.ring_timeout_s:g} s",
                                            cancel=True)
-        return out
+        chats = self.chat.poll()
+        return out + chats + (self._notify_views() if chats else [])
 
     def media_failed(self, leg: str, now: float | None = None) -> list[Action]:
         """The leg's media transport closed or failed: free it like a BYE from its owner."""
@@ -187,7 +193,7 @@ class SignalingCore:
 
     def agents_view(self, now: float | None = None) -> list[dict[str, Any]]:
         return views.agents_view(self.agents, self.calls, self.online, self.directory, self.settings,
-                                 self.clock() if now is None else now)
+                                 self.clock() if now is None else now, chats=self.chat.of_agent)
 
     def calls_view(self, now: float | None = None) -> list[dict[str, Any]]:
         return views.calls_view(self.calls, self.settings, self.clock() if now is None else now)
@@ -229,6 +235,10 @@ class SignalingCore:
 
     def _on_invite(self, c: Connection, msg: m.Invite) -> list[Action]:
         kind, _, target = msg.to.partition(":")
+        if kind == "queue" and msg.channel == "chat":
+            return self.chat.start(c, msg, target, self._perms(c)) + self._notify_views()
+        if kind == "chat":
+            return self.chat.join(c, msg, target, self._perms(c)) + self._notify_views()
         return self._invite_queue(c, msg, target) if kind == "queue" else self._invite_monitor(c, msg, target)
 
     def _invite_queue(self, c: Connection, msg: m.Invite, queue: str) -> list[Action]:
@@ -272,7 +282,10 @@ class SignalingCore:
 
     def _on_response(self, c: Connection, msg: m.Response) -> list[Action]:
         if c.user is None or msg.method != "INVITE":
-            return []  # responses to our BYE / NOTIFY need no action
+            return []  # responses to our BYE / NOTIFY / MESSAGE need no action
+        if self.chat.owns(c.conn, msg.cseq):
+            out = self.chat.answered(c, msg)
+            return out + self._notify_views() if out else out
         call = self.calls.get(self._pending.get((c.conn, msg.cseq), ""))
         if call is None or call.pending is None or (call.pending.conn, call.pending.cseq) != (c.conn, msg.cseq):
             log.info("signaling.stray_response", user=c.me.name, cseq=msg.cseq, status=msg.status)
@@ -341,6 +354,8 @@ class SignalingCore:
         return out + views.call_state(call, self.conns) + self._notify_views()
 
     def _on_info(self, c: Connection, msg: m.Info) -> list[Action]:
+        if msg.call_id in self.chat:
+            return self.chat.info(c, msg, self._perms(c)) + self._notify_views()
         call, me = policy.member(self.calls.get(msg.call_id), msg.call_id, c.me.name)
         if me is None:
             raise Refused(481, "the call is not answered yet")
@@ -376,7 +391,12 @@ class SignalingCore:
         log.info("signaling.refer", call_id=call.call_id, by=c.me.name, target=target.name)
         return [self._ok(c, msg, 202, target=target.name), invite]
 
+    def _on_message(self, c: Connection, msg: m.ChatMessage) -> list[Action]:
+        return self.chat.message(c, msg)
+
     def _on_cancel(self, c: Connection, msg: m.Cancel | m.Bye) -> list[Action]:
+        if msg.call_id in self.chat:
+            return self.chat.bye(c, msg) + self._notify_views()
         call = policy.may_cancel(self.calls.get(msg.call_id), msg.call_id, c.me.name)
         out: list[Action] = [Send(c.conn, m.response(msg.cseq, "CANCEL", 200)),
                              Send(call.customer_conn, m.response(call.customer_cseq, "INVITE", 487,
@@ -387,6 +407,8 @@ class SignalingCore:
         return out + self._end_call(call, "customer cancelled", by=c.me.name, notify_customer=False)
 
     def _on_bye(self, c: Connection, msg: m.Bye) -> list[Action]:
+        if msg.call_id in self.chat:
+            return self.chat.bye(c, msg) + self._notify_views()
         call, me = policy.member(self.calls.get(msg.call_id), msg.call_id, c.me.name)
         if me is None:  # the customer hangs up while ringing
             return self._on_cancel(c, msg)

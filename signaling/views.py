@@ -9,6 +9,7 @@ from typing import Any
 from bargein.mixer.roles import Role
 
 from .actions import Action, ConnId
+from .chat import Chat
 from .directory import Directory, User
 from .model import AgentStatus, Call, CallState, Connection
 from .settings import Settings
@@ -55,11 +56,14 @@ def signed_in(user: User, directory: Directory, settings: Settings, agent: Agent
 
 
 def agents_view(agents: Mapping[str, AgentStatus], calls: Mapping[str, Call], online: Mapping[str, ConnId],
-                directory: Directory, settings: Settings, now: float) -> list[dict[str, Any]]:
+                directory: Directory, settings: Settings, now: float,
+                chats: Callable[[str], list[Chat]] | None = None) -> list[dict[str, Any]]:
+    """One row per agent: its voice call and its live chats (``chat_count``, ``chats``: a supervisor picks one)."""
     rows = []
     for name, st in sorted(agents.items(), key=lambda kv: natural(kv[0])):
         user = directory.user(name)
         call = calls.get(st.call_id) if st.call_id else None
+        live_chats = [ch.summary() for ch in chats(name)] if chats else []
         rows.append({
             "agent": name,
             "display_name": user.display_name if user else name,
@@ -73,6 +77,8 @@ def agents_view(agents: Mapping[str, AgentStatus], calls: Mapping[str, Call], on
             "call_duration_s": round(now - call.answered, 1) if call and call.answered else None,
             "monitoring_allowed": settings.queues[call.queue].monitoring_allowed if call else None,
             "supervisors": supervisors(call) if call else [],
+            "chat_count": len(live_chats),
+            "chats": live_chats,
         })
     return rows
 
