@@ -22,8 +22,8 @@ from bargein.mixer.roles import Role, SupervisorMode
 from . import controls, policy, views
 from . import messages as m
 from .acd import Acd
-from .chat import ChatDesk
 from .actions import Action, AddLeg, CloseConnection, ConnId, RemoveLeg, Send, UpdateLeg
+from .chat import ChatDesk
 from .directory import Directory, demo_directory
 from .model import Call, CallState, Connection, Participant, PendingInvite
 from .policy import Refused

@@ -61,11 +61,12 @@ async def test_chat_with_late_monitor_then_barge_then_agent_bye(session: aiohttp
         await cust.request("MESSAGE", contact_id=cid, text="thanks")
         live = await sup.expect("MESSAGE")
         assert (live["seq"], live["text"]) == (3, "thanks")
+        assert (await agent.expect("MESSAGE"))["text"] == "thanks"
         assert (await sup.request("MESSAGE", contact_id=cid, text="x"))["status"] == 403  # read-only
         assert (await sup.request("INFO", call_id=cid, action="mode", mode="barge"))["status"] == 200
         assert (await sup.request("MESSAGE", contact_id=cid, text="we sent a voucher"))["status"] == 200
         to_cust = await cust.expect("MESSAGE")
-        to_agent = await agent.expect("MESSAGE", call_id=None)
+        to_agent = await agent.expect("MESSAGE")
         assert to_cust["text"] == to_agent["text"] == "we sent a voucher"
         assert to_cust["from"] == "supervisor" and to_cust["display"] == "Supervisor"
         assert not names_a_supervisor(to_cust)
