@@ -59,11 +59,11 @@ class ChatSimulation:
     def __init__(self, chats: Chats, duration_s: float, seed: int = 1) -> None:
         self.cfg, self.duration_s = chats, duration_s
         self.rng = random.Random(seed)
+        self.t = 0.0
         directory = demo_directory()
         self.core = SignalingCore(Settings(max_chats_per_agent=chats.max_chats_per_agent,
                                            max_requests_per_second=1e12, max_connections=10**9),
                                   directory, clock=lambda: self.t)
-        self.t = 0.0
         self.report = ChatReport()
         self.conn: dict[str, str] = {}
         self.cseq: dict[str, int] = {}
