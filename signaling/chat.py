@@ -157,6 +157,12 @@ class ChatDesk:
         c = self.conns.get(conn)
         return [c.request(method, **fields)] if c is not None else []
 
+    def _changed(self, rec: ContactRecord | MonitorRecord) -> None:
+        """Tell the records of a change made in place (a persistent store listens, where there is one)."""
+        changed = getattr(self.records, "changed", None)  # absent from the in-memory-only Records
+        if changed is not None:
+            changed(rec)
+
     def _display(self, name: str) -> str:
         u = self.directory.user(name)
         return (u.display_name or name) if u else name
@@ -285,6 +291,7 @@ class ChatDesk:
         chat.members[o.agent] = ChatMember(o.agent, Role.AGENT, c.conn)
         if chat.record is not None:
             chat.record.agent, chat.record.answered = o.agent, self.now
+            self._changed(chat.record)
         log.info("signaling.chat_answered", contact_id=chat.contact_id, agent=o.agent, customer=chat.customer)
         # the ACK carries what the customer wrote while waiting
         return [*self._send(c.conn, "ACK", call_id=chat.contact_id, contact_id=chat.contact_id,
@@ -356,6 +363,7 @@ class ChatDesk:
         me.mode = mode
         if me.record is not None:
             me.record.mode_changes.append((self.now, mode.value, me.user))
+            self._changed(me.record)
         log.info("signaling.chat_mode", contact_id=chat.contact_id, supervisor=me.user, mode=mode.value)
         return [Send(c.conn, m.response(msg.cseq, "INFO", 200, mode=mode.value, call_id=chat.contact_id,
                                         contact_id=chat.contact_id)), *self._chat_state(chat)]
@@ -397,15 +405,15 @@ class ChatDesk:
                                   contact_id=chat.contact_id, reason=reason)
             elif p.user != by and (p.role is not Role.CUSTOMER or tell_customer):
                 out += self._send(p.conn, "BYE", call_id=chat.contact_id, contact_id=chat.contact_id, reason=reason)
-        if chat.record is not None:
-            self.records.close_contact(chat.record, self.now, reason, by)
         log.info("signaling.chat_ended", contact_id=chat.contact_id, why=reason, by=by,
                  messages=len(chat.transcript))
-        for hook in self.on_ended:
+        for hook in self.on_ended:  # before the contact record closes: a store may still look it up
             try:
                 hook(chat)
             except Exception:  # a failing store must not take the chat's ending with it
                 log.exception("signaling.chat_ended_hook_failed", contact_id=chat.contact_id)
+        if chat.record is not None:
+            self.records.close_contact(chat.record, self.now, reason, by)
         return out
 
     def user_gone(self, name: str, conn: ConnId, why: str) -> list[Action]:

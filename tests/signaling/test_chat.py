@@ -184,3 +184,26 @@ def test_malformed_and_stranger_messages(h: Harness) -> None:
     assert r["status"] == 400 and "text" in r["reason"]
     assert h.client("customer2").request("MESSAGE", contact_id=cid, text="hi")["status"] == 403
     assert c.request("MESSAGE", contact_id="chat-999", text="hi")["status"] == 481
+
+
+def test_a_failing_ended_hook_does_not_stop_the_ending(h: Harness) -> None:
+    c, a, cid = start_chat(h)
+
+    def broken(chat: object) -> None:
+        raise OSError("disk full")
+    h.core.chat.on_ended.append(broken)
+    assert c.request("BYE", call_id=cid)["status"] == 200
+    assert a.pop("BYE")["contact_id"] == cid and cid not in h.core.chat
+
+
+def test_customer_gives_up_while_waiting(h: Harness) -> None:
+    a = h.client("agent1", state="available")
+    c = h.client("customer1")
+    start = len(c.inbox)
+    c.send({"method": "INVITE", "cseq": 10, "to": "queue:support", "channel": "chat"})
+    cid = c.inbox[start]["contact_id"]
+    c.cseq = 10
+    assert c.request("CANCEL", call_id=cid)["status"] == 200
+    assert any(m.get("status") == 487 and m.get("cseq") == 10 for m in c.inbox)
+    assert a.pop("CANCEL")["contact_id"] == cid
+    assert h.core.chat.of_agent("agent1") == []
