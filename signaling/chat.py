@@ -258,9 +258,9 @@ class ChatDesk:
         policy.may_call_queue(c.me, perms, queue, self.settings)
         if msg.sdp is not None:
             raise Refused(400, "field 'sdp': a chat has no media")
-        mine = sum(1 for ch in self.chats.values() if ch.customer == c.me.name)
-        if mine >= self.settings.max_chats_per_agent:
-            raise Refused(486, f"you already have {mine} open chats")
+        mine = next((ch.contact_id for ch in self.chats.values() if ch.customer == c.me.name), None)
+        if mine is not None:  # one live chat per customer: more would only take agents from others
+            raise Refused(486, f"you already have chat {mine} open")
         contact_id = f"chat-{next(self._ids)}"
         chat = Chat(contact_id, queue, c.me.name, c.conn, msg.cseq, self.now)
         agent = self._pick(chat)

@@ -207,3 +207,10 @@ def test_customer_gives_up_while_waiting(h: Harness) -> None:
     assert any(m.get("status") == 487 and m.get("cseq") == 10 for m in c.inbox)
     assert a.pop("CANCEL")["contact_id"] == cid
     assert h.core.chat.of_agent("agent1") == []
+
+
+def test_one_live_chat_per_customer(h: Harness) -> None:
+    c, _, cid = start_chat(h)
+    h.client("agent2", state="available")
+    r = c.request("INVITE", to="queue:support", channel="chat")
+    assert r["status"] == 486 and cid in r["reason"]
