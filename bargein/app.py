@@ -14,6 +14,7 @@ from bargein.signaling.server import BargeinServer, Service
 from bargein.signaling.settings import Settings
 from bargein.signaling.webrtc import WebRTCGateway
 from bargein.simulator.demo import DemoCalls
+from bargein.simulator.demo_chats import DemoChats
 
 log = structlog.get_logger("bargein.app")
 
@@ -28,10 +29,15 @@ def media_workers(settings: Settings, demo_calls: int = 0) -> int:
     return n
 
 
-def build_server(settings: Settings, *, demo_calls: int = 0, webrtc: bool = True) -> BargeinServer:
-    """A server for ``settings``; with ``demo_calls`` > 0 that many simulated calls run inside it.
+def build_server(settings: Settings, *, demo_calls: int = 0, webrtc: bool = True,
+                 demo_chats: int | None = None) -> BargeinServer:
+    """A server for ``settings``; with ``demo_calls`` > 0 that many simulated calls run inside it, and
+    ``demo_chats`` simulated chats (default: 3 beside demo calls, else none).
     WebRTC legs run in media worker processes (``settings.media_workers``; 0: in this process)."""
     services: list[Service] = [DemoCalls(demo_calls)] if demo_calls else []
+    chats = demo_chats if demo_chats is not None else (3 if demo_calls else 0)
+    if chats:
+        services.append(DemoChats(chats))
     n = media_workers(settings, demo_calls) if webrtc else 0
     if n:
         pool = WorkerPool(n, mixer_rate=settings.mixer_rate, limits=settings.limits)
@@ -39,9 +45,9 @@ def build_server(settings: Settings, *, demo_calls: int = 0, webrtc: bool = True
     return BargeinServer(settings, WebRTCGateway() if webrtc else None, services)
 
 
-def serve(settings: Settings, *, demo_calls: int = 0) -> None:
+def serve(settings: Settings, *, demo_calls: int = 0, demo_chats: int | None = None) -> None:
     """Run the server until interrupted (``bargein serve``)."""
-    server = build_server(settings, demo_calls=demo_calls)
+    server = build_server(settings, demo_calls=demo_calls, demo_chats=demo_chats)
     log.info("server.listening", url=f"http://{settings.host}:{settings.port}/", demo_calls=demo_calls,
              media_workers=server.media.n if server.media else 0)
     web.run_app(server.app(), host=settings.host, port=settings.port, print=None)

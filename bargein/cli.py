@@ -46,8 +46,8 @@ def _serve(args: argparse.Namespace) -> int:
     from bargein.app import serve
     from bargein.signaling.settings import load_settings
 
-    if args.demo_calls < 0:
-        sys.stderr.write("bargein serve: --demo-calls must be >= 0\n")
+    if args.demo_calls < 0 or (args.demo_chats or 0) < 0:
+        sys.stderr.write("bargein serve: --demo-calls and --demo-chats must be >= 0\n")
         return 2
     try:
         settings = load_settings(args.config, host=args.host, port=args.port, media_workers=args.media_workers,
@@ -55,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
     except (ValidationError, OSError, ValueError) as exc:
         sys.stderr.write(f"bargein serve: bad settings: {exc}\n")
         return 2
-    serve(settings, demo_calls=args.demo_calls)
+    serve(settings, demo_calls=args.demo_calls, demo_chats=args.demo_chats)
     return 0
 
 
@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="TOML settings file (BARGEIN_* environment variables override it)")
     serve.add_argument("--demo-calls", type=int, default=0, metavar="N",
                        help="run N simulated agent-customer calls inside the server (the live demo)")
+    serve.add_argument("--demo-chats", type=int, default=None, metavar="N",
+                       help="run N simulated customer-agent chats inside the server (default: 3 with --demo-calls)")
     serve.add_argument("--media-workers", type=int, default=None, metavar="N",
                        help="media worker processes (default: one per core; BARGEIN_MEDIA_WORKERS); "
                             "0 keeps media in the signaling process")

@@ -80,6 +80,7 @@ class ContactLog:
         # recording id -> its contact, also for a while after the call: an error may come after the end
         self._rec_contacts: OrderedDict[int, Contact] = OrderedDict()
         self._rec_ids = itertools.count(0)
+        self._transcripts: set[asyncio.Task[Any]] = set()  # transcript writes in flight
         self._loop: asyncio.AbstractEventLoop | None = None
         self._retention: asyncio.Task[None] | None = None
 
@@ -107,11 +108,11 @@ class ContactLog:
         if c is None:
             c = self.contacts[rec.contact_id] = Contact(
                 contact_id=new_id(rec.initiated), call_id=rec.contact_id, queue=rec.queue, customer=rec.customer,
-                initiated=rec.initiated)
+                initiated=rec.initiated, channel=rec.channel)
         c.agent, c.parties, c.connected = rec.agent, list(rec.parties), rec.answered
         c.disconnected, c.disconnect_reason, c.ended_by = rec.ended, rec.end_reason, rec.ended_by
         if rec.answered is not None and rec.ended is None and rec.contact_id not in self.recording \
-                and c.recording_path is None:
+                and c.recording_path is None and rec.channel == "voice":
             self._start_recording(c)
         if rec.ended is not None:
             self._stop_recording(rec.contact_id)
@@ -185,6 +186,17 @@ class ContactLog:
         c = self.contacts.get(call_id)
         if c is None:
             return None
+        return await self.write_transcript(c, messages)
+
+    def chat_ended(self, chat: Any) -> None:
+        """The signaling core's chat hook: store the ended chat's transcript (the contact is still live here)."""
+        c = self.contacts.get(chat.contact_id)
+        if c is not None:
+            task = asyncio.get_running_loop().create_task(self.write_transcript(c, chat.as_dict()["transcript"]))
+            self._transcripts.add(task)
+            task.add_done_callback(self._transcripts.discard)
+
+    async def write_transcript(self, c: Contact, messages: list[dict[str, Any]]) -> Path:
         rel = Path("transcripts") / f"{c.contact_id}.json"
         doc = {"contact_id": c.contact_id, "channel": c.channel, "queue": c.queue, "messages": messages}
         await asyncio.to_thread(_write_json, self.data_dir / rel, doc)

@@ -4,9 +4,8 @@ Feed it what happened and when (``now`` in seconds; read from ``clock`` when omi
 :mod:`actions <.actions>` to take, in order (frames to send, mixer legs to add/update/remove, transports to close):
 ``connect(conn)``, ``handle(conn, frame)``, ``disconnect(conn)``, ``media_failed(leg)`` (freed like a BYE),
 and ``poll()`` at ``next_deadline()`` (ring timeouts). Around it: :mod:`.sessions` (connections, sign-in),
-:mod:`.policy` (who may do what), :mod:`.acd` (agents, ringing), :mod:`.controls` (modes, mute, hold) and
-:mod:`.views` (agents and calls views, call-state NOTIFYs). :func:`bargein.mixer.routing.route` alone decides
-who hears whom.
+:mod:`.policy` (who may do what), :mod:`.acd` (agents, ringing), :mod:`.controls` (modes, mute, hold),
+:mod:`.chat` (chat contacts) and :mod:`.views` (views, call-state NOTIFYs); who hears whom: ``mixer.routing``.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from . import controls, policy, views
 from . import messages as m
 from .acd import Acd
 from .actions import Action, AddLeg, CloseConnection, ConnId, RemoveLeg, Send, UpdateLeg
+from .chat import ChatDesk
 from .directory import Directory, demo_directory
 from .media_events import MediaEvents
 from .model import Call, CallState, Connection, Participant, PendingInvite
@@ -54,6 +54,7 @@ class SignalingCore(MediaEvents):
         self.subscribers = views.Subscribers()
         self.invitations = Invitations()
         self._ring_after: dict[str, Call] = {}  # a customer's leg whose SDP answer its call waits for to ring
+        self.chat = ChatDesk(self.settings, self.directory, self.conns, self.online, self.agents, self.records)
         self._ids = itertools.count(1)
         self._legs = itertools.count(1)
         self._handlers: dict[type, Callable[[Connection, Any], list[Action]]] = {
@@ -61,10 +62,11 @@ class SignalingCore(MediaEvents):
             m.Subscribe: self._on_subscribe, m.Invite: self._on_invite, m.Info: self._on_info,
             m.Refer: self._on_refer, m.Ack: lambda c, msg: [],  # ACK has no response
             m.Cancel: self._on_cancel, m.Bye: self._on_bye,
+            m.ChatMessage: self._on_message,
         }
 
     def _at(self, now: float | None) -> float:
-        self.now = self.clock() if now is None else now
+        self.now = self.chat.now = self.clock() if now is None else now
         return self.now
 
     # ------------------------------------------------------------------------------ transport
@@ -81,7 +83,8 @@ class SignalingCore(MediaEvents):
         if offline:
             self.acd.signed_out(name)
         log.info("signaling.disconnected", user=name, conn=conn)
-        return self._user_gone(name, conn, why="disconnected") + self._notify_views()
+        return (self._user_gone(name, conn, why="disconnected") + self.chat.user_gone(name, conn, "disconnected")
+                + self._notify_views())
 
     def handle(self, conn: ConnId, raw: str | bytes | dict[str, Any], now: float | None = None) -> list[Action]:
         c = self.conns.get(conn)
@@ -114,7 +117,8 @@ class SignalingCore(MediaEvents):
 
     def next_deadline(self) -> float | None:
         """When :meth:`poll` next has something to do (the earliest ring timeout), or None."""
-        return self.invitations.next_deadline()
+        return min((d for d in (self.invitations.next_deadline(), self.chat.next_deadline()) if d is not None),
+                   default=None)
 
     def poll(self, now: float | None = None) -> list[Action]:
         """Expire unanswered INVITEs (ring timeout)."""
@@ -124,7 +128,8 @@ class SignalingCore(MediaEvents):
                 log.info("signaling.ring_timeout", call_id=call.call_id, user=p.user)
                 out += self._invite_failed(call, p, 408, f"{p.user} did not answer in {self.settings.ring_timeout_s:g} s",
                                            cancel=True)
-        return out
+        chats = self.chat.poll()
+        return out + chats + (self._notify_views() if chats else [])
 
     # ------------------------------------------------------------------------------ helpers
     def _ok(self, c: Connection, msg: Any, status: int = 200, **fields: Any) -> Send:
@@ -155,7 +160,8 @@ class SignalingCore(MediaEvents):
 
     def agents_view(self, now: float | None = None) -> list[dict[str, Any]]:
         now = self.clock() if now is None else now
-        return views.agents_view(self.agents, self.calls, self.online, self.directory, self.settings, now)
+        return views.agents_view(self.agents, self.calls, self.online, self.directory, self.settings, now,
+                                 chats=self.chat.of_agent)
 
     def calls_view(self, now: float | None = None) -> list[dict[str, Any]]:
         return views.calls_view(self.calls, self.settings, self.clock() if now is None else now)
@@ -194,6 +200,10 @@ class SignalingCore(MediaEvents):
 
     def _on_invite(self, c: Connection, msg: m.Invite) -> list[Action]:
         kind, _, target = msg.to.partition(":")
+        if kind == "queue" and msg.channel == "chat":
+            return self.chat.start(c, msg, target, self.directory.permissions(c.me)) + self._notify_views()
+        if kind == "chat":
+            return self.chat.join(c, msg, target, self.directory.permissions(c.me)) + self._notify_views()
         return self._invite_queue(c, msg, target) if kind == "queue" else self._invite_monitor(c, msg, target)
 
     def _invite_queue(self, c: Connection, msg: m.Invite, queue: str) -> list[Action]:
@@ -237,7 +247,10 @@ class SignalingCore(MediaEvents):
 
     def _on_response(self, c: Connection, msg: m.Response) -> list[Action]:
         if c.user is None or msg.method != "INVITE":
-            return []  # responses to our BYE / NOTIFY need no action
+            return []  # responses to our BYE / NOTIFY / MESSAGE need no action
+        if self.chat.owns(c.conn, msg.cseq):
+            out = self.chat.answered(c, msg)
+            return out + self._notify_views() if out else out
         call = self.invitations.answered(c.conn, msg.cseq)
         if call is None or call.pending is None:
             log.info("signaling.stray_response", user=c.me.name, cseq=msg.cseq, status=msg.status)
@@ -305,6 +318,8 @@ class SignalingCore(MediaEvents):
         return out + views.call_state(call, self.conns) + self._notify_views()
 
     def _on_info(self, c: Connection, msg: m.Info) -> list[Action]:
+        if msg.call_id in self.chat:
+            return self.chat.info(c, msg, self.directory.permissions(c.me)) + self._notify_views()
         call, me = policy.member(self.calls.get(msg.call_id), msg.call_id, c.me.name)
         if me is None:
             raise Refused(481, "the call is not answered yet")
@@ -345,7 +360,12 @@ class SignalingCore(MediaEvents):
         log.info("signaling.refer", call_id=call.call_id, by=c.me.name, target=target.name)
         return [self._ok(c, msg, 202, target=target.name), invite]
 
+    def _on_message(self, c: Connection, msg: m.ChatMessage) -> list[Action]:
+        return self.chat.message(c, msg)
+
     def _on_cancel(self, c: Connection, msg: m.Cancel | m.Bye) -> list[Action]:
+        if msg.call_id in self.chat:
+            return self.chat.bye(c, msg) + self._notify_views()
         call = policy.may_cancel(self.calls.get(msg.call_id), msg.call_id, c.me.name)
         out: list[Action] = [Send(c.conn, m.response(msg.cseq, "CANCEL", 200)),
                              Send(call.customer_conn, m.response(call.customer_cseq, "INVITE", 487,
@@ -356,6 +376,8 @@ class SignalingCore(MediaEvents):
         return out + self._end_call(call, "customer cancelled", by=c.me.name, notify_customer=False)
 
     def _on_bye(self, c: Connection, msg: m.Bye) -> list[Action]:
+        if msg.call_id in self.chat:
+            return self.chat.bye(c, msg) + self._notify_views()
         call, me = policy.member(self.calls.get(msg.call_id), msg.call_id, c.me.name)
         if me is None:  # the customer hangs up while ringing
             return self._on_cancel(c, msg)

@@ -18,6 +18,7 @@ from .sdp import OfferRefused, check_offer
 
 MAX_MESSAGE_BYTES = 64 * 1024  # SDP offers are a few kB; anything this large is refused
 MAX_SDP = 32 * 1024
+MAX_CHAT_TEXT = 4000
 
 REASONS = {
     100: "Trying",
@@ -73,11 +74,13 @@ class Publish(_Request):
 
 
 class Invite(_Request):
-    """Create a leg: ``to`` is ``queue:<name>`` (a customer calls), ``call:<call_id>`` (a supervisor
-    monitors a live call, ``mode`` says how to start) or, from the agent's side, answered by response."""
+    """Create a leg: ``to`` is ``queue:<name>`` (a customer calls, or chats with ``channel: "chat"``),
+    ``call:<call_id>`` / ``chat:<contact_id>`` (a supervisor monitors a live call or chat, ``mode`` says how
+    to start) or, from the agent's side, answered by response."""
 
     method: Literal["INVITE"]
-    to: str = Field(min_length=1, max_length=200, pattern=r"^(queue|call):[A-Za-z0-9_.\-]+$")
+    to: str = Field(min_length=1, max_length=200, pattern=r"^(queue|call|chat):[A-Za-z0-9_.\-]+$")
+    channel: Literal["voice", "chat"] = "voice"  # to a queue: a call, or a chat contact (no sdp)
     mode: Mode = "monitor"
     sdp: str | None = None
 
@@ -121,6 +124,14 @@ class Refer(_Request):
     target: str = Field(min_length=1, max_length=100)
 
 
+class ChatMessage(_Request):
+    """A chat message (as SIP's RFC 3428 MESSAGE) in the chat ``contact_id``; the server numbers and times it."""
+
+    method: Literal["MESSAGE"]
+    contact_id: str = Field(min_length=1, max_length=100)
+    text: str = Field(min_length=1, max_length=MAX_CHAT_TEXT)
+
+
 class Subscribe(_Request):
     """``agents`` (the real-time agents view, needs access_metrics) or ``calls``."""
 
@@ -135,7 +146,7 @@ class Options(_Request):
 
 
 Request = Annotated[
-    Register | Publish | Invite | Ack | Bye | Cancel | Info | Refer | Subscribe | Options,
+    Register | Publish | Invite | Ack | Bye | Cancel | Info | Refer | Subscribe | Options | ChatMessage,
     Field(discriminator="method"),
 ]
 
@@ -145,7 +156,7 @@ class Response(_Msg):
 
     type: Literal["response"] = "response"
     cseq: int = Field(ge=0, le=2**53)
-    method: Literal["INVITE", "BYE", "NOTIFY", "ACK"]
+    method: Literal["INVITE", "BYE", "NOTIFY", "ACK", "MESSAGE", "CANCEL"]
     status: int = Field(ge=100, le=699)
     reason: str = Field("", max_length=200)
     call_id: str | None = Field(None, max_length=100)
@@ -154,7 +165,8 @@ class Response(_Msg):
 
 Incoming = Annotated[Request | Response, Field(discriminator="type")]
 _incoming = TypeAdapter(Incoming)
-METHODS = {"REGISTER", "PUBLISH", "INVITE", "ACK", "BYE", "CANCEL", "INFO", "REFER", "SUBSCRIBE", "OPTIONS"}
+METHODS = {"REGISTER", "PUBLISH", "INVITE", "ACK", "BYE", "CANCEL", "INFO", "REFER", "SUBSCRIBE", "OPTIONS",
+           "MESSAGE"}
 
 
 class ParseError(ValueError):

@@ -23,6 +23,7 @@ class ContactRecord:
     end_reason: str | None = None
     ended_by: str | None = None
     events: list[tuple[float, str]] = field(default_factory=list)
+    channel: str = "voice"  # "chat": no audio to record; its transcript is stored instead
 
 
 @dataclass
@@ -59,8 +60,9 @@ class Records:
         else:
             self.listener.monitor_changed(rec)
 
-    def open_contact(self, contact_id: str, queue: str, customer: str, now: float) -> ContactRecord:
-        rec = ContactRecord(contact_id, queue, customer, now)
+    def open_contact(self, contact_id: str, queue: str, customer: str, now: float,
+                     channel: str = "voice") -> ContactRecord:
+        rec = ContactRecord(contact_id, queue, customer, now, channel=channel)
         self.contacts.append(rec)
         self.changed(rec)
         return rec

@@ -108,6 +108,7 @@ class BargeinServer:
             self.clock.add_listener(recorder.on_tick)
         self.contacts = ContactLog(self.settings, recorder)
         self.core.records.listener = self.contacts
+        self.core.chat.on_ended.append(self.contacts.chat_ended)
         if media is None:
             MixerMetrics(self.engine, self.clock, self.registry)
         else:

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
         description='queues as JSON, e.g. {"sales": {"monitoring_allowed": false, "agents": ["agent1"]}}')
     default_queue: str = Field("support", description="the queue clients offer first (sent in the REGISTER response)")
     users_file: Path | None = Field(None, description="users and security profiles (TOML or JSON); default: demo users")
+    max_chats_per_agent: int = Field(3, ge=1, le=50, description="live chats one agent holds at once (besides a call)")
     ring_timeout_s: float = Field(20.0, gt=0, description="an unanswered INVITE to an agent times out (408)")
     max_requests_per_second: float = Field(
         50.0, gt=0, description="per connection, and per user across its connections; more get 429")

@@ -10,6 +10,7 @@ from bargein.mixer.roles import Role
 
 from . import messages as m
 from .actions import Action, ConnId, Send
+from .chat import Chat
 from .directory import Directory, User
 from .model import AgentStatus, Call, CallState, Connection, Participant
 from .settings import Settings
@@ -88,9 +89,11 @@ def signed_in(user: User, directory: Directory, settings: Settings, agent: Agent
 
 
 def agents_view(agents: Mapping[str, AgentStatus], calls: Mapping[str, Call], online: Mapping[str, ConnId],
-                directory: Directory, settings: Settings, now: float) -> list[dict[str, Any]]:
-    """One row per agent. Times are server epoch seconds: ``state_since`` (when the agent entered its current
-    state: answered, started ringing, or last changed availability) and ``answered_at`` tick on the page."""
+                directory: Directory, settings: Settings, now: float,
+                chats: Callable[[str], list[Chat]] | None = None) -> list[dict[str, Any]]:
+    """One row per agent: its voice call and its live chats (``chat_count``, ``chats``: a supervisor picks one).
+    Times are server epoch seconds: ``state_since`` (when the agent entered its current state: answered, started
+    ringing, or last changed availability) and ``answered_at`` tick on the page."""
     rows = []
     for name, st in sorted(agents.items(), key=lambda kv: natural(kv[0])):
         user = directory.user(name)
@@ -103,6 +106,7 @@ def agents_view(agents: Mapping[str, AgentStatus], calls: Mapping[str, Call], on
             since = pending.deadline - settings.ring_timeout_s if pending and pending.user == name else call.created
         else:
             since = st.since or None  # 0: not seen since the server started
+        live_chats = [ch.summary() for ch in chats(name)] if chats else []
         rows.append({
             "agent": name,
             "display_name": user.display_name if user else name,
@@ -120,6 +124,8 @@ def agents_view(agents: Mapping[str, AgentStatus], calls: Mapping[str, Call], on
             "answered_at": call.answered if call else None,
             "customer_name": (customer.display_name or customer.name) if customer else call.customer if call else None,
             "participants": participants(call) if call else [],
+            "chat_count": len(live_chats),
+            "chats": live_chats,
         })
     return rows
 

@@ -135,6 +135,13 @@ def print_summary(r: Report, console: Console) -> None:
         ("deadline misses", r.deadline_misses),
         ("frames missing / dropped", f"{r.frames_missing} / {r.frames_dropped}"),
     ]
+    if r.chats:
+        c = r.chats
+        rows += [("chats started / completed / refused",
+                  f"{c['chats_started']} / {c['chats_completed']} / {c['chats_refused']}"),
+                 ("chat messages (barged) / supervisor joins",
+                  f"{c['messages']} ({c['barged_messages']}) / {c['supervisor_joins']}"),
+                 ("chat violations", f"[bold {'red' if c['violations'] else 'green'}]{c['violations']}[/]")]
     for k, v in rows:
         t.add_row(k, str(v))
     console.print(t)

@@ -52,6 +52,7 @@ class Report:
     setup_s: float = 0.0
     wall_time_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    chats: dict[str, Any] = field(default_factory=dict)  # chat contacts (scenario.chats), see chat_sim.py
 
     def refuse(self, code: int, reason: str) -> None:
         key = f"{code} {reason}"
@@ -69,4 +70,4 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.routing_violations == 0
+        return self.routing_violations == 0 and not self.chats.get("violations")

@@ -70,6 +70,19 @@ class Voices(_Section):
     silence_mean_s: float = Field(0.8, gt=0)
 
 
+class Chats(_Section):
+    """Chat contacts beside the calls (off when ``arrival_per_min`` is 0)."""
+
+    arrival_per_min: float = Field(0.0, ge=0, description="new chats per simulated minute (0: no chats)")
+    messages_per_min: float = Field(6.0, gt=0, description="messages per chat-minute (customer and agent together)")
+    mean_duration_s: float = Field(120.0, gt=0, description="mean time from accept to the end of a chat")
+    agents: int = Field(4, ge=1, description="agents taking chats")
+    max_chats_per_agent: int = Field(3, ge=1)
+    supervisors: int = Field(2, ge=0)
+    monitor_probability: float = Field(0.5, ge=0, le=1, description="a chat gets a monitoring supervisor")
+    barge_probability: float = Field(0.5, ge=0, le=1, description="a monitoring supervisor barges and writes")
+
+
 class Verification(_Section):
     """Which ticks and listeners are checked against the routing table."""
 
@@ -97,6 +110,7 @@ class Scenario(_Section):
     parties: Parties = Parties()
     voices: Voices = Voices()
     verification: Verification = Verification()
+    chats: Chats = Chats()
     limits: CallLimits = CallLimits()
     buffer_frames: int = Field(2, ge=1, le=64, description="mixer input buffer per leg")
     server: str | None = Field(None, description="ws:// URL of a running `bargein serve` (else in-process)")

@@ -476,6 +476,9 @@ class Simulation:
         r.wall_time_s = round(wall, 3)
         if self.sc.clock == "virtual":
             r.notes.append("virtual clock: deadline_misses counts ticks whose compute exceeded 20 ms")
+        if self.sc.chats.arrival_per_min > 0:  # chats have no audio: simulated on their own event queue
+            from .chat_sim import ChatSimulation
+            r.chats = ChatSimulation(self.sc.chats, self.sc.duration_s, self.sc.seed).run().to_dict()
         log.info("simulator.finished", ticks=r.ticks, calls_started=r.calls_started,
                  routing_checks=r.routing_checks, routing_violations=r.routing_violations)
         return r

@@ -5,6 +5,7 @@ import { ActivityLog } from "./activity.js";
 import { AgentView } from "./agent-view.js";
 import { ContactsView } from "./contacts-view.js";
 import { serverClock, tick, TICK_MS } from "./clock.js";
+import { ChatPanel } from "./chat-view.js";
 import { CustomerView } from "./customer-view.js";
 import { $, announce, banner, hideBanner } from "./dom.js";
 import { Media } from "./media.js";
@@ -59,8 +60,14 @@ async function signIn(token) {
   me = { user: r.user, role: r.role, permissions: r.permissions, displayName: r.display_name, profile: r.profile };
   const ctx = { client, media, me, banner, hideBanner, announce, log: (text) => activity.add(text) };
   view = new VIEWS[r.role](ctx);
-  client.on("request", (msg) => view.onRequest(msg));
-  client.on("notify", (msg) => { window.bargein.notifies += 1; view.onNotify(msg); });
+  const chats = new ChatPanel(ctx, r.role);
+  window.bargein.chats = chats;
+  client.on("request", (msg) => (ChatPanel.wants(msg) ? chats : view).onRequest(msg));
+  client.on("notify", (msg) => {
+    window.bargein.notifies += 1;
+    if (msg.event === "agents") chats.onNotify(msg);  // the chat picker reads the same agents view
+    (ChatPanel.wants(msg) ? chats : view).onNotify(msg);
+  });
   client.on("close", () => {
     showConnected(false);
     if (me) banner("Connection to the server lost. Sign in again.");
