@@ -26,8 +26,7 @@ async def test_chat_customer_agent_and_barging_supervisor(playwright: object) ->
         try:
             agent = await signed_in(browser, base, "agent1")
             await agent.click("#availability button[data-state=available]")
-            await agent.wait_for_function("() => document.querySelector('#agent-state-badge').textContent"
-                                          " .includes('available')")
+            await agent.wait_for_selector("#agent-state-badge.available")
             customer = await signed_in(browser, base, "customer1")
             await customer.click("#chat-start")
             await agent.click("button[data-act=accept]")
