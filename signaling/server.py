@@ -423,12 +423,18 @@ class BargeinServer:
                 await self.gateway.close_leg(leg)
                 return []
         except MediaError as exc:
-            log.info("server.media_refused", leg=a.media_leg, why=str(exc))
-            self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
-                                          call_id=msg.get("call_id")))
-            return self.core.media_failed(a.media_leg or "", refused=True)
+            return self._offer_refused(a, msg, exc)
+        return self._offer_answered(a, msg)
+
+    def _offer_answered(self, a: Send, msg: dict[str, Any]) -> list[Action]:
         self._send(a.conn, msg)
         return self.core.media_answered(a.media_leg or "")
+
+    def _offer_refused(self, a: Send, msg: dict[str, Any], exc: MediaError) -> list[Action]:
+        log.info("server.media_refused", leg=a.media_leg, why=str(exc))
+        self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
+                                      call_id=msg.get("call_id")))
+        return self.core.media_failed(a.media_leg or "", refused=True)
 
     async def _apply_media(self, a: AddLeg | UpdateLeg | RemoveLeg | Send) -> list[Action]:
         """Leg actions for media workers: the pool places each call on a worker and forwards them."""
@@ -446,12 +452,8 @@ class BargeinServer:
                 msg["sdp"] = await self.media.answer(str(msg.get("call_id") or self._call_of_leg(a.media_leg)),
                                                      a.media_leg or "", a.media_offer or "")
             except MediaError as exc:
-                log.info("server.media_refused", leg=a.media_leg, why=str(exc))
-                self._send(a.conn, m.response(msg.get("cseq"), msg.get("method"), 488, f"media refused: {exc}",
-                                              call_id=msg.get("call_id")))
-                return self.core.media_failed(a.media_leg or "", refused=True)
-            self._send(a.conn, msg)
-            return self.core.media_answered(a.media_leg or "")
+                return self._offer_refused(a, msg, exc)
+            return self._offer_answered(a, msg)
         return []
 
     def _call_of_leg(self, leg: str | None) -> str:
