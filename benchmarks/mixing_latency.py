@@ -1,14 +1,16 @@
 """Mixing latency for many concurrent calls: batched engine vs a per-call baseline vs a plain copy.
 
     python -m benchmarks.mixing_latency --calls 100,1000,10000 --rate 48000 --json results/mixing.json \
-        [--legs 3] [--ticks N] [--plot results/mixing.png] [--realtime SECONDS]
+        [--legs 3] [--ticks N] [--plot results/mixing.png] [--realtime SECONDS] [--threads 2]
 
 All are measured in one run on the same machine, so the ratios hold even when absolute
 figures move with the machine's load. ``batched`` is the tick alone (the mix of every call, input
-queued just before it); ``batched+input`` is queueing one frame per leg with ``push_many`` plus the
-tick, what a real-time tick costs. ``copy`` copies the same input bytes to an output array of the
-same size: the memory floor for any mixer. ``--realtime`` runs the real-time clock with input
-queued in every tick, split over ``--threads`` threads, the tick awaited off the event loop.
+queued just before it); ``batched+input`` is the tick given one frame per leg (``tick(legs, frames)``:
+push and tick together, the input read where it lies), what a real-time tick costs;
+``batched+push_many`` is queueing the frames with ``push_many`` (a copy into the engine) and then the
+tick. ``copy`` copies the same input bytes to an output array of the same size: the memory floor for
+any mixer. ``--realtime`` runs the real-time clock with input in every tick, split over ``--threads``
+threads, the tick awaited off the event loop (``--realtime-input push_many`` queues it with push_many).
 """
 
 from __future__ import annotations
@@ -69,11 +71,12 @@ def stats(name: str, calls: int, legs: int, rate: int, times_s: list[float], cpu
 
 
 def bench_batched(calls: int, legs: int, rate: int, ticks: int, warmup: int, kernel: str,
-                  threads: int = 1) -> tuple[dict, dict, dict, float]:
-    """Rows for the tick alone, push + tick and the copy, and the p50 of push alone (ms).
+                  threads: int = 1) -> tuple[dict, dict, dict, dict, float]:
+    """Rows for the tick alone, the tick given its input, push_many + tick and the copy, and the p50 of
+    push_many alone (ms).
 
-    The copy is timed in the same loop, just before each push + tick, so that on a shared machine its
-    ratio to the mix compares the same moments."""
+    The copy is timed in the same loop, just before the others, so that on a shared machine its ratio to
+    the mix compares the same moments."""
     n = samples_per_frame(rate)
     engine = MixerEngine(rate=rate, kernel=kernel, threads=threads)
     routing = call_routing(legs)
@@ -81,8 +84,8 @@ def bench_batched(calls: int, legs: int, rate: int, ticks: int, warmup: int, ker
     frames = synthetic_input(calls, legs, n).reshape(calls * legs, n)
     leg_ids = np.asarray(leg_ids, dtype=np.int64)
     dst = np.empty_like(frames)
-    times, push_times, both, copies = [], [], [], []
-    cpu: dict[str, list[float]] = {"tick": [], "both": [], "copy": []}
+    times, push_times, pushed, fused, copies = [], [], [], [], []
+    cpu: dict[str, list[float]] = {"tick": [], "pushed": [], "fused": [], "copy": []}
     clock, cpu_clock = time.perf_counter, time.thread_time
     for t in range(warmup + ticks):
         c0, u0 = clock(), cpu_clock()
@@ -92,23 +95,28 @@ def bench_batched(calls: int, legs: int, rate: int, ticks: int, warmup: int, ker
         t1, v1 = clock(), cpu_clock()
         engine.tick()
         t2, v2 = clock(), cpu_clock()
+        engine.tick(leg_ids, frames)
+        t3, v3 = clock(), cpu_clock()
         if t >= warmup:
             times.append(t2 - t1)
             push_times.append(t1 - t0)
-            both.append(t2 - t0)
+            pushed.append(t2 - t0)
+            fused.append(t3 - t2)
             copies.append(t0 - c0)
             cpu["tick"].append(v2 - v1)
-            cpu["both"].append(v2 - v0)
+            cpu["pushed"].append(v2 - v0)
+            cpu["fused"].append(v3 - v2)
             cpu["copy"].append(v0 - u0)
     if threads > 1:  # the other threads' CPU time is not in this thread's clock
         cpu = {k: [] for k in cpu}
     rows = (stats("batched", calls, legs, rate, times, cpu["tick"]),
-            stats("batched+input", calls, legs, rate, both, cpu["both"]))
+            stats("batched+input", calls, legs, rate, fused, cpu["fused"]),
+            stats("batched+push_many", calls, legs, rate, pushed, cpu["pushed"]))
     for row in rows:
         row["kernel"] = engine.kernel
         row["threads"] = threads
     copy = stats("copy", calls, legs, rate, copies, cpu["copy"])
-    return rows[0], rows[1], copy, float(np.median(push_times) * 1000)
+    return rows[0], rows[1], rows[2], copy, float(np.median(push_times) * 1000)
 
 
 def bench_per_call(calls: int, legs: int, rate: int, ticks: int, warmup: int) -> dict:
@@ -129,9 +137,11 @@ def bench_per_call(calls: int, legs: int, rate: int, ticks: int, warmup: int) ->
     return stats("per_call", calls, legs, rate, times, cpu)
 
 
-async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel: str, threads: int = 1) -> dict:
+async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel: str, threads: int = 1,
+                       input_path: str = "tick") -> dict:
     """Run the real-time clock with ``calls`` calls fed by synthetic sources; ingest is inside the tick, which
-    runs in a worker thread (split over ``threads``) while the event loop stays free."""
+    runs in a worker thread (split over ``threads``) while the event loop stays free. ``input_path`` "tick"
+    hands each tick its input (``tick(legs, frames)``), "push_many" queues it first."""
     n = samples_per_frame(rate)
     engine = MixerEngine(rate=rate, kernel=kernel, threads=threads)
     routing = call_routing(legs)
@@ -139,12 +149,18 @@ async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel:
     frames = synthetic_input(calls, legs, n).reshape(calls * legs, n)
 
     def on_tick() -> None:
-        engine.push_many(leg_ids, frames)
-        engine.tick()
+        if input_path == "push_many":
+            engine.push_many(leg_ids, frames)
+            engine.tick()
+        else:
+            engine.tick(leg_ids, frames)
 
+    on_tick()  # one tick before the clock starts: first-touch page faults belong to set-up, not to a deadline
     clock = RealtimeClock(on_tick, keep_stats=int(seconds * 50) + 10, offload=True)
     await clock.run(duration_s=seconds)
     s = clock.stats
+    compute = np.array([t.compute_ms for t in s.recent])
+    late = np.array([t.lateness_ms for t in s.recent])
     return {
         "engine": "batched_realtime",
         "calls": calls,
@@ -153,6 +169,7 @@ async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel:
         "seconds": seconds,
         "threads": threads,
         "input": True,
+        "input_path": input_path,
         "ticks": s.ticks,
         "skipped_ticks": clock.skipped,
         "deadline_misses": s.deadline_misses,
@@ -160,9 +177,24 @@ async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel:
         "lateness_ms_max": round(s.max_lateness_ms, 4),
         "compute_ms_p50": round(s.percentile("compute_ms", 50), 4),
         "compute_ms_p99": round(s.percentile("compute_ms", 99), 4),
+        "compute_ms_max": round(s.max_compute_ms, 4),
+        # how many ticks fell in each range (ms): where late or long ticks come from
+        "compute_ms_hist": histogram(compute),
+        "lateness_ms_hist": histogram(late),
         "frames_missing": engine.counters.frames_missing,
         "frames_dropped": engine.counters.frames_dropped,
     }
+
+
+HIST_EDGES_MS = (0, 1, 2, 5, 10, 15, 20, 30, 50)
+
+
+def histogram(ms: np.ndarray) -> dict[str, int]:
+    """Counts per range of ``HIST_EDGES_MS`` (the last range open-ended), empty ranges left out."""
+    edges = [*HIST_EDGES_MS, float("inf")]
+    counts, _ = np.histogram(ms, bins=edges)
+    return {(f"{a}-{b}" if b != float("inf") else f">={a}"): int(c) for a, b, c in zip(edges, edges[1:], counts)
+            if c}
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -174,6 +206,7 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     threaded = sorted({r["engine"] for r in rows if r["engine"].startswith("batched_")})
     for engine, style in (("per_call", "s--"), ("batched", "o-"), ("batched+input", "v-"),
+                          ("batched+push_many", "x-"),
                           *[(t, "d-.") for t in threaded], ("copy", "^:")):
         pts = sorted((r["calls"], r["tick_ms_p50"], r["tick_ms_p99"]) for r in rows if r["engine"] == engine)
         if pts:
@@ -212,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--realtime", type=float, metavar="SECONDS",
                     help="also run the real-time clock for SECONDS (input queueing included in each tick)")
     ap.add_argument("--realtime-calls", type=int, metavar="N", help="calls for --realtime (default: the largest count)")
+    ap.add_argument("--realtime-input", choices=["tick", "push_many"], default="tick",
+                    help="--realtime: hand each tick its input (tick(legs, frames), default) or queue it with "
+                         "push_many first")
     args = ap.parse_args(argv)
     configure_logging("WARNING")
     counts = [int(c) for c in args.calls.split(",") if c.strip()]
@@ -221,12 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     for calls in counts:
         ticks = args.ticks
         console.log(f"{calls} calls x {args.legs} legs at {args.rate} Hz, {ticks} ticks")
-        batched, with_input, copy, push_ms = bench_batched(calls, args.legs, args.rate, ticks, args.warmup,
-                                                           args.kernel)
+        batched, with_input, pushed, copy, push_ms = bench_batched(calls, args.legs, args.rate, ticks, args.warmup,
+                                                                   args.kernel)
         notes[f"push_ms_p50@{calls}"] = round(push_ms, 4)
-        rows += [batched, with_input]
+        rows += [batched, with_input, pushed]
         if args.threads > 1:
-            threaded, _, _, _ = bench_batched(calls, args.legs, args.rate, ticks, args.warmup, "c", args.threads)
+            threaded, *_ = bench_batched(calls, args.legs, args.rate, ticks, args.warmup, "c", args.threads)
             threaded["engine"] = f"batched_{args.threads}threads"
             rows.append(threaded)
         if calls <= per_call_max:
@@ -249,14 +285,15 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(r["engine"], str(r["calls"]), f"{r['tick_ms_p50']:.3f}", f"{r['tick_ms_p99']:.3f}",
                       f"{r['tick_ms_max']:.3f}", f"{r['tick_ms_p50'] / copy['tick_ms_p50']:.2f}x", speedup, *cpu_cols)
     console.print(table)
-    console.print(f"batched kernel: {rows[0].get('kernel')}; queueing input with push_many (in batched+input): "
+    console.print(f"batched kernel: {rows[0].get('kernel')}; push_many alone (in batched+push_many): "
                   + ", ".join(f"{k}={v} ms" for k, v in notes.items()))
 
     realtime = None
     if args.realtime:
         calls = args.realtime_calls or max(counts)
         console.log(f"real-time clock: {calls} calls for {args.realtime} s, {args.threads} thread(s), tick off the loop")
-        realtime = asyncio.run(realtime_run(calls, args.legs, args.rate, args.realtime, args.kernel, args.threads))
+        realtime = asyncio.run(realtime_run(calls, args.legs, args.rate, args.realtime, args.kernel, args.threads,
+                                            args.realtime_input))
         console.print(realtime)
 
     if args.json:

@@ -58,6 +58,8 @@ static inline void zero_frame(int16_t *restrict dst, int64_t ns, int nt) {
 
 /* ------------------------------------------------------------------ integer path (gains 0/1) */
 
+static inline int knee_passed(int32_t lo, int32_t hi) { return hi > KNEE_I || lo < -KNEE_I; }
+
 /* Whether any sample of x passes the knee. */
 static inline int past_knee(const int16_t *restrict x, int64_t ns) {
     int16_t lo = 0, hi = 0;
@@ -65,7 +67,7 @@ static inline int past_knee(const int16_t *restrict x, int64_t ns) {
         lo = x[i] < lo ? x[i] : lo;
         hi = x[i] > hi ? x[i] : hi;
     }
-    return hi > KNEE_I || lo < -KNEE_I;
+    return knee_passed(lo, hi);
 }
 
 /* y = x; returns whether any sample passes the knee. */
@@ -76,21 +78,23 @@ static inline int copy_knee(int16_t *restrict y, const int16_t *restrict x, int6
         hi = x[i] > hi ? x[i] : hi;
         y[i] = x[i];
     }
-    return hi > KNEE_I || lo < -KNEE_I;
+    return knee_passed(lo, hi);
+}
+
+/* y = clamp(s) to int16, tracking the clamped range (the one clamp of the integer path, inlined in its loops). */
+static inline int16_t clamp_track(int32_t s, int32_t *lo, int32_t *hi) {
+    s = s < -32768 ? -32768 : s;
+    s = s > 32767 ? 32767 : s;
+    *lo = s < *lo ? s : *lo;
+    *hi = s > *hi ? s : *hi;
+    return (int16_t)s;
 }
 
 /* y = clamp(a + b); returns whether the sum passes the knee (clamped and exact sums agree on that). */
 static inline int add2(int16_t *restrict y, const int16_t *restrict a, const int16_t *restrict b, int64_t ns) {
     int32_t lo = 0, hi = 0;
-    for (int64_t i = 0; i < ns; i++) {
-        int32_t s = (int32_t)a[i] + (int32_t)b[i];
-        s = s < -32768 ? -32768 : s;
-        s = s > 32767 ? 32767 : s;
-        lo = s < lo ? s : lo;
-        hi = s > hi ? s : hi;
-        y[i] = (int16_t)s;
-    }
-    return hi > KNEE_I || lo < -KNEE_I;
+    for (int64_t i = 0; i < ns; i++) y[i] = clamp_track((int32_t)a[i] + (int32_t)b[i], &lo, &hi);
+    return knee_passed(lo, hi);
 }
 
 static inline void widen_add(int32_t *restrict acc, const int16_t *restrict x, int64_t ns) {
@@ -104,15 +108,8 @@ static inline void widen_add2(int32_t *restrict acc, const int16_t *restrict a, 
 
 static inline int narrow_i32(int16_t *restrict y, const int32_t *restrict acc, int64_t ns) {
     int32_t lo = 0, hi = 0;
-    for (int64_t i = 0; i < ns; i++) {
-        int32_t s = acc[i];
-        s = s < -32768 ? -32768 : s;
-        s = s > 32767 ? 32767 : s;
-        lo = s < lo ? s : lo;
-        hi = s > hi ? s : hi;
-        y[i] = (int16_t)s;
-    }
-    return hi > KNEE_I || lo < -KNEE_I;
+    for (int64_t i = 0; i < ns; i++) y[i] = clamp_track(acc[i], &lo, &hi);
+    return knee_passed(lo, hi);
 }
 
 /* ------------------------------------------------------------------ float path (other gains, or past the knee) */
@@ -198,91 +195,141 @@ static inline void mix_listener(int16_t *restrict dst, const int16_t *const *x, 
 
 /* ------------------------------------------------------------------ entry points */
 
+/* Mix one set of listeners (rows of gains g, width w) from this tick's frames of one call. */
+static inline void mix_rows_of_call(int16_t *out, const float *g, int64_t listeners, int64_t w,
+                                    const int16_t *const *frame, int64_t ns, int soft, int nt, int16_t *tmp,
+                                    int32_t *iacc, float *facc) {
+    const int16_t *heard[MAX_LEGS];
+    float gk[MAX_LEGS];
+    for (int64_t l = 0; l < listeners; l++) {
+        int k = 0, unit = 1;
+        for (int64_t s = 0; s < w; s++) {
+            float gs = g[l * w + s];
+            if (gs == 0.0f || frame[s] == NULL) continue;
+            heard[k] = frame[s];
+            gk[k++] = gs;
+            unit &= gs == 1.0f;
+        }
+        int16_t *dst = out + l * ns;
+        if (k == 0) zero_frame(dst, ns, nt);
+        else mix_listener(dst, heard, gk, k, unit, ns, soft, nt, tmp, iacc, facc);
+    }
+}
+
+/* Where leg slot i's frame of this tick is: a frame lent by the caller for this tick (src), the ring, or none. */
+static inline const int16_t *next_frame(const int16_t *ring, const int64_t *wr, const int64_t *rd,
+                                        const int64_t *src, int64_t i, int64_t ns, int64_t depth,
+                                        int64_t plane_stride) {
+    if (src[i]) return (const int16_t *)(intptr_t)src[i];
+    if (wr[i] > rd[i]) return ring + ((rd[i] % depth) * plane_stride + i) * ns;
+    return NULL;
+}
+
+/* The pool arrays a tick reads and writes (addresses, in _Pool.addrs order). */
+typedef struct {
+    const int16_t *ring;
+    int64_t *wr, *rd, *missing, *src;
+    const float *gains;
+    int16_t *out;
+    const int64_t *rec_id;  /* >= 0: the call is recorded */
+    const float *rec_gains; /* (cap, max(w, 2), w): rows 0 and 1 are the recording's left and right */
+    int16_t *rec_out;       /* (cap, 2, ns) */
+} pool_arrays;
+
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-int bargein_tick_rows(const int16_t *ring, int64_t *wr, int64_t *rd, int64_t *missing, const float *gains,
-                      int16_t *out, int64_t row0, int64_t row1, int64_t w, int64_t ns, int64_t depth,
+int bargein_tick_rows(const pool_arrays *p, int64_t row0, int64_t row1, int64_t w, int64_t ns, int64_t depth,
                       int64_t plane_stride, int soft, int nt) {
     float facc[MAX_SAMPLES];
     int32_t iacc[MAX_SAMPLES];
     int16_t tmp[MAX_SAMPLES] __attribute__((aligned(64)));
     const int16_t *frame[MAX_LEGS];
-    const int16_t *heard[MAX_LEGS];
-    float gk[MAX_LEGS];
     if (ns > MAX_SAMPLES || w > MAX_LEGS) return -1;
+    const int16_t *ring = p->ring;
+    int64_t *wr = p->wr, *rd = p->rd, *missing = p->missing, *src = p->src;
+    const int64_t rec_w = w < 2 ? 2 : w;
     for (int64_t c = row0; c < row1; c++) {
         const int64_t base = c * w;
         if (c + PREFETCH_CALLS < row1) {  /* the frames of a call a little ahead: memory latency, not bandwidth, */
             const int64_t ahead = base + PREFETCH_CALLS * w;  /* is what a tick waits on */
             for (int64_t s = 0; s < w; s++) {
-                const int64_t i = ahead + s;
-                if (wr[i] > rd[i]) {
-                    const char *p = (const char *)(ring + ((rd[i] % depth) * plane_stride + i) * ns);
-                    for (int64_t b = 0; b < ns * 2; b += 64) __builtin_prefetch(p + b, 0, 0);
-                }
+                const char *q = (const char *)next_frame(ring, wr, rd, src, ahead + s, ns, depth, plane_stride);
+                if (q)
+                    for (int64_t b = 0; b < ns * 2; b += 64) __builtin_prefetch(q + b, 0, 0);
             }
         }
         for (int64_t s = 0; s < w; s++) {  /* take this tick's frame of every leg */
             const int64_t i = base + s;
-            if (wr[i] > rd[i]) {
-                frame[s] = ring + ((rd[i] % depth) * plane_stride + i) * ns;
-                rd[i]++;
-            } else {
-                frame[s] = NULL;
-                missing[i]++;
-            }
+            frame[s] = next_frame(ring, wr, rd, src, i, ns, depth, plane_stride);
+            if (src[i]) src[i] = 0;  /* a lent frame: the ring stays empty */
+            else if (frame[s]) rd[i]++;
+            else missing[i]++;
             if (wr[i] == rd[i]) wr[i] = rd[i] = 0;  /* empty: the next frame goes to plane 0, still in cache */
         }
-        const float *g = gains + c * w * w;
-        for (int64_t l = 0; l < w; l++) {
-            int k = 0, unit = 1;
-            for (int64_t s = 0; s < w; s++) {
-                float gs = g[l * w + s];
-                if (gs == 0.0f || frame[s] == NULL) continue;
-                heard[k] = frame[s];
-                gk[k++] = gs;
-                unit &= gs == 1.0f;
-            }
-            int16_t *dst = out + (base + l) * ns;
-            if (k == 0) zero_frame(dst, ns, nt);
-            else mix_listener(dst, heard, gk, k, unit, ns, soft, nt, tmp, iacc, facc);
-        }
+        mix_rows_of_call(p->out + base * ns, p->gains + c * w * w, w, w, frame, ns, soft, nt, tmp, iacc, facc);
+        if (p->rec_id[c] >= 0)  /* the recording: two more listeners of the same frames */
+            mix_rows_of_call(p->rec_out + c * 2 * ns, p->rec_gains + c * rec_w * w, 2, w, frame, ns, soft, 0, tmp,
+                             iacc, facc);
     }
     if (nt) _mm_sfence();  /* streamed stores visible before another thread reads the outputs */
     return 0;
 }
 
 /* Per pool width w, a row of POOL_FIELDS int64 in the pool table (kernel.POOL_FIELDS). */
-enum { P_RING, P_WR, P_RD, P_DROPPED, P_DEPTH, P_PLANE_STRIDE, P_NT };
+enum { P_RING, P_WR, P_RD, P_DROPPED, P_DEPTH, P_PLANE_STRIDE, P_NT, P_SRC };
 #define POOL_FIELDS 8
 
-/* Queue frames[i] for legs[i]. leg_loc is (n_loc, 3): pool width, row, slot (width -1: no such leg).
- * Returns -1 when done, or the index of the first unknown leg (then nothing was written). */
-int64_t bargein_push(const int64_t *leg_loc, int64_t n_loc, const int64_t *legs, int64_t n, const int16_t *frames,
-                     int64_t ns, const int64_t *pools, int64_t n_widths) {
+/* Queue one frame for leg slot j of pool p: dropping the oldest when full; returns whether streamed. */
+static inline int push_one(const int64_t *p, int64_t j, const int16_t *frame, int64_t ns) {
+    int16_t *ring = (int16_t *)(intptr_t)p[P_RING];
+    int64_t *wr = (int64_t *)(intptr_t)p[P_WR];
+    int64_t *rd = (int64_t *)(intptr_t)p[P_RD];
+    int64_t *dropped = (int64_t *)(intptr_t)p[P_DROPPED];
+    const int64_t depth = p[P_DEPTH];
+    if (wr[j] == rd[j]) wr[j] = rd[j] = 0;  /* empty: plane 0, where the last tick read */
+    if (wr[j] - rd[j] >= depth) {  /* full: the oldest frame is dropped */
+        rd[j]++;
+        dropped[j]++;
+    }
+    store_frame(ring + ((wr[j] % depth) * p[P_PLANE_STRIDE] + j) * ns, frame, ns, (int)p[P_NT]);
+    wr[j]++;
+    return (int)p[P_NT];
+}
+
+/* Index of the first leg that is not in any pool, or -1. */
+static int64_t first_unknown(const int64_t *leg_loc, int64_t n_loc, const int64_t *legs, int64_t n,
+                             const int64_t *pools, int64_t n_widths) {
     for (int64_t i = 0; i < n; i++) {
         int64_t leg = legs[i];
         if (leg < 0 || leg >= n_loc) return i;
         int64_t w = leg_loc[leg * 3];
         if (w <= 0 || w >= n_widths || pools[w * POOL_FIELDS + P_RING] == 0) return i;
     }
+    return -1;
+}
+
+/* Queue frames[i] for legs[i]. leg_loc is (n_loc, 3): pool width, row, slot (width -1: no such leg).
+ * With lend, a frame whose leg has nothing queued is not copied: its address is kept for the tick that
+ * immediately follows (the caller's frames stay untouched until then), so the tick reads it where it is.
+ * Returns -1 when done, or the index of the first unknown leg (then nothing was written). */
+int64_t bargein_push(const int64_t *leg_loc, int64_t n_loc, const int64_t *legs, int64_t n, const int16_t *frames,
+                     int64_t ns, const int64_t *pools, int64_t n_widths, int lend) {
+    int64_t bad = first_unknown(leg_loc, n_loc, legs, n, pools, n_widths);
+    if (bad >= 0) return bad;
     int any_nt = 0;
     for (int64_t i = 0; i < n; i++) {
         const int64_t *loc = leg_loc + legs[i] * 3;
-        const int64_t w = loc[0];
-        const int64_t *p = pools + w * POOL_FIELDS;
-        int16_t *ring = (int16_t *)(intptr_t)p[P_RING];
-        int64_t *wr = (int64_t *)(intptr_t)p[P_WR];
-        int64_t *rd = (int64_t *)(intptr_t)p[P_RD];
-        int64_t *dropped = (int64_t *)(intptr_t)p[P_DROPPED];
-        const int64_t depth = p[P_DEPTH], j = loc[1] * w + loc[2];
-        if (wr[j] == rd[j]) wr[j] = rd[j] = 0;  /* empty: plane 0, where the last tick read */
-        if (wr[j] - rd[j] >= depth) {  /* full: the oldest frame is dropped */
-            rd[j]++;
-            dropped[j]++;
+        const int64_t *p = pools + loc[0] * POOL_FIELDS;
+        const int64_t j = loc[1] * loc[0] + loc[2];
+        int64_t *src = (int64_t *)(intptr_t)p[P_SRC];
+        const int16_t *frame = frames + i * ns;
+        if (src[j]) {  /* a second frame for this leg: the lent one goes into the ring first, in order */
+            any_nt |= push_one(p, j, (const int16_t *)(intptr_t)src[j], ns);
+            src[j] = 0;
+        } else if (lend && ((int64_t *)(intptr_t)p[P_WR])[j] == ((int64_t *)(intptr_t)p[P_RD])[j]) {
+            src[j] = (int64_t)(intptr_t)frame;
+            continue;
         }
-        store_frame(ring + ((wr[j] % depth) * p[P_PLANE_STRIDE] + j) * ns, frames + i * ns, ns, (int)p[P_NT]);
-        any_nt |= (int)p[P_NT];
-        wr[j]++;
+        any_nt |= push_one(p, j, frame, ns);
     }
     if (any_nt) _mm_sfence();
     return -1;

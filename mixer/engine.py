@@ -84,12 +84,17 @@ class _Pool:
             "rd": np.zeros((cap, w), dtype=np.int64),
             "missing": np.zeros((cap, w), dtype=np.int64),
             "dropped": np.zeros((cap, w), dtype=np.int64),
+            "src": np.zeros((cap, w), dtype=np.int64),  # address of a frame lent for this tick (0: none; see tick)
             "gains": np.zeros((cap, w, w), dtype=np.float32),
             "out": np.zeros((cap, w, ns), dtype=np.int16),
             "rec_id": np.full(cap, -1, dtype=np.int64),  # recording id of a recorded call, -1 = not recorded
             # rows 0 and 1: (left, right) x speaker; padded to w x w so the C mix kernel computes the tap too
             "rec_gains": np.zeros((cap, max(w, 2), w), dtype=np.float32),
         }
+        # what every tick touches is faulted in now, not in a tick: plane 0 (steady state), the zero row, the outputs
+        planes[0].fill(0)
+        ring[-1].fill(0)
+        per_row["out"].fill(0)
         if old is not None:
             planes[:, : self.n] = old[:, : self.n]
             for name, arr in per_row.items():
@@ -98,16 +103,21 @@ class _Pool:
         self.ring, self.planes = ring, planes
         self.wr, self.rd = per_row["wr"], per_row["rd"]
         self.missing, self.dropped = per_row["missing"], per_row["dropped"]
+        self.src = per_row["src"]
         self.gains, self.out = per_row["gains"], per_row["out"]
         self.rec_id, self.rec_gains = per_row["rec_id"], per_row["rec_gains"]
+        self.rec_out = np.zeros((cap, 2, ns), dtype=np.int16)  # the C tick's recording frames (recorded rows only)
         self.zero_row = d * cap * w
         self.plane_stride = cap * w
         self.slot_base = np.arange(cap * w, dtype=np.int64).reshape(cap, w)
         self.stream = cap * w * ns * 2 > _STREAM_BYTES
-        self.addrs = tuple(_kernel.address(a) for a in (ring, self.wr, self.rd, self.missing, self.gains, self.out))
+        # the addresses the C kernel takes (kernel.POOL_ARRAYS order), computed once per allocation
+        self.arrays = np.array([_kernel.address(getattr(self, name)) for name in _kernel.POOL_ARRAYS], np.int64)
+        self.arrays_addr = _kernel.address(self.arrays)
 
     def _per_row(self) -> tuple[np.ndarray, ...]:
-        return self.wr, self.rd, self.missing, self.dropped, self.gains, self.out, self.rec_id, self.rec_gains
+        return (self.wr, self.rd, self.missing, self.dropped, self.src, self.gains, self.out, self.rec_id,
+                self.rec_gains)
 
     def append(self, call: CallKey, carried: _Carried, gains: np.ndarray) -> int:
         """Add ``call`` as the last row: its first legs take ``carried``, the others start empty."""
@@ -443,21 +453,25 @@ class MixerEngine:
         """Queue one 20 ms frame for ``leg``. When the buffer is full the oldest frame is dropped."""
         check_frame(frame, self.rate, sample_rate=sample_rate, n_samples=self.n_samples)
         self._call_of(leg)  # raises UnknownLegError
-        self._enqueue(np.array([leg], np.int64), frame[None, :])
+        self._enqueue(np.array([leg], np.int64), np.ascontiguousarray(frame)[None, :])
 
     def push_many(self, legs: Iterable[LegId], frames: np.ndarray) -> None:
         """Queue one frame per leg: ``frames`` is ``(len(legs), samples_per_frame)`` int16.
 
         With the C kernel each frame is one contiguous copy into the ring slot the tick reads (non-temporal
         for pools too large for the cache). While a tick computes in another thread, the frames are copied
-        aside and queued at the start of the next tick instead of waiting for it.
+        aside and queued at the start of the next tick instead of waiting for it. (``tick(legs, frames)``
+        queues and mixes in one step without the copy.)
         """
+        self._enqueue(*self._checked_input(legs, frames))
+
+    def _checked_input(self, legs: Iterable[LegId], frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         legs = legs if isinstance(legs, np.ndarray) else list(legs)
         if not isinstance(frames, np.ndarray) or frames.dtype != np.int16:
             raise FrameError("frames must be an int16 numpy array")
         if frames.shape != (len(legs), self.n_samples):
             raise FrameError(f"frames shape is {frames.shape}: expected ({len(legs)}, {self.n_samples})")
-        self._enqueue(np.ascontiguousarray(legs, dtype=np.int64), frames)
+        return np.ascontiguousarray(legs, dtype=np.int64), np.ascontiguousarray(frames)
 
     def _enqueue(self, ids: np.ndarray, frames: np.ndarray) -> None:
         """Write now, or (while a tick computes in another thread) check the legs and keep a copy for later."""
@@ -480,14 +494,20 @@ class MixerEngine:
                 ids, frames = ids[alive], frames[alive]
             self._write_frames(ids, frames)
 
-    def _write_frames(self, ids: np.ndarray, frames: np.ndarray) -> None:
+    def _write_frames(self, ids: np.ndarray, frames: np.ndarray, lend: bool = False) -> None:
+        """Queue ``frames`` (C-contiguous). ``lend`` (C kernel, only right before the tick, under the lock): legs
+        with nothing queued keep the address of their frame instead of a copy."""
         if self.kernel == "c":  # the kernel checks every leg before it writes anything
-            bad = _kernel.push(self._leg_loc, ids, np.ascontiguousarray(frames), self._pool_table())
+            bad = _kernel.push(self._leg_loc, ids, frames, self._pool_table(), lend)
             if bad >= 0:
                 raise UnknownLegError(int(ids[bad]))
             self.frames_pushed += len(ids)
             return
         loc = self._locate_many(ids)
+        if np.unique(ids).size < ids.size:  # a leg given several frames: queue them one by one, in order
+            for i in range(ids.size):
+                self._write(self._pools[int(loc[i, 0])], loc[i : i + 1, 1], loc[i : i + 1, 2], frames[i : i + 1])
+            return
         widths = np.unique(loc[:, 0])
         if len(widths) == 1:  # common case: every leg in one pool, no regrouping copy
             self._write(self._pools[int(widths[0])], loc[:, 1], loc[:, 2], frames)
@@ -501,8 +521,8 @@ class MixerEngine:
         if self._table is None:
             table = np.zeros((max(self._pools, default=0) + 1, _kernel.POOL_FIELDS), np.int64)
             for w, p in self._pools.items():
-                ring, wr, rd = p.addrs[:3]
-                table[w] = (ring, wr, rd, _kernel.address(p.dropped), p.depth, p.plane_stride, p.stream, 0)
+                table[w] = (_kernel.address(p.ring), _kernel.address(p.wr), _kernel.address(p.rd),
+                            _kernel.address(p.dropped), p.depth, p.plane_stride, p.stream, _kernel.address(p.src))
             self._table = table
         return self._table
 
@@ -571,34 +591,66 @@ class MixerEngine:
         return MixerCounters(self.ticks, missing, dropped, self.frames_pushed)
 
     # ------------------------------------------------------------------ the tick
-    def tick(self) -> None:
+    def tick(self, legs: Iterable[LegId] | None = None, frames: np.ndarray | None = None) -> None:
         """Mix every call once: consume one frame per leg (silence if missing), write every output.
+
+        ``tick(legs, frames)`` is ``push_many(legs, frames)`` then ``tick()`` in one step, checked the same way.
+        With the C kernel, a leg with nothing else queued is mixed straight from its row of ``frames``, not
+        copied into the engine first: the input costs one read, as in a plain copy.
 
         Thread-safe against the other methods: it may run in a worker thread while the event loop goes on.
         """
+        ids = None
+        if legs is not None or frames is not None:
+            if legs is None or frames is None:
+                raise TypeError("tick() takes both legs and frames, or neither")
+            ids, frames = self._checked_input(legs, frames)
         with self._lock:
             self._drain_pending()
-            # recorded calls: which ring rows this tick reads, taken before the mix consumes them
-            taps = [(pool, self._peek(pool)) for pool in self._pools.values()
-                    if self._recorded and pool.n and (pool.rec_id[: pool.n] >= 0).any()]
+            if ids is not None:
+                self._write_frames(ids, frames, lend=True)
             if self.kernel == "c":
-                self._tick_c()
+                try:
+                    self._tick_c()  # consumes every lent frame
+                except BaseException:
+                    for pool in self._pools.values():  # lent frames never outlive this call
+                        pool.src[: pool.n] = 0
+                    raise
+                self._collect_recordings_c()
             else:
+                # recorded calls: which ring rows this tick reads, taken before the mix consumes them
+                taps = [(pool, self._peek(pool)) for pool in self._pools.values()
+                        if self._recorded and pool.n and (pool.rec_id[: pool.n] >= 0).any()]
                 for pool in self._pools.values():
                     if pool.n:
                         self._mix_numpy(pool, self._consume(pool))
-            ids: list[np.ndarray] = []
-            frames: list[np.ndarray] = []
-            for pool, src in taps:
-                self._tap(pool, src, ids, frames)
-            if len(ids) == 1:  # one pool: its fresh array as it is (a view; no copy)
-                self._rec_ids, self._rec_frames = ids[0], frames[0]
-            elif ids:
-                self._rec_ids, self._rec_frames = np.concatenate(ids), np.concatenate(frames)
-            elif self._rec_ids.size:
-                self._rec_ids = np.empty(0, dtype=np.int64)
-                self._rec_frames = np.empty((0, 2, self.n_samples), dtype=np.int16)
+                rec_ids: list[np.ndarray] = []
+                rec_frames: list[np.ndarray] = []
+                for pool, src in taps:
+                    self._tap(pool, src, rec_ids, rec_frames)
+                self._set_recordings(rec_ids, rec_frames)
             self.ticks += 1
+
+    def _collect_recordings_c(self) -> None:
+        """The recording frames the C tick wrote for recorded calls, as fresh arrays."""
+        ids: list[np.ndarray] = []
+        frames: list[np.ndarray] = []
+        if self._recorded:
+            for pool in self._pools.values():
+                rows = np.flatnonzero(pool.rec_id[: pool.n] >= 0)
+                if rows.size:
+                    ids.append(pool.rec_id[rows])
+                    frames.append(pool.rec_out[rows])  # a copy (fancy indexing): next tick does not touch it
+        self._set_recordings(ids, frames)
+
+    def _set_recordings(self, ids: list[np.ndarray], frames: list[np.ndarray]) -> None:
+        if len(ids) == 1:  # one pool: its fresh array as it is (no copy)
+            self._rec_ids, self._rec_frames = ids[0], frames[0]
+        elif ids:
+            self._rec_ids, self._rec_frames = np.concatenate(ids), np.concatenate(frames)
+        elif self._rec_ids.size:
+            self._rec_ids = np.empty(0, dtype=np.int64)
+            self._rec_frames = np.empty((0, 2, self.n_samples), dtype=np.int16)
 
     @staticmethod
     def _peek(pool: _Pool) -> np.ndarray:
@@ -625,7 +677,7 @@ class MixerEngine:
     def _mix_rows(self, share: list[tuple[_Pool, int, int]]) -> None:
         soft = self.limiter == "soft"
         for pool, row0, row1 in share:
-            _kernel.tick_rows(pool.addrs, row0, row1, pool.w, pool.n_samples, pool.depth, pool.plane_stride, soft,
+            _kernel.tick_rows(pool.arrays_addr, row0, row1, pool.w, pool.n_samples, pool.depth, pool.plane_stride, soft,
                               pool.stream)
 
     @staticmethod

@@ -20,7 +20,9 @@ log = structlog.get_logger("bargein.mixer")
 
 MAX_SAMPLES = 4096  # frame length limit of the kernel's stack scratch (see _kernel.c)
 MAX_LEGS = 64
-POOL_FIELDS = 8  # ring, wr, rd, dropped, depth, plane_stride, nt, (unused): one row per pool width
+POOL_FIELDS = 8  # ring, wr, rd, dropped, depth, plane_stride, nt, src: one row per pool width
+# the arrays of one pool the tick reads and writes, in the order of _kernel.c's pool_arrays
+POOL_ARRAYS = ("ring", "wr", "rd", "missing", "src", "gains", "out", "rec_id", "rec_gains", "rec_out")
 
 _i64 = ctypes.c_int64
 _ptr = ctypes.c_void_p
@@ -38,9 +40,9 @@ def _load() -> ctypes.CDLL | None:
             except (OSError, AttributeError) as exc:  # built for another platform, or a stale build
                 log.warning("mixer.kernel_unloadable", path=str(path), error=str(exc))
                 return None
-            tick.argtypes = [_ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _i64, _i64, _int, _int]
+            tick.argtypes = [_ptr, _i64, _i64, _i64, _i64, _i64, _i64, _int, _int]
             tick.restype = _int
-            push.argtypes = [_ptr, _i64, _ptr, _i64, _ptr, _i64, _ptr, _i64]
+            push.argtypes = [_ptr, _i64, _ptr, _i64, _ptr, _i64, _ptr, _i64, _int]
             push.restype = _i64
             return lib
     return None
@@ -66,19 +68,22 @@ def address(a: np.ndarray) -> int:
     return int(a.__array_interface__["data"][0])
 
 
-def tick_rows(addrs: tuple[int, ...], row0: int, row1: int, w: int, ns: int, depth: int, plane_stride: int,
+def tick_rows(arrays: int, row0: int, row1: int, w: int, ns: int, depth: int, plane_stride: int,
               soft: bool, stream: bool) -> None:
-    """Consume one frame per leg and mix call rows ``[row0, row1)`` of one pool. ``addrs`` are the addresses of
-    its ring, wr, rd, missing, gains and out arrays (C-contiguous; see ``_Pool`` in engine.py)."""
+    """Consume one frame per leg and mix call rows ``[row0, row1)`` of one pool (and the recordings of its
+    recorded calls). ``arrays`` is the address of an int64 array holding the addresses of the pool's arrays
+    named in ``POOL_ARRAYS`` (C-contiguous; see ``_Pool`` in engine.py)."""
     assert _LIB is not None
-    rc = _LIB.bargein_tick_rows(*addrs, row0, row1, w, ns, depth, plane_stride, int(soft), int(stream))
+    rc = _LIB.bargein_tick_rows(arrays, row0, row1, w, ns, depth, plane_stride, int(soft), int(stream))
     if rc != 0:
         raise ValueError(f"mix kernel refused frames of {ns} samples or calls of {w} legs")
 
 
-def push(leg_loc: np.ndarray, legs: np.ndarray, frames: np.ndarray, pools: np.ndarray) -> int:
+def push(leg_loc: np.ndarray, legs: np.ndarray, frames: np.ndarray, pools: np.ndarray, lend: bool = False) -> int:
     """Queue ``frames[i]`` for ``legs[i]``; returns -1, or the index of the first unknown leg (nothing written).
-    ``pools`` is the ``(widths, POOL_FIELDS)`` table of ``MixerEngine._pool_table``."""
+    ``pools`` is the ``(widths, POOL_FIELDS)`` table of ``MixerEngine._pool_table``. With ``lend`` a leg with
+    nothing queued keeps the address of its frame instead of a copy: the tick must follow before ``frames``
+    changes or goes away (``MixerEngine.tick`` with input does both under its lock)."""
     assert _LIB is not None
     return int(_LIB.bargein_push(address(leg_loc), leg_loc.shape[0], address(legs), legs.shape[0], address(frames),
-                                 frames.shape[1], address(pools), pools.shape[0]))
+                                 frames.shape[1], address(pools), pools.shape[0], int(lend)))

@@ -4,7 +4,7 @@ Control (arrivals, hang-ups, monitor/barge/coach/leave, mutes, holds, third part
 schedule (:mod:`simulator.events`) popped at the start of each tick, one Python call per event, carried
 out through a :class:`~simulator.control.CallControl` (the real signaling core by default). Audio and
 verification are per tick and vectorised over every leg of the leg table (:mod:`simulator.tables`): talk
-toggles rewrite a few rows of the live legs' frames, one ``push_many`` queues them, the mixer ticks, and
+toggles rewrite a few rows of the live legs' frames, the mixer ticks with them as its input, and
 on checked ticks the :class:`~simulator.checker.RoutingChecker` measures the sampled listeners. Everything
 random comes from the scenario's seed, so the virtual clock gives the same report for the same seed.
 """
@@ -455,9 +455,10 @@ class Simulation:
             legs.next_toggle[due] = self.t + spurts
             legs.frames[legs.pos[due]] = self.table[np.where(talking, legs.bin[due], SILENCE)]
         n = legs.n
-        if n:
-            self.engine.push_many(legs.dense_mixer[:n], legs.frames[:n])
-        self.engine.tick()
+        if n:  # every live leg's frame, mixed where it lies (the tick's input is not copied into the engine)
+            self.engine.tick(legs.dense_mixer[:n], legs.frames[:n])
+        else:
+            self.engine.tick()
         if n:
             self.checker.check(self.t)
         self.t += 1

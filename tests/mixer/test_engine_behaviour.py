@@ -210,6 +210,43 @@ def test_threaded_c_kernel_equals_single_thread_and_numpy() -> None:
     assert np.abs(outs[0].astype(np.int32) - outs[1]).max() <= 1  # soft clipper: tanh in C vs numpy
 
 
+@pytest.mark.parametrize(("kernel", "threads"), [("numpy", 1), ("c", 1), ("c", 2)])
+def test_tick_with_input_equals_push_many_then_tick(kernel: str, threads: int) -> None:
+    """tick(legs, frames) mixes, records and counts exactly as push_many then tick, with some legs holding
+    queued frames (those go behind them), one leg given two frames, and a recorded call in every pool."""
+    rng = np.random.default_rng(5)
+    roles = [LegRouting(Role.CUSTOMER), LegRouting(Role.AGENT), LegRouting(SUP, SupervisorMode.BARGE)]
+    inputs = [rng.integers(-20000, 20000, (1701, N), dtype=np.int16) for _ in range(3)]
+    results = []
+    for handed in (False, True):
+        engine = MixerEngine(rate=RATE, kernel=kernel, threads=threads, buffer_frames=2)
+        legs = [engine.add_leg(c, r) for c in range(500) for r in roles]
+        legs += [engine.add_leg(500 + c, roles[c % 2]) for c in range(200)]  # a pool of 2-leg calls too
+        for call in (0, 250, 499, 501):
+            engine.set_recording(call, call)
+        early = legs[::7]
+        engine.push_many(early, inputs[0][: len(early)])  # queued before: the handed frames go behind them
+        got = []
+        for t in (1, 2):
+            to = [*legs, legs[3]]  # leg 3 twice: its second frame stays queued for the next tick
+            frames = inputs[t][: len(to)].copy()
+            if handed:
+                engine.tick(to, frames)
+            else:
+                engine.push_many(to, frames)
+                engine.tick()
+            frames[:] = 0  # a frame lent to the tick is never read after it
+            got.append((engine.outputs(legs), *engine.recording_output()))
+        engine.tick()
+        got.append((engine.outputs(legs), *engine.recording_output()))
+        results.append((got, engine.counters))
+    (a, ca), (b, cb) = results
+    assert ca == cb
+    for x, y in zip(a, b, strict=True):
+        for u, v in zip(x, y, strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
 def test_threads_need_the_c_kernel() -> None:
     with pytest.raises(ValueError, match="threads > 1 needs the C kernel"):
         MixerEngine(kernel="numpy", threads=2)

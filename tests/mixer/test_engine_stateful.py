@@ -25,6 +25,9 @@ op = st.one_of(
     st.tuples(st.just("push"), st.integers(0, 50), st.integers(-30000, 30000)),
     st.tuples(st.just("push_many"), st.integers(-30000, 30000)),
     st.tuples(st.just("push_many"), st.integers(-30000, 30000)),
+    # tick(legs, frames): every leg's frame handed to the tick, one leg (index) given a second frame
+    st.tuples(st.just("tick_with"), st.integers(-30000, 30000), st.integers(0, 50)),
+    st.tuples(st.just("tick_with"), st.integers(-30000, 30000), st.integers(0, 50)),
 )
 
 
@@ -46,6 +49,22 @@ def test_engine_matches_model(ops: list, kernel: str) -> None:
 
     def pick(i: int) -> int | None:
         return legs[i % len(legs)] if legs else None
+
+    def queue(leg: int, value: int) -> int:
+        """The model's push; returns the frames it dropped."""
+        _, e = find(leg)
+        full = len(e[2]) == DEPTH
+        if full:
+            e[2].popleft()
+        e[2].append(np.full(N, value, np.int16))
+        return int(full)
+
+    def check_tick() -> None:
+        for _call, entries in model.items():
+            frames = [e[2].popleft() if e[2] else None for e in entries]
+            expected = mix_call([e[1] for e in entries], frames, "hard", N)
+            got = engine.outputs([e[0] for e in entries])
+            np.testing.assert_array_equal(got, expected)
 
     for o in ops:
         kind = o[0]
@@ -78,26 +97,23 @@ def test_engine_matches_model(ops: list, kernel: str) -> None:
                 continue
         elif kind == "push" and (leg := pick(o[1])) is not None:
             engine.push_many([leg], np.full((1, N), o[2], np.int16))
-            _, e = find(leg)
-            if len(e[2]) == DEPTH:
-                e[2].popleft()
-                dropped += 1
-            e[2].append(np.full(N, o[2], np.int16))
+            dropped += queue(leg, o[2])
         elif kind == "push_many" and legs:
             vals = np.arange(len(legs), dtype=np.int16) * 7 + np.int16(o[1] // 4)
             engine.push_many(legs, np.repeat(vals[:, None], N, axis=1))
             for leg, v in zip(legs, vals, strict=True):
-                _, e = find(leg)
-                if len(e[2]) == DEPTH:
-                    e[2].popleft()
-                    dropped += 1
-                e[2].append(np.full(N, v, np.int16))
+                dropped += queue(leg, v)
+        elif kind == "tick_with" and legs:
+            to = [*legs, legs[o[2] % len(legs)]]
+            vals = np.arange(len(to), dtype=np.int16) * 5 + np.int16(o[1] // 4)
+            frames = np.repeat(vals[:, None], N, axis=1)
+            engine.tick(to, frames)
+            for leg, v in zip(to, vals, strict=True):
+                dropped += queue(leg, v)
+            check_tick()
+            frames[:] = 12345  # the engine kept copies of what it still holds, never the caller's rows
         elif kind == "tick":
             engine.tick()
-            for _call, entries in model.items():
-                frames = [e[2].popleft() if e[2] else None for e in entries]
-                expected = mix_call([e[1] for e in entries], frames, "hard", N)
-                got = engine.outputs([e[0] for e in entries])
-                np.testing.assert_array_equal(got, expected)
+            check_tick()
     assert engine.counters.frames_dropped == dropped
     assert sorted(engine._leg_call) == sorted(legs)

@@ -84,14 +84,17 @@ def test_missing_frames_record_as_silence(engine: MixerEngine) -> None:
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(list(ROLE)), st.sampled_from(list(SupervisorMode)), st.booleans(),
                           st.booleans()), min_size=1, max_size=6),
-       st.integers(0, 2**31), st.sampled_from(["numpy", "c"]))
-def test_tap_equals_gains_times_inputs(spec: list, seed: int, kernel: str) -> None:
+       st.integers(0, 2**31), st.sampled_from(["numpy", "c"]), st.booleans())
+def test_tap_equals_gains_times_inputs(spec: list, seed: int, kernel: str, handed: bool) -> None:
     engine = MixerEngine(rate=RATE, kernel=kernel, limiter="hard", limits=CallLimits(max_supervisors=6, max_barging=6))
     routing = [LegRouting(ROLE[r], m if r == "supervisor" else None, muted=mu, held=h) for r, m, mu, h in spec]
     legs = [engine.add_leg("c", r) for r in routing]
     engine.set_recording("c", 9)
     pcm = np.random.default_rng(seed).integers(-8000, 8000, (len(legs), N)).astype(np.int16)
-    engine.push_many(legs, pcm)
-    engine.tick()
+    if handed:  # the tick given its input: the tap reads the caller's frames where they lie
+        engine.tick(legs, pcm)
+    else:
+        engine.push_many(legs, pcm)
+        engine.tick()
     want = np.clip(np.rint(recording_gains(routing) @ pcm.astype(np.float32)), -32768, 32767)
     assert np.array_equal(engine.recording_output()[1][0], want.astype(np.int16))
