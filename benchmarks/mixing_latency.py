@@ -193,8 +193,8 @@ def histogram(ms: np.ndarray) -> dict[str, int]:
     """Counts per range of ``HIST_EDGES_MS`` (the last range open-ended), empty ranges left out."""
     edges = [*HIST_EDGES_MS, float("inf")]
     counts, _ = np.histogram(ms, bins=edges)
-    return {(f"{a}-{b}" if b != float("inf") else f">={a}"): int(c) for a, b, c in zip(edges, edges[1:], counts)
-            if c}
+    return {(f"{a}-{b}" if b != float("inf") else f">={a}"): int(c)
+            for a, b, c in zip(edges[:-1], edges[1:], counts, strict=True) if c}
 
 
 def plot(rows: list[dict], path: Path) -> None:
