@@ -307,12 +307,13 @@ static int64_t first_unknown(const int64_t *leg_loc, int64_t n_loc, const int64_
     return -1;
 }
 
-/* Queue frames[i] for legs[i]. leg_loc is (n_loc, 3): pool width, row, slot (width -1: no such leg).
+/* Queue frame i for legs[i]: frames[i], or frames[rows[i]] when rows is given (a table of frames shared by
+ * many legs). leg_loc is (n_loc, 3): pool width, row, slot (width -1: no such leg).
  * With lend, a frame whose leg has nothing queued is not copied: its address is kept for the tick that
  * immediately follows (the caller's frames stay untouched until then), so the tick reads it where it is.
  * Returns -1 when done, or the index of the first unknown leg (then nothing was written). */
 int64_t bargein_push(const int64_t *leg_loc, int64_t n_loc, const int64_t *legs, int64_t n, const int16_t *frames,
-                     int64_t ns, const int64_t *pools, int64_t n_widths, int lend) {
+                     const int64_t *rows, int64_t ns, const int64_t *pools, int64_t n_widths, int lend) {
     int64_t bad = first_unknown(leg_loc, n_loc, legs, n, pools, n_widths);
     if (bad >= 0) return bad;
     int any_nt = 0;
@@ -321,7 +322,7 @@ int64_t bargein_push(const int64_t *leg_loc, int64_t n_loc, const int64_t *legs,
         const int64_t *p = pools + loc[0] * POOL_FIELDS;
         const int64_t j = loc[1] * loc[0] + loc[2];
         int64_t *src = (int64_t *)(intptr_t)p[P_SRC];
-        const int16_t *frame = frames + i * ns;
+        const int16_t *frame = frames + (rows ? rows[i] : i) * ns;
         if (src[j]) {  /* a second frame for this leg: the lent one goes into the ring first, in order */
             any_nt |= push_one(p, j, (const int16_t *)(intptr_t)src[j], ns);
             src[j] = 0;

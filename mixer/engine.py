@@ -463,15 +463,26 @@ class MixerEngine:
         aside and queued at the start of the next tick instead of waiting for it. (``tick(legs, frames)``
         queues and mixes in one step without the copy.)
         """
-        self._enqueue(*self._checked_input(legs, frames))
+        ids, frames, _ = self._checked_input(legs, frames)
+        self._enqueue(ids, frames)
 
-    def _checked_input(self, legs: Iterable[LegId], frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _checked_input(self, legs: Iterable[LegId], frames: np.ndarray, rows: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         legs = legs if isinstance(legs, np.ndarray) else list(legs)
         if not isinstance(frames, np.ndarray) or frames.dtype != np.int16:
             raise FrameError("frames must be an int16 numpy array")
-        if frames.shape != (len(legs), self.n_samples):
-            raise FrameError(f"frames shape is {frames.shape}: expected ({len(legs)}, {self.n_samples})")
-        return np.ascontiguousarray(legs, dtype=np.int64), np.ascontiguousarray(frames)
+        if rows is None:
+            if frames.shape != (len(legs), self.n_samples):
+                raise FrameError(f"frames shape is {frames.shape}: expected ({len(legs)}, {self.n_samples})")
+        else:
+            rows = np.ascontiguousarray(rows, dtype=np.int64)
+            if frames.ndim != 2 or frames.shape[1] != self.n_samples:
+                raise FrameError(f"frames shape is {frames.shape}: expected (k, {self.n_samples})")
+            if rows.shape != (len(legs),):
+                raise FrameError(f"rows shape is {rows.shape}: expected ({len(legs)},), one per leg")
+            if rows.size and (rows.min() < 0 or rows.max() >= frames.shape[0]):
+                raise FrameError(f"rows must index frames (0 <= row < {frames.shape[0]})")
+        return np.ascontiguousarray(legs, dtype=np.int64), np.ascontiguousarray(frames), rows
 
     def _enqueue(self, ids: np.ndarray, frames: np.ndarray) -> None:
         """Write now, or (while a tick computes in another thread) check the legs and keep a copy for later."""
@@ -494,15 +505,18 @@ class MixerEngine:
                 ids, frames = ids[alive], frames[alive]
             self._write_frames(ids, frames)
 
-    def _write_frames(self, ids: np.ndarray, frames: np.ndarray, lend: bool = False) -> None:
-        """Queue ``frames`` (C-contiguous). ``lend`` (C kernel, only right before the tick, under the lock): legs
-        with nothing queued keep the address of their frame instead of a copy."""
+    def _write_frames(self, ids: np.ndarray, frames: np.ndarray, lend: bool = False,
+                      rows: np.ndarray | None = None) -> None:
+        """Queue ``frames`` (C-contiguous; ``frames[rows]`` when given). ``lend`` (C kernel, only right before the
+        tick, under the lock): legs with nothing queued keep the address of their frame instead of a copy."""
         if self.kernel == "c":  # the kernel checks every leg before it writes anything
-            bad = _kernel.push(self._leg_loc, ids, frames, self._pool_table(), lend)
+            bad = _kernel.push(self._leg_loc, ids, frames, self._pool_table(), lend, rows)
             if bad >= 0:
                 raise UnknownLegError(int(ids[bad]))
             self.frames_pushed += len(ids)
             return
+        if rows is not None:
+            frames = frames[rows]
         loc = self._locate_many(ids)
         if np.unique(ids).size < ids.size:  # a leg given several frames: queue them one by one, in order
             for i in range(ids.size):
@@ -591,12 +605,14 @@ class MixerEngine:
         return MixerCounters(self.ticks, missing, dropped, self.frames_pushed)
 
     # ------------------------------------------------------------------ the tick
-    def tick(self, legs: Iterable[LegId] | None = None, frames: np.ndarray | None = None) -> None:
+    def tick(self, legs: Iterable[LegId] | None = None, frames: np.ndarray | None = None, *,
+             rows: Iterable[int] | np.ndarray | None = None) -> None:
         """Mix every call once: consume one frame per leg (silence if missing), write every output.
 
         ``tick(legs, frames)`` is ``push_many(legs, frames)`` then ``tick()`` in one step, checked the same way.
         With the C kernel, a leg with nothing else queued is mixed straight from its row of ``frames``, not
-        copied into the engine first: the input costs one read, as in a plain copy.
+        copied into the engine first: the input costs one read, as in a plain copy. With ``rows``, leg
+        ``legs[i]``'s frame is ``frames[rows[i]]``: many legs can speak the same few frames (test tones).
 
         Thread-safe against the other methods: it may run in a worker thread while the event loop goes on.
         """
@@ -604,11 +620,13 @@ class MixerEngine:
         if legs is not None or frames is not None:
             if legs is None or frames is None:
                 raise TypeError("tick() takes both legs and frames, or neither")
-            ids, frames = self._checked_input(legs, frames)
+            ids, frames, rows = self._checked_input(legs, frames, None if rows is None else np.asarray(rows))
+        elif rows is not None:
+            raise TypeError("rows index the tick's frames: give legs and frames too")
         with self._lock:
             self._drain_pending()
             if ids is not None:
-                self._write_frames(ids, frames, lend=True)
+                self._write_frames(ids, frames, lend=True, rows=rows)
             if self.kernel == "c":
                 try:
                     self._tick_c()  # consumes every lent frame

@@ -42,7 +42,7 @@ def _load() -> ctypes.CDLL | None:
                 return None
             tick.argtypes = [_ptr, _i64, _i64, _i64, _i64, _i64, _i64, _int, _int]
             tick.restype = _int
-            push.argtypes = [_ptr, _i64, _ptr, _i64, _ptr, _i64, _ptr, _i64, _int]
+            push.argtypes = [_ptr, _i64, _ptr, _i64, _ptr, _ptr, _i64, _ptr, _i64, _int]
             push.restype = _i64
             return lib
     return None
@@ -79,11 +79,14 @@ def tick_rows(arrays: int, row0: int, row1: int, w: int, ns: int, depth: int, pl
         raise ValueError(f"mix kernel refused frames of {ns} samples or calls of {w} legs")
 
 
-def push(leg_loc: np.ndarray, legs: np.ndarray, frames: np.ndarray, pools: np.ndarray, lend: bool = False) -> int:
-    """Queue ``frames[i]`` for ``legs[i]``; returns -1, or the index of the first unknown leg (nothing written).
-    ``pools`` is the ``(widths, POOL_FIELDS)`` table of ``MixerEngine._pool_table``. With ``lend`` a leg with
-    nothing queued keeps the address of its frame instead of a copy: the tick must follow before ``frames``
-    changes or goes away (``MixerEngine.tick`` with input does both under its lock)."""
+def push(leg_loc: np.ndarray, legs: np.ndarray, frames: np.ndarray, pools: np.ndarray, lend: bool = False,
+         rows: np.ndarray | None = None) -> int:
+    """Queue ``frames[i]`` (or ``frames[rows[i]]``, rows checked by the caller) for ``legs[i]``; returns -1, or the
+    index of the first unknown leg (nothing written). ``pools`` is the ``(widths, POOL_FIELDS)`` table of
+    ``MixerEngine._pool_table``. With ``lend`` a leg with nothing queued keeps the address of its frame instead of
+    a copy: the tick must follow before ``frames`` changes or goes away (``MixerEngine.tick`` with input does both
+    under its lock)."""
     assert _LIB is not None
     return int(_LIB.bargein_push(address(leg_loc), leg_loc.shape[0], address(legs), legs.shape[0], address(frames),
-                                 frames.shape[1], address(pools), pools.shape[0], int(lend)))
+                                 None if rows is None else address(rows), frames.shape[1], address(pools),
+                                 pools.shape[0], int(lend)))

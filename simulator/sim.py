@@ -4,7 +4,7 @@ Control (arrivals, hang-ups, monitor/barge/coach/leave, mutes, holds, third part
 schedule (:mod:`simulator.events`) popped at the start of each tick, one Python call per event, carried
 out through a :class:`~simulator.control.CallControl` (the real signaling core by default). Audio and
 verification are per tick and vectorised over every leg of the leg table (:mod:`simulator.tables`): talk
-toggles rewrite a few rows of the live legs' frames, the mixer ticks with them as its input, and
+toggles change which tone-table row a few live legs speak, the mixer ticks with them as its input, and
 on checked ticks the :class:`~simulator.checker.RoutingChecker` measures the sampled listeners. Everything
 random comes from the scenario's seed, so the virtual clock gives the same report for the same seed.
 """
@@ -102,7 +102,7 @@ class Simulation:
             SupervisorIdle: self._on_supervisor_idle,
             SupervisorAct: self._on_supervisor_act,
         }
-        self.legs = LegTable(self.table.shape[1])
+        self.legs = LegTable()
         # calls: Python records for control, the call table (members per slot) for the checker
         self.call_table = CallTable(self.max_legs)
         self.calls: dict[int, SimCall] = {}
@@ -133,8 +133,7 @@ class Simulation:
         next_toggle = self.t + self._spurt(talking)
         tone = c.free_bins.pop()
         s = self.legs.add(name=user, call=c.idx, mixer_leg=mixer_leg, role=role, mode=mode, tone=tone,
-                          talking=talking, next_toggle=next_toggle,
-                          frame=self.table[tone if talking else SILENCE])
+                          talking=talking, next_toggle=next_toggle, speaks=tone if talking else SILENCE)
         self.call_table.join(c.idx, s)
         c.legs[user] = s
         self.report.peak_legs = max(self.report.peak_legs, self.legs.n)
@@ -453,10 +452,10 @@ class Simulation:
             means = np.where(talking, v.talk_mean_s, v.silence_mean_s)
             spurts = np.maximum(1, (self.talk_rng.exponential(means) / TICK_S).astype(np.int64))
             legs.next_toggle[due] = self.t + spurts
-            legs.frames[legs.pos[due]] = self.table[np.where(talking, legs.bin[due], SILENCE)]
+            legs.speaks[legs.pos[due]] = np.where(talking, legs.bin[due], SILENCE)
         n = legs.n
-        if n:  # every live leg's frame, mixed where it lies (the tick's input is not copied into the engine)
-            self.engine.tick(legs.dense_mixer[:n], legs.frames[:n])
+        if n:  # every live leg's frame, read by the mixer from the tone table (never copied per leg)
+            self.engine.tick(legs.dense_mixer[:n], self.table, rows=legs.speaks[:n])
         else:
             self.engine.tick()
         if n:

@@ -25,12 +25,12 @@ def grown(arr: np.ndarray, cap: int, fill: int | bool) -> np.ndarray:
 class LegTable:
     """One row per simulated leg (columns indexed by sim leg id), and the live legs in a dense order.
 
-    The dense order (swap-remove on leave) lists the live legs so that position ``i`` is pushed from
-    ``frames[i]`` to mixer leg ``dense_mixer[i]``: a tick queues one contiguous block without gathering,
-    and only talk toggles rewrite rows of ``frames``.
+    The dense order (swap-remove on leave) lists the live legs so that position ``i`` gives mixer leg
+    ``dense_mixer[i]`` the tone-table row ``speaks[i]`` (its tone, or silence): a tick hands the mixer both
+    columns as they are, and only talk toggles rewrite entries of ``speaks``.
     """
 
-    def __init__(self, n_samples: int, cap: int = 1024) -> None:
+    def __init__(self, cap: int = 1024) -> None:
         # per sim leg id
         self.mixer = np.empty(0, np.int64)  # mixer leg id, -1 when free
         self.call = np.empty(0, np.int64)  # call slot
@@ -47,7 +47,7 @@ class LegTable:
         # per dense position
         self.order = np.empty(0, np.int64)  # sim leg id
         self.dense_mixer = np.empty(0, np.int64)  # its mixer leg id
-        self.frames = np.empty((0, n_samples), np.int16)  # its current frame
+        self.speaks = np.empty(0, np.int64)  # the tone-table row of its current frame
         self.n = 0  # live legs
         self.cap = 0
         self._free: list[int] = []
@@ -72,7 +72,7 @@ class LegTable:
         self.names.extend([""] * (cap - old))
         self.order = grown(self.order, cap, 0)
         self.dense_mixer = grown(self.dense_mixer, cap, -1)
-        self.frames = grown(self.frames, cap, 0)
+        self.speaks = grown(self.speaks, cap, SILENCE)
         self._free.extend(range(cap - 1, old - 1, -1))
         self.cap = cap
 
@@ -82,7 +82,7 @@ class LegTable:
         return self.order[: self.n]
 
     def add(self, *, name: str, call: int, mixer_leg: int, role: int, mode: int, tone: int, talking: bool,
-            next_toggle: int, frame: np.ndarray) -> int:
+            next_toggle: int, speaks: int) -> int:
         """A new live leg; returns its sim leg id."""
         if not self._free:
             self.grow(self.cap * 2)
@@ -101,7 +101,7 @@ class LegTable:
         self.order[n] = s
         self.pos[s] = n
         self.dense_mixer[n] = mixer_leg
-        self.frames[n] = frame
+        self.speaks[n] = speaks
         self.n = n + 1
         return s
 
@@ -113,7 +113,7 @@ class LegTable:
             self.order[p] = moved
             self.pos[moved] = p
             self.dense_mixer[p] = self.dense_mixer[last]
-            self.frames[p] = self.frames[last]
+            self.speaks[p] = self.speaks[last]
         self.pos[s] = -1
         self.active[s] = False
         self.mixer[s] = -1

@@ -247,6 +247,23 @@ def test_tick_with_input_equals_push_many_then_tick(kernel: str, threads: int) -
             np.testing.assert_array_equal(u, v)
 
 
+@pytest.mark.parametrize("kernel", ["numpy", "c"])
+def test_tick_with_rows_of_a_frame_table(kernel: str) -> None:
+    """tick(legs, table, rows=...) gives legs[i] the frame table[rows[i]]; bad rows are refused before anything."""
+    engine = MixerEngine(rate=RATE, kernel=kernel, limiter="hard")
+    legs = [engine.add_leg(c, LegRouting(r)) for c in range(3) for r in (Role.CUSTOMER, Role.AGENT)]
+    table = np.stack([frame(10), frame(20), frame(30)])
+    engine.tick(legs, table, rows=[0, 1, 2, 2, 1, 0])
+    assert [int(v) for v in engine.outputs(legs)[:, 0]] == [20, 10, 30, 30, 10, 20]  # each hears the other
+    for rows, match in (([0, 1, 2, 3, 0, 0], "rows must index frames"), ([0, 1], "rows shape")):
+        with pytest.raises(FrameError, match=match):
+            engine.tick(legs, table, rows=rows)
+    with pytest.raises(TypeError):
+        engine.tick(rows=[0])
+    engine.tick()
+    assert engine.counters.frames_pushed == 6 and engine.counters.frames_missing == 6  # refused ticks queued nothing
+
+
 def test_threads_need_the_c_kernel() -> None:
     with pytest.raises(ValueError, match="threads > 1 needs the C kernel"):
         MixerEngine(kernel="numpy", threads=2)

@@ -26,8 +26,9 @@ op = st.one_of(
     st.tuples(st.just("push_many"), st.integers(-30000, 30000)),
     st.tuples(st.just("push_many"), st.integers(-30000, 30000)),
     # tick(legs, frames): every leg's frame handed to the tick, one leg (index) given a second frame
-    st.tuples(st.just("tick_with"), st.integers(-30000, 30000), st.integers(0, 50)),
-    st.tuples(st.just("tick_with"), st.integers(-30000, 30000), st.integers(0, 50)),
+    # (with rows: the frames given as a table, each leg's row of it named)
+    st.tuples(st.just("tick_with"), st.integers(-30000, 30000), st.integers(0, 50), st.booleans()),
+    st.tuples(st.just("tick_with"), st.integers(-30000, 30000), st.integers(0, 50), st.booleans()),
 )
 
 
@@ -107,7 +108,11 @@ def test_engine_matches_model(ops: list, kernel: str) -> None:
             to = [*legs, legs[o[2] % len(legs)]]
             vals = np.arange(len(to), dtype=np.int16) * 5 + np.int16(o[1] // 4)
             frames = np.repeat(vals[:, None], N, axis=1)
-            engine.tick(to, frames)
+            if o[3]:  # the same frames as a table in reverse order, each leg naming its row
+                frames = frames[::-1].copy()
+                engine.tick(to, frames, rows=np.arange(len(to))[::-1])
+            else:
+                engine.tick(to, frames)
             for leg, v in zip(to, vals, strict=True):
                 dropped += queue(leg, v)
             check_tick()

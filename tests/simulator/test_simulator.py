@@ -69,7 +69,7 @@ class _OneWrongGain(MixerEngine):
 
     target = None
 
-    def tick(self, *given):  # given: the tick's input (legs, frames), as the simulator hands it
+    def tick(self, *given, **rows):  # given: the tick's input (legs, frames, rows), as the simulator hands it
         if self.target is None and self.call_count:
             self.target = self.calls()[0]
         if self.target in self._calls:
@@ -77,7 +77,7 @@ class _OneWrongGain(MixerEngine):
             roles = [r.role for r in c.routing]
             g = self._pools[len(c.legs)].gains[c.row]
             g[roles.index(Role.AGENT), roles.index(Role.CUSTOMER)] = 0.0
-        super().tick(*given)
+        super().tick(*given, **rows)
 
 
 def test_one_wrong_gain_in_one_call_is_caught_and_named(busy):
@@ -96,8 +96,8 @@ def test_one_wrong_gain_in_one_call_is_caught_and_named(busy):
 
 def test_cross_call_leak_is_caught(busy):
     class Leaky(MixerEngine):
-        def tick(self, *given):
-            super().tick(*given)
+        def tick(self, *given, **rows):
+            super().tick(*given, **rows)
             pool = self._pools.get(2)
             if pool is not None and pool.n >= 2:  # call in row 1 hears call in row 0
                 pool.out[1, 0] = np.clip(pool.out[1, 0].astype(np.int32) + pool.out[0, 1], -32768, 32767)
@@ -152,10 +152,10 @@ def test_the_heap_is_frozen_only_during_the_run(busy):
     seen = []
 
     class Probe(MixerEngine):
-        def tick(self, *given):
+        def tick(self, *given, **rows):
             if not seen:
                 seen.append(gc.get_freeze_count())
-            super().tick(*given)
+            super().tick(*given, **rows)
 
     sc = busy(duration_s=1)
     assert gc.get_freeze_count() == 0

@@ -6,22 +6,16 @@ from bargein.simulator.voices import SILENCE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-NS = 4
-
-
-def _frame(k: int) -> np.ndarray:
-    return np.full(NS, k, np.int16)
-
 
 def _add(t: LegTable, k: int) -> int:
     return t.add(name=f"u{k}", call=k % 7, mixer_leg=1000 + k, role=k % 4, mode=k % 4, tone=k % 24,
-                 talking=bool(k % 2), next_toggle=k, frame=_frame(k))
+                 talking=bool(k % 2), next_toggle=k, speaks=k)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), st.integers(0, 10**6)), max_size=200))
 def test_leg_table_dense_order_matches_the_live_legs(ops):
-    t = LegTable(NS, cap=2)  # tiny, so growth happens many times
+    t = LegTable(cap=2)  # tiny, so growth happens many times
     live: dict[int, int] = {}  # sim leg -> k it was added with
     for k, (add, pick) in enumerate(ops):
         if add or not live:
@@ -38,14 +32,14 @@ def test_leg_table_dense_order_matches_the_live_legs(ops):
         k = live[s]
         assert t.pos[s] == i and t.active[s]
         assert t.dense_mixer[i] == t.mixer[s] == 1000 + k
-        assert (t.frames[i] == k).all() and t.names[s] == f"u{k}" and t.next_toggle[s] == k
+        assert t.speaks[i] == k and t.names[s] == f"u{k}" and t.next_toggle[s] == k
     free = np.setdiff1d(np.arange(t.cap), t.live)
     assert (t.pos[free] == -1).all() and not t.active[free].any()
     assert (t.mixer[free] == -1).all() and (t.next_toggle[free] == NEVER).all() and (t.bin[free] == SILENCE).all()
 
 
 def test_leg_ids_are_handed_out_lowest_first_and_reused():
-    t = LegTable(NS, cap=4)
+    t = LegTable(cap=4)
     assert [_add(t, k) for k in range(3)] == [0, 1, 2]
     t.remove(1)
     assert _add(t, 9) == 1
