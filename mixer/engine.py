@@ -138,9 +138,9 @@ class _Pool:
         return row
 
     def carry(self, row: int, keep: list[int]) -> _Carried:
-        """Copies of the buffers and counters of legs ``keep`` of ``row``."""
-        return _Carried(self.planes[:, row][:, keep].copy(), self.wr[row, keep].copy(), self.rd[row, keep].copy(),
-                        self.missing[row, keep].copy(), self.dropped[row, keep].copy())
+        """Copies of the buffers and counters of legs ``keep`` of ``row`` (indexing with a list copies)."""
+        return _Carried(self.planes[:, row, keep], self.wr[row, keep], self.rd[row, keep], self.missing[row, keep],
+                        self.dropped[row, keep])
 
     def remove(self, row: int) -> CallKey | None:
         """Swap-remove ``row``; return the call that moved into it (if any)."""
