@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -157,7 +158,14 @@ async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel:
 
     on_tick()  # one tick before the clock starts: first-touch page faults belong to set-up, not to a deadline
     clock = RealtimeClock(on_tick, keep_stats=int(seconds * 50) + 10, offload=True)
-    await clock.run(duration_s=seconds)
+    # the set-up's objects (imports, the engine) out of the collector's reach: a full collection scanning them
+    # holds the GIL for milliseconds, and neither the loop nor the tick's Python part can run meanwhile
+    gc.collect()
+    gc.freeze()
+    try:
+        await clock.run(duration_s=seconds)
+    finally:
+        gc.unfreeze()
     s = clock.stats
     compute = np.array([t.compute_ms for t in s.recent])
     late = np.array([t.lateness_ms for t in s.recent])
