@@ -152,8 +152,12 @@ async def call_ended(*parties: SignalingClient) -> str:
     byes = [asyncio.ensure_future(p.expect("BYE", timeout=1e9)) for p in parties]
     try:
         done, _ = await asyncio.wait(byes, return_when=asyncio.FIRST_COMPLETED)
-        bye = next(iter(done)).result()
-        return f"{bye.get('reason') or 'no reason given'} (BYE to the {'customer' if byes[0] in done else 'agent'})"
+        who = "customer" if byes[0] in done else "agent"
+        try:
+            bye = next(iter(done)).result()
+        except Exception as exc:  # noqa: BLE001 - the connection itself ended: that is the reason
+            return f"the {who}'s signaling connection ended: {exc}"
+        return f"{bye.get('reason') or 'no reason given'} (BYE to the {who})"
     finally:
         for b in byes:
             b.cancel()

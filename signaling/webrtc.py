@@ -227,14 +227,14 @@ class WebRTCGateway(MediaGateway):
         state = self.legs.pop(leg, None)
         if state is None:
             return
+        stats = state.inbound.stats  # counted before any await: the totals never dip while it closes
+        for k in INBOUND_COUNTERS:
+            self._closed_inbound[k] += getattr(stats, k)
         state.track.stop()
         if state.pump is not None:
             state.pump.cancel()
         with contextlib.suppress(Exception):
             await state.pc.close()
-        stats = state.inbound.stats
-        for k in INBOUND_COUNTERS:
-            self._closed_inbound[k] += getattr(stats, k)
         log.info("webrtc.leg_closed", leg=leg, frames_in=state.frames_in, frames_out_dropped=state.track.dropped,
                  concealed=stats.concealed, shrunk=stats.shrunk, late=stats.late, inbound_depth=stats.depth,
                  jitter_ms=stats.jitter_ms)

@@ -81,8 +81,8 @@ async def test_healthz_and_metrics_report_each_workers_inbound_buffers_and_deadl
         h = await until(concealing, "the vanished leg's buffer conceals")
         mine, theirs = by_worker(h)[host], by_worker(h)[other]
         assert mine["legs"] == 2 and theirs["legs"] == 0
-        assert mine["deadline_misses"] > 0 and theirs["deadline_misses"] == 0
-        assert h["mixer"]["deadline_misses"] == mine["deadline_misses"]
+        assert mine["deadline_misses"] > 0  # (the idle worker may miss a few too on a busy machine)
+        assert h["mixer"]["deadline_misses"] == mine["deadline_misses"] + theirs["deadline_misses"]
         inbound = mine["inbound"]
         assert inbound["legs"] == 2 and inbound["received"] > 0 and inbound["played"] > 0
         assert inbound["target"] >= 2 and inbound["depth"] >= 0  # target: one frame plus the measured jitter
@@ -108,8 +108,9 @@ async def test_healthz_and_metrics_report_each_workers_inbound_buffers_and_deadl
         # counters outlive the legs that left and the worker that hosted them
         assert (await agent.request("BYE", call_id=call))["status"] == 200
 
-        async def closed() -> bool:
-            return (await health())["mixer"]["media_legs"] == 0
+        async def closed() -> bool:  # ... and the host has pushed its final counters (kept when it dies)
+            pushed = pool.workers[host].stats
+            return (await health())["mixer"]["media_legs"] == 0 and pushed is not None and pushed.media_legs == 0
 
         await until(closed, "the host closes the call's legs")
         before = (await health())["inbound"]
