@@ -54,9 +54,10 @@ class ToneTrack(MediaStreamTrack):
 class ClientLeg:
     """One browser-like endpoint: offer with a tone, then listen."""
 
-    def __init__(self, freq: float, keep_frames: int = 25) -> None:
+    def __init__(self, freq: float, keep_frames: int = 25, amplitude: float = 0.25) -> None:
+        """``amplitude`` 0 sends silence (a party that says nothing)."""
         self.pc = RTCPeerConnection(no_ice_servers())
-        self.pc.addTrack(ToneTrack(freq))
+        self.pc.addTrack(ToneTrack(freq, amplitude))
         self.heard: deque[np.ndarray] = deque(maxlen=keep_frames)
         self.frames = 0
         self._task: asyncio.Task[None] | None = None
