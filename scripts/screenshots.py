@@ -20,10 +20,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bargein.app import build_server
 from bargein.signaling.client import sign_in
 from bargein.signaling.server import serving
 from bargein.signaling.settings import Settings
+
+from bargein.app import build_server
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox", "--disable-gpu",

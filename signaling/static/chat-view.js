@@ -197,6 +197,7 @@ export class ChatPanel {
 
   render() {
     const list = $("chat-list");
+    const focused = document.activeElement?.matches?.("#chat-list h3") ? document.activeElement.closest("[data-chat-id]").dataset.chatId : null;
     list.innerHTML = [...this.chats].map(([id, c]) => {
       const lines = c.lines.map((l) => `<li class="chat-line from-${esc(l.from)}${l.whisper ? " whisper" : ""}">
           <b>${esc(l.display || l.from)}</b>: ${esc(l.text)}</li>`).join("");
@@ -215,5 +216,6 @@ export class ChatPanel {
           ${offer}${sup}<button data-act="end" data-chat="${esc(id)}">${endLabel}</button>
         </section>`;
     }).join("");
+    if (focused) this.root.querySelector(`section[data-chat-id="${CSS.escape(focused)}"] h3`)?.focus();  // redrawn: keep focus
   }
 }

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from bargein.signaling.core import AddLeg, CloseConnection, MeterCall, RemoveLeg, Send, SignalingCore, UpdateLeg
+from bargein.signaling.core import (
+    AddLeg,
+    CloseConnection,
+    MeterCall,
+    RemoveLeg,
+    Send,
+    SignalingCore,
+    UpdateLeg,
+)
 from bargein.signaling.messages import is_final
 from bargein.signaling.settings import Settings
 
