@@ -206,10 +206,10 @@ async def run_server(duration: float, trace: Path | None) -> tuple[dict, dict, s
                 health = await r.json()
             console.log(f"server: {100 * cpu / (end - start):.1f} % of a core (signaling process); mixer "
                         f"{health['mixer']}; inbound {health.get('inbound')}")
+            await agent.close()  # signaling first: the server ends the call, then the peers go
+            await customer.close()
             await cust.close()
             await ag.close()
-            await agent.close()
-            await customer.close()
     pairs = match(cust.track.onsets, [t for t, _ in ag.onsets])
     budget = client_budget(cust.track.onsets, ag)
     if trace is not None and trace.exists():

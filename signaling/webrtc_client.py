@@ -84,7 +84,7 @@ class OnsetDetector:
             loud = np.flatnonzero(x > self.threshold)
             if loud.size:
                 self._in_burst, self._quiet = True, 0
-                self.onsets.append((got + loud[0] / RATE, pts))
+                self.onsets.append((got + int(loud[0]) / RATE, pts))
         elif x.max() < self.threshold / 3:
             self._quiet += 1
             self._in_burst = self._quiet < self.quiet_frames

@@ -13,6 +13,7 @@ import asyncio
 import signal
 import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -203,7 +204,10 @@ async def test_hung_worker_is_killed_its_calls_end_with_reasons_and_a_new_call_w
         ended = await sup["ws"].expect("NOTIFY", event="session-ended", call_id=call)
         assert WORKER_DIED in ended["reason"]
         assert call not in srv.core.calls and pool.hung == 1
-        assert await asyncio.wait_for(hung.proc.wait(), 30) == -signal.SIGKILL  # killed, not left stopped
+        # killed, not left stopped: a stopped process ends on SIGKILL only (the exit code asyncio reports
+        # depends on its child watcher, so the test looks at the process table)
+        await asyncio.wait_for(hung.proc.wait(), 30)
+        assert not Path(f"/proc/{hung.proc.pid}").exists()
 
         for _ in range(1200):  # failure guard only: a new worker process starts (slow on a busy machine)
             if pool.replaced == 1 and len(pool.workers) == 1:
