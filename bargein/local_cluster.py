@@ -240,7 +240,11 @@ def _spread(total: int, n: int) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
     from bargein.logs import configure_logging
+
+    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
 
     ap = argparse.ArgumentParser(prog="python -m bargein.local_cluster", description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
@@ -269,19 +273,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupted)
     try:
         cluster.start()
-        print(f"Redis: {cluster.redis_url}  (data and logs: {cluster.data_dir})")
+        out.print(f"Redis: {cluster.redis_url}  (data and logs: {cluster.data_dir})")
         for node, k in zip(cluster.nodes, demo, strict=True):
-            print(f"{node.name}: {node.url}/  ({k} demo calls started here)")
-        print("Sign in at any node (supervisor1, agent1, customer1, ...). Ctrl-C stops everything.")
-        sys.stdout.flush()
+            out.print(f"{node.name}: [bold]{node.url}/[/]  ({k} demo calls started here)")
+        out.print("Sign in at any node (supervisor1, agent1, customer1, ...). Ctrl-C stops everything.")
         while True:
             for node in cluster.nodes:
                 if node.proc.poll() is not None:
-                    print(f"{node.name} exited ({node.proc.returncode}); see {node.log}", file=sys.stderr)
+                    err.print(f"{node.name} exited ({node.proc.returncode}); see {node.log}")
                     return 1
             time.sleep(0.5)
     except KeyboardInterrupt:
-        print("stopping the nodes, then Redis ...", file=sys.stderr)
+        err.print("stopping the nodes, then Redis ...")
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean stop short

@@ -141,12 +141,19 @@ def _unreachable(exc: Exception) -> bool:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the tables if they are missing; on PostgreSQL under an advisory lock, so several nodes
-    starting at once against one database do not race on ``CREATE TABLE``."""
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
-        metadata.create_all(conn)
+    """Create the tables if they are missing. Several nodes (processes) may start at once on one database:
+    on PostgreSQL they take turns under an advisory lock; elsewhere, one that loses the race to
+    ``CREATE TABLE`` looks again and finds the tables."""
+    for attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+                metadata.create_all(conn)
+            return
+        except sa_exc.DBAPIError:
+            if attempt == 2:
+                raise
 
 
 class SqlContactStore(ContactStore):
