@@ -33,6 +33,7 @@ export class ChatPanel {
       <div id="chat-list"></div>`;
     this.root.addEventListener("click", (ev) => this.onClick(ev));
     this.root.addEventListener("submit", (ev) => this.onSubmit(ev));
+    this.render();  // an empty panel says what will appear in it
   }
 
   /** Frames that belong to a chat (a contact_id, or the agents view for the supervisor's picker). */
@@ -200,8 +201,8 @@ export class ChatPanel {
 
   render() {
     const list = $("chat-list");
-    if (!this.chats.size && this.role !== "supervisor") {
-      list.innerHTML = `<p class="muted small">${this.role === "agent" ? "No chats right now. Chats offered to you appear here." : "Prefer writing? Start a chat."}</p>`;
+    if (!this.chats.size && this.role === "agent") {
+      list.innerHTML = `<p class="muted small">No chats right now. Chats offered to you appear here.</p>`;
       return;
     }
     const focused = document.activeElement?.matches?.("#chat-list h3") ? document.activeElement.closest("[data-chat-id]").dataset.chatId : null;
