@@ -47,7 +47,13 @@ class Settings(BaseSettings):
     failed_signins_burst: float = Field(10.0, ge=1, description="wrong-token REGISTERs allowed in a row")
     max_connections: int = Field(1000, ge=1, description="open signaling connections; more are refused")
     data_dir: Path = Field(Path("bargein-data"), description="contact records, recordings, transcripts")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite in data_dir (a cluster: postgresql+psycopg://...)")
+    recordings_dir: Path | None = Field(
+        None, description="call recordings; default data_dir/recordings (a cluster: shared storage, so any node "
+        "serves them)")
+    transcripts_dir: Path | None = Field(
+        None, description="chat transcripts; default data_dir/transcripts (a cluster: shared, like recordings_dir)")
     retention_days: float | None = Field(90.0, gt=0, description="older contacts and their files are deleted")
     allowed_origins: list[str] = Field(
         default_factory=list, description="browser origins allowed to open /ws besides the server's own ('*': any)")
@@ -57,7 +63,16 @@ class Settings(BaseSettings):
         100, ge=0, description="connections kept free for users who sign in (unauthenticated ones may not take them)")
     media_workers: int | None = Field(None, ge=0, description="media worker processes (None: one per core; "
                                       "0: media in the signaling process)")
+    media_worker_timeout_s: float = Field(5.0, gt=2.0, description="a media worker silent this long (hung: stopped, "
+                                          "or its event loop stuck) is killed and replaced; its calls end")
     load_users: int = Field(0, ge=0, description="generate N test agents, customers and supervisors (load tests)")
+    redis_url: str | None = Field(None, description="redis://HOST:PORT/DB: run as one node of a cluster "
+                                  "(docs/architecture.md, Cluster); unset: one embedded server")
+    node_id: str | None = Field(None, description="this node's name in a cluster (default HOST:PORT)")
+    public_url: str | None = Field(None, description="how other nodes reach this node's HTTP API "
+                                   "(default http://HOST:PORT)")
+    drain_grace_s: float = Field(300.0, gt=0, description="after SIGTERM a cluster node takes no new calls and "
+                                 "exits when its calls end, or after this many seconds")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

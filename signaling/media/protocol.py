@@ -34,6 +34,20 @@ class _Message(BaseModel):
     worker: str  # the media worker (node) the message is for or from
 
 
+class _LegMessage(_Message):
+    """About one leg of a call (the signaling core's ids)."""
+
+    call_id: str
+    leg: str
+
+
+class _Reply(_Message):
+    """A worker's reply to an :class:`Offer` (``request`` is the offer's)."""
+
+    request: int
+    leg: str
+
+
 class Routing(BaseModel):
     """A leg's place in its call, as JSON (the mixer's :class:`LegRouting`)."""
 
@@ -69,24 +83,18 @@ class WorkerConfig(BaseModel):
 
 
 # ------------------------------------------------------------------ signaling -> worker
-class AddLeg(_Message):
+class AddLeg(_LegMessage):
     type: Literal["add_leg"] = "add_leg"
-    call_id: str
-    leg: str
     routing: Routing
 
 
-class UpdateLeg(_Message):
+class UpdateLeg(_LegMessage):
     type: Literal["update_leg"] = "update_leg"
-    call_id: str
-    leg: str
     routing: Routing
 
 
-class RemoveLeg(_Message):
+class RemoveLeg(_LegMessage):
     type: Literal["remove_leg"] = "remove_leg"
-    call_id: str
-    leg: str
 
 
 class MeterCall(_Message):
@@ -97,13 +105,11 @@ class MeterCall(_Message):
     on: bool
 
 
-class Offer(_Message):
+class Offer(_LegMessage):
     """Open the leg's media with this SDP offer; answered by :class:`Answer` or :class:`Refused`."""
 
     type: Literal["offer"] = "offer"
     request: int
-    call_id: str
-    leg: str
     sdp: str
 
 
@@ -140,24 +146,18 @@ class Hello(_Message):
     loop: str  # "uvloop" or "asyncio"
 
 
-class Answer(_Message):
+class Answer(_Reply):
     type: Literal["answer"] = "answer"
-    request: int
-    leg: str
     sdp: str
 
 
-class Refused(_Message):
+class Refused(_Reply):
     type: Literal["refused"] = "refused"
-    request: int
-    leg: str
     reason: str
 
 
-class LegLost(_Message):
+class LegLost(_LegMessage):
     type: Literal["leg_lost"] = "leg_lost"
-    call_id: str
-    leg: str
     reason: str
 
 

@@ -124,7 +124,9 @@ class MediaWorker:
     def _gateway_lost(self, leg: int) -> None:
         key = self.keys.get(leg)
         if key is not None:
-            self.send(p.LegLost(worker=self.id, call_id=key[0], leg=key[1], reason="media connection lost"))
+            why = self.gateway.why_lost.pop(leg, None)
+            self.send(p.LegLost(worker=self.id, call_id=key[0], leg=key[1],
+                                reason="media connection lost" + (f": {why}" if why else "")))
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
