@@ -52,6 +52,14 @@ async def test_three_nodes_monitor_barge_coach_by_tones(redis_server: RedisServe
         legs["supervisor"] = ClientLeg(TONES["supervisor"])
         r = await sup.invite(f"call:{call_id}", media=legs["supervisor"], timeout=SLOW)
         assert r["status"] == 200, r
+        talking: set[str] = set()  # who is talking, measured on n2, reaches the supervisor on n3
+        for _ in range(100):  # failure guard only
+            levels = await sup.expect("NOTIFY", event="levels", timeout=SLOW)
+            assert levels["call_id"] == call_id
+            talking |= {row["user"] for row in levels["levels"] if row["talking"]}
+            if {"customer1", "agent1"} <= talking:
+                break
+        assert {"customer1", "agent1"} <= talking
         for mode in ("monitor", "barge", "coach", "monitor"):
             r = await sup.request("INFO", call_id=call_id, action="mode", mode=mode, timeout=SLOW)
             assert r["status"] == 200, r
