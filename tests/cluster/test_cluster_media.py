@@ -85,6 +85,12 @@ async def test_three_nodes_monitor_barge_coach_by_tones(redis_server: RedisServe
         legs["supervisor"] = ClientLeg(TONES["supervisor"])
         r = await sup.invite(f"call:{call_id}", media=legs["supervisor"], timeout=SLOW)
         assert r["status"] == 200, r
+        for _ in range(300):  # failure guard: who talks, measured on n2, reaches the supervisor on n3
+            got = await sup.expect("NOTIFY", event="levels", timeout=SLOW)
+            rows = {row["user"]: row for row in got["levels"]}
+            if rows.get("customer1", {}).get("talking") and rows.get("agent1", {}).get("talking"):
+                break
+        assert got["call_id"] == call_id and rows["customer1"]["talking"] and rows["agent1"]["talking"]
         for mode in ("monitor", "barge", "coach", "monitor"):
             r = await sup.request("INFO", call_id=call_id, action="mode", mode=mode, timeout=SLOW)
             assert r["status"] == 200, r
