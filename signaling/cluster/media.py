@@ -79,7 +79,9 @@ class ClusterMedia:
         return min(live, key=lambda e: (mine.get(e.node, 0), e.legs, e.node == leader, e.node)).node
 
     async def place(self, call_id: str) -> str:
-        """The node that hosts ``call_id``: ours if we take the lock, else the one whoever took it chose."""
+        """The node that hosts ``call_id``: ours if we take the lock, else the one whoever took it chose.
+        Loads are read afresh (one round trip), so a node that started draining a moment ago is skipped."""
+        await self.registry.read()
         node = self.choose()
         if node is None:
             raise Unavailable("no live media node")

@@ -74,6 +74,8 @@ class MediaHost:
             self.pool.update_leg(msg.call_id, msg.leg, msg.routing.to_mixer())
         elif isinstance(msg, p.RemoveLeg):
             self._remove(msg.call_id, msg.leg)
+        elif isinstance(msg, p.MeterCall):
+            self.pool.meter_call(msg.call_id, msg.on)
         elif isinstance(msg, p.Offer):
             self._spawn(self._answer(leader, msg))
         elif isinstance(msg, p.StatsRequest):
@@ -87,8 +89,6 @@ class MediaHost:
         elif isinstance(msg, p.StopRecording):
             self.recordings.pop(msg.rec_id, None)
             self.pool.stop_recording(msg.rec_id)
-        elif isinstance(msg, p.MeterCall):
-            self.pool.meter_call(msg.call_id, msg.on)
 
     def _remove(self, call_id: str, leg: str) -> None:
         self.legs.pop(leg, None)
