@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     media_workers: int | None = Field(None, ge=0, description="media worker processes (None: one per core; "
                                       "0: media in the signaling process)")
     load_users: int = Field(0, ge=0, description="generate N test agents, customers and supervisors (load tests)")
+    redis_url: str | None = Field(None, description="redis://HOST:PORT/DB: run as one node of a cluster "
+                                  "(docs/architecture.md, Cluster); unset: one embedded server")
+    node_id: str | None = Field(None, description="this node's name in a cluster (default HOST:PORT)")
+    public_url: str | None = Field(None, description="how other nodes reach this node's HTTP API "
+                                   "(default http://HOST:PORT)")
+    drain_grace_s: float = Field(300.0, gt=0, description="after SIGTERM a cluster node takes no new calls and "
+                                 "exits when its calls end, or after this many seconds")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
