@@ -5,7 +5,8 @@ leader's own socket vs relayed to it from another node, for clusters of 1, 2, 3 
         [--duration 10] [--pairs 6] [--rtt-requests 400]
 
 For each node count a fresh cluster starts (``bargein.local_cluster``: a local ``redis-server`` and
-``bargein serve --redis ... --media-workers 0 --load-users N`` processes on 127.0.0.1), then:
+``bargein serve --redis ... --node-id nK --media-workers 1 --load-users N`` processes on 127.0.0.1; n1
+starts first and leads), then:
 
 - **set-ups**: ``--pairs`` customer/agent pairs place calls for ``--duration`` seconds, each pair in a
   loop of INVITE (answered by its agent) then BYE. Pair k's customer signs in on node k mod n and its
@@ -38,6 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bargein.local_cluster import LocalCluster
+from bargein.logs import configure_logging
 
 console = Console()
 
@@ -120,10 +122,9 @@ def pct(xs: list[float], q: float) -> float | None:
 
 async def run_one(n: int, args: argparse.Namespace) -> dict[str, Any]:
     cluster = LocalCluster(n, env=node_env(args.pairs), log_level="WARNING",
-                           serve_args=["--media-workers", "0", "--load-users", str(max(args.pairs, 2))])
+                           serve_args=["--media-workers", "1", "--load-users", str(max(args.pairs, 2))])
     await asyncio.to_thread(cluster.start)
     try:
-        await asyncio.to_thread(cluster.wait_for_leader)
         async with aiohttp.ClientSession() as session:
             rate, calls = await measure_setups(cluster, args.pairs, args.duration, session)
             local_ms, relayed_ms = await measure_rtt(cluster, args.rtt_requests, session)
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rtt-requests", type=int, default=400, help="OPTIONS per client per node count (default 400)")
     ap.add_argument("--json", type=Path, help="write the rows here")
     args = ap.parse_args(argv)
+    configure_logging("WARNING", json=False)
     counts = [int(x) for x in args.nodes.split(",") if x.strip()]
     rows = [asyncio.run(run_one(n, args)) for n in counts]
     show(rows)
