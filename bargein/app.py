@@ -43,7 +43,8 @@ def build_server(settings: Settings, *, demo_calls: int = 0, webrtc: bool = True
         services.append(DemoChats(chats))
     n = media_workers(settings, demo_calls) if webrtc else 0
     if n:
-        pool = WorkerPool(n, mixer_rate=settings.mixer_rate, limits=settings.limits)
+        pool = WorkerPool(n, mixer_rate=settings.mixer_rate, limits=settings.limits,
+                          heartbeat_timeout_s=settings.media_worker_timeout_s)
         return BargeinServer(settings, None, services, media=pool)
     return BargeinServer(settings, WebRTCGateway() if webrtc else None, services)
 

@@ -19,8 +19,6 @@ import asyncio
 import json
 import os
 import shlex
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -29,20 +27,14 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from rich.console import Console
-from rich.table import Table
 
-console = Console()
+from ._report import console, print_table, write_json
+from ._serve import bargein_serve
+
 HEAD = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 AUDIO = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n"
 BIG_OFFER = HEAD + AUDIO * 300
 CUSTOMERS = [f"customer{i}" for i in range(1, 6)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -224,40 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serve-args", default="", help="extra arguments for `bargein serve`")
     ap.add_argument("--json", type=Path, help="write result rows here")
     args = ap.parse_args(argv)
-    port = free_port()
-    cmd = [sys.executable, "-m", "bargein.cli", "--log-level", "ERROR", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--demo-calls", str(args.demo_calls), *shlex.split(args.serve_args)]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
+    with bargein_serve("--demo-calls", str(args.demo_calls), *shlex.split(args.serve_args), log_level="ERROR",
+                       show_output=False) as (base, server):
         time.sleep(2.0)  # the demo calls start
         rows = asyncio.run(run(args, base, server.pid))
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    table = Table(title=f"abuse: {args.clients} clients per flood, {args.phase_s:g} s per phase")
-    for col in ("phase", "requests", "deadline misses", "skipped ticks", "/healthz p50 ms", "p99 ms", "RSS MB",
-                "statuses"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["phase"], str(r["requests"]), str(r["deadline_misses"]), str(r["skipped_ticks"]),
-                      f"{r['healthz_ms_p50']:.1f}", f"{r['healthz_ms_p99']:.1f}", f"{r['rss_mb']:.0f}",
-                      ", ".join(f"{k}×{v}" for k, v in r["statuses"].items()))
-    console.print(table)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"command": "python -m benchmarks.abuse " + " ".join(argv or sys.argv[1:]),
-                                         "rows": rows}, indent=2))
-        console.log(f"wrote {args.json}")
+    print_table(f"abuse: {args.clients} clients per flood, {args.phase_s:g} s per phase", rows, [
+        "phase", "requests", ("deadline misses", "deadline_misses"), ("skipped ticks", "skipped_ticks"),
+        ("/healthz p50 ms", lambda r: f"{r['healthz_ms_p50']:.1f}"), ("p99 ms", lambda r: f"{r['healthz_ms_p99']:.1f}"),
+        ("RSS MB", lambda r: f"{r['rss_mb']:.0f}"),
+        ("statuses", lambda r: ", ".join(f"{k}×{v}" for k, v in r["statuses"].items()))])
+    write_json(args.json, {"command": "python -m benchmarks.abuse " + " ".join(argv or sys.argv[1:]), "rows": rows})
     return 0
 
 

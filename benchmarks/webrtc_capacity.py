@@ -8,7 +8,7 @@ aiortc client legs run in separate client processes (their CPU is not counted): 
 customer leg and an agent leg, each sending its own tone. One of the calls is a probe: its customer
 sends 200 ms tone bursts once a second and its agent timestamps their onsets in the audio it
 receives, in the same process and on the same clock (latency = onset handed to the sender ->
-onset decoded by the receiver, 20 ms resolution).
+onset decoded by the receiver, measured as in :mod:`benchmarks.webrtc_latency`).
 
 The legs are stepped up; at each step, after a settling pause, the benchmark measures for
 ``--measure`` seconds: the server's CPU (its process and every media worker, user + system, as %
@@ -22,29 +22,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fractions
-import json
 import multiprocessing as mp
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psutil
-from rich.console import Console
-from rich.table import Table
 
-console = Console()
+from ._report import console, print_table, write_json
+from ._serve import bargein_serve, get_json
+
 PROBE_HZ, BURST_FRAMES, BURST_EVERY = 1000.0, 10, 50  # 200 ms burst once a second
-RATE, SAMPLES = 48000, 960
+PROBE_AMPLITUDE = 0.25
 
 
 # ---------------------------------------------------------------------------------------- client side
@@ -91,63 +86,16 @@ async def _client(base: str, conn: Connection, first: int, probe: bool) -> None:
                 await ws.close()
 
 
-class _ProbeTrack:
-    """Silence with a tone burst every second; remembers when each burst's first frame was handed over."""
-
-    def __new__(cls) -> Any:
-        import av
-        from aiortc import MediaStreamTrack
-        from aiortc.mediastreams import MediaStreamError
-        from bargein.mixer.tones import tone
-
-        class Track(MediaStreamTrack):
-            kind = "audio"
-
-            def __init__(self) -> None:
-                super().__init__()
-                self.n, self.start, self.onsets = 0, None, []
-                self.burst = tone(PROBE_HZ, RATE, SAMPLES * BURST_FRAMES, 0.25)
-                self.silence = np.zeros(SAMPLES, np.int16)
-
-            async def recv(self) -> Any:
-                if self.readyState != "live":
-                    raise MediaStreamError
-                now = time.monotonic()
-                self.start = self.start or now
-                due = self.start + self.n * 0.02
-                if due > now:
-                    await asyncio.sleep(due - now)
-                k = self.n % BURST_EVERY
-                pcm = self.burst[k * SAMPLES:(k + 1) * SAMPLES] if k < BURST_FRAMES else self.silence
-                if k == 0:
-                    self.onsets.append(time.monotonic())
-                frame = av.AudioFrame(format="s16", layout="mono", samples=SAMPLES)
-                frame.planes[0].update(pcm.tobytes())
-                frame.sample_rate, frame.pts, frame.time_base = RATE, self.n * SAMPLES, fractions.Fraction(1, RATE)
-                self.n += 1
-                return frame
-
-        return Track()
-
-
 async def _call(session: Any, base: str, i: int, probe: bool = False) -> dict[str, Any]:
-    from aiortc import RTCPeerConnection
     from bargein.signaling.client import Refused, sign_in
-    from bargein.signaling.webrtc import no_ice_servers
     from bargein.signaling.webrtc_client import ClientLeg, ToneTrack
 
     agent = await sign_in(base + "/ws", f"loadagent{i}", session=session, timeout=120)
     customer = await sign_in(base + "/ws", f"loadcustomer{i}", session=session, timeout=120)
-    arrivals: list[float] = []
-    agent_leg: Any
-    if probe:  # the customer sends bursts; the agent records when they arrive
-        customer_leg: Any = _RawLeg(RTCPeerConnection(no_ice_servers()), _ProbeTrack())
-        agent_pc = RTCPeerConnection(no_ice_servers())
-        agent_leg = _RawLeg(agent_pc, ToneTrack(750.0))
-
-        @agent_pc.on("track")
-        def on_track(remote: Any) -> None:
-            agent_leg.tasks.append(asyncio.get_running_loop().create_task(_onsets(remote, arrivals)))
+    if probe:  # the customer sends bursts; the agent notes when their onsets arrive
+        bursts = ToneTrack(PROBE_HZ, PROBE_AMPLITUDE, burst_frames=BURST_FRAMES, period_frames=BURST_EVERY)
+        customer_leg = ClientLeg(PROBE_HZ, keep_frames=2, track=bursts)
+        agent_leg = ClientLeg(750.0, keep_frames=2, onset_threshold=PROBE_AMPLITUDE * 32767 / 3)
     else:
         agent_leg, customer_leg = ClientLeg(750.0, keep_frames=2), ClientLeg(500.0, keep_frames=2)
     await agent.request("PUBLISH", state="available")
@@ -160,61 +108,18 @@ async def _call(session: Any, base: str, i: int, probe: bool = False) -> dict[st
         await asyncio.wait_for(answering, 120)
     else:
         await customer_leg.fresh(5, timeout=120)  # the agent who answered (any process) sends audio
-    return {"legs": [agent_leg, customer_leg], "ws": [agent, customer], "arrivals": arrivals,
-            "answering": answering, "sent": customer_leg.track.onsets if probe else None}
-
-
-class _RawLeg:
-    def __init__(self, pc: Any, track: Any) -> None:
-        self.pc, self.track = pc, track
-        self.tasks: list[asyncio.Task[None]] = []
-        pc.addTrack(track)
-
-    async def offer(self) -> str:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        return self.pc.localDescription.sdp
-
-    async def accept(self, sdp: str) -> None:
-        from aiortc import RTCSessionDescription
-
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-
-    async def close(self) -> None:
-        for t in self.tasks:
-            t.cancel()
-        await self.pc.close()
-
-
-async def _onsets(remote: Any, arrivals: list[float]) -> None:
-    from aiortc.mediastreams import MediaStreamError
-
-    quiet = 0
-    threshold = 0.02 * 32767  # about -34 dBFS: far above Opus noise, far below the -12 dBFS burst
-    with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
-        while True:
-            frame = await remote.recv()
-            t = time.monotonic()
-            pcm = frame.to_ndarray().astype(np.float32)
-            if np.sqrt(np.mean(pcm * pcm)) > threshold:
-                if quiet >= 10:
-                    arrivals.append(t)
-                quiet = 0
-            else:
-                quiet += 1
+    return {"legs": [agent_leg, customer_leg], "ws": [agent, customer], "answering": answering,
+            "sent": customer_leg.track.onsets, "heard": agent_leg.detector}
 
 
 async def _measure(parts: dict[str, Any], seconds: float) -> list[float]:
-    """Latencies (ms) of the bursts sent in the next ``seconds``: each sent onset to the first arrival after it."""
-    sent, arrivals = parts["sent"], parts["arrivals"]
-    s0, a0 = len(sent), len(arrivals)
+    """Latencies (ms) of the bursts sent in the next ``seconds``."""
+    from .webrtc_latency import match
+
+    sent, heard = parts["sent"], parts["heard"].onsets
+    s0, h0 = len(sent), len(heard)
     await asyncio.sleep(seconds + 1.0)
-    out = []
-    new_arrivals = arrivals[a0:]
-    for t in sent[s0:]:
-        after = [a for a in new_arrivals if t < a < t + BURST_EVERY * 0.02]
-        if after:
-            out.append((after[0] - t) * 1000)
-    return out
+    return [d * 1000 for _, d in match(sent[s0:], [t for t, _ in heard[h0:]])]
 
 
 # ---------------------------------------------------------------------------------------- server side
@@ -223,17 +128,6 @@ def _reply(conn: Connection, timeout: float) -> tuple[str, Any]:
     if not conn.poll(timeout):
         return ("error", f"no answer in {timeout:g} s")
     return conn.recv()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=30) as r:
-        return json.loads(r.read())
 
 
 def _server_cpu_s(proc: psutil.Process) -> float:
@@ -296,20 +190,21 @@ def top_self(path: Path, n: int = 15) -> list[tuple[str, float]]:
 
 
 def run_workers(workers: int, steps: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     users = max(steps) // 2 + 4
-    cmd = [sys.executable, "-m", "bargein.cli", "--log-level", "INFO" if args.verbose else "WARNING", "serve", "--port", str(port),
-           "--media-workers", str(workers), "--load-users", str(users * (args.client_procs + 1))]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if not args.verbose else None)
+    with bargein_serve("--media-workers", str(workers), "--load-users", str(users * (args.client_procs + 1)),
+                       log_level="INFO" if args.verbose else "WARNING", show_output=args.verbose,
+                       ready=lambda h: h["media_workers"]["alive"] == workers) as (base, server):
+        rows = _steps(base, server, workers, users, steps, args)
+    clean = [r["legs"] for r in rows if r["deadline_misses"] == 0 and r["concealed_pct"] < 1.0]
+    rows.append({"workers": workers, "max_clean_legs": max(clean, default=0)})
+    return rows
+
+
+def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int, steps: list[int],
+           args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     clients: list[tuple[mp.Process, Connection]] = []
     try:
-        for _ in range(600):
-            with contextlib.suppress(OSError):
-                if _get(base + "/healthz")["media_workers"]["alive"] == workers:
-                    break
-            time.sleep(0.2)
         proc = psutil.Process(server.pid)
         ctx = mp.get_context("spawn")
         for k in range(args.client_procs + 1):  # the first one carries the probe call
@@ -333,14 +228,14 @@ def run_workers(workers: int, steps: list[int], args: argparse.Namespace) -> lis
                 break
             legs += add * 2
             time.sleep(args.settle)
-            h0, cpu0, t0 = _get(base + "/healthz"), _server_cpu_s(proc), time.monotonic()
+            h0, cpu0, t0 = get_json(base + "/healthz"), _server_cpu_s(proc), time.monotonic()
             spies = []
             if args.py_spy and target == steps[-1]:
                 spies = _py_spy([w["pid"] for w in h0["media_workers"]["workers"]], args.measure,
                                 args.py_spy / f"workers{workers}-legs{target}")
             probe.send(("latency", args.measure))
             lat = _reply(probe, args.measure + args.step_timeout)
-            h1, cpu1, t1 = _get(base + "/healthz"), _server_cpu_s(proc), time.monotonic()
+            h1, cpu1, t1 = get_json(base + "/healthz"), _server_cpu_s(proc), time.monotonic()
             for spy in spies:
                 spy.wait(60)
             misses, missing, mixed = _mixer_deltas(h0, h1)
@@ -363,13 +258,6 @@ def run_workers(workers: int, steps: list[int], args: argparse.Namespace) -> lis
             p.join(20)
             if p.is_alive():
                 p.kill()
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    clean = [r["legs"] for r in rows if r["deadline_misses"] == 0 and r["concealed_pct"] < 1.0]
-    rows.append({"workers": workers, "max_clean_legs": max(clean, default=0)})
     return rows
 
 
@@ -390,13 +278,9 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict[str, Any]] = []
     for w in (int(x) for x in args.workers.split(",")):
         rows += run_workers(w, steps, args)
-    table = Table(title="WebRTC capacity through bargein serve")
-    for col in ("workers", "legs", "server_cpu_pct", "cpu_pct_per_leg", "deadline_misses", "concealed_pct",
-                "probe_latency_ms_p50", "max_clean_legs"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(*(str(r.get(str(c.header), "")) for c in table.columns))
-    console.print(table)
+    print_table("WebRTC capacity through bargein serve", rows, [
+        "workers", "legs", "server_cpu_pct", "cpu_pct_per_leg", "deadline_misses", "concealed_pct",
+        "probe_latency_ms_p50", "max_clean_legs"])
     load = os.getloadavg()
     console.print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, load average {load[0]:.1f} "
                   f"{load[1]:.1f} {load[2]:.1f} at the end (other work on the machine shares these cores)")
@@ -405,10 +289,7 @@ def main(argv: list[str] | None = None) -> None:
             console.print(f"[bold]{path.name}[/] top leaf functions (% of samples):")
             for name, pct in top_self(path):
                 console.print(f"  {pct:5.1f}  {name}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
-        console.print(f"wrote {args.json}")
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 
     python -m benchmarks.webrtc_latency --json PATH [--duration S] [--p2p-duration S] [--budget PATH]
 
-The sender is an aiortc client whose track plays a 1 kHz burst at the start of every second (300 ms on,
-then silence), paced to real time; the moment its ``recv()`` hands out the frame that starts a burst is
-the onset. The receiver is an aiortc client too: the onset is the first decoded sample above a third of
-the burst's amplitude, timed when aiortc hands the decoded frame over (plus that sample's offset in it).
-Every time is ``time.monotonic()``, one clock for every process on the machine.
+The sender is the project's tone client (:mod:`bargein.signaling.webrtc_client`) playing a 1 kHz burst at
+the start of every second (300 ms on, then silence), paced to real time; the moment its ``recv()`` hands
+out the frame that starts a burst is the onset. The receiver is a tone client too: the onset is the first
+decoded sample above a third of the burst's amplitude, timed when aiortc hands the decoded frame over
+(plus that sample's offset in it). Every time is ``time.monotonic()``, one clock for every process.
 
 * ``p2p``: the two clients connected to each other directly (in this process).
 * ``server``: ``bargein serve`` started as a subprocess on 127.0.0.1 with the demo directory; the
@@ -15,131 +15,75 @@ Every time is ``time.monotonic()``, one clock for every process on the machine.
 Rows (JSON, exactly these keys): ``{"path", "onsets", "latency_ms_p50", "latency_ms_p95",
 "first_minute_ms_p50", "last_minute_ms_p50"}``. With ``--budget PATH`` the server is started with its
 onset probe on (``BARGEIN_TRACE_ONSETS``) and the per-stage budget of both paths is written there.
+
+If the call through the server ends before ``--duration`` (a BYE reaches either party, or the server
+reports no call), the benchmark says so in red with the reason it was given, writes no JSON and exits
+with status 3: a lost call must not pass for a short measurement.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import fractions
 import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
-from bargein.mixer.tones import tone
-from bargein.signaling.client import place_call, sign_in
-from bargein.signaling.webrtc import no_ice_servers
-from rich.console import Console
-from rich.table import Table
+from bargein.signaling.client import SignalingClient, place_call, sign_in
+from bargein.signaling.webrtc_client import ClientLeg, ToneTrack
 
 from bargein.logs import configure_logging
 
-console = Console()
-RATE, SAMPLES = 48000, 960
+from ._report import console, print_table, write_json
+from ._serve import bargein_serve
+
 FREQ, AMPLITUDE = 1000.0, 0.25
 PERIOD_FRAMES, BURST_FRAMES = 50, 15  # a burst every second, 300 ms long
 THRESHOLD = AMPLITUDE * 32767 / 3
 MATCH_S = 0.9  # an onset heard more than this after it was sent is not counted
+LOST = 3  # exit status when the call through the server was lost
 
 
-class BurstTrack(MediaStreamTrack):
-    """1 kHz bursts (or silence), paced to real time; notes when each burst's first frame is handed out."""
-
-    kind = "audio"
-
-    def __init__(self, silent: bool = False) -> None:
-        super().__init__()
-        self.silent = silent
-        self.onsets: list[float] = []
-        self._n = 0
-        self._start: float | None = None
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic()
-        self._start = self._start or now
-        due = self._start + self._n * 0.02
-        if due > now:
-            await asyncio.sleep(due - now)
-        k = self._n % PERIOD_FRAMES
-        if self.silent or k >= BURST_FRAMES:
-            pcm = np.zeros(SAMPLES, np.int16)
-        else:
-            pcm = tone(FREQ, RATE, SAMPLES, AMPLITUDE, start=k * SAMPLES)
-        frame = av.AudioFrame(format="s16", layout="mono", samples=SAMPLES)
-        frame.planes[0].update(pcm.tobytes())
-        frame.sample_rate, frame.pts, frame.time_base = RATE, self._n * SAMPLES, fractions.Fraction(1, RATE)
-        self._n += 1
-        if k == 0 and not self.silent:
-            self.onsets.append(time.monotonic())
-        return frame
+def sender() -> ClientLeg:
+    return ClientLeg(FREQ, track=ToneTrack(FREQ, AMPLITUDE, burst_frames=BURST_FRAMES, period_frames=PERIOD_FRAMES))
 
 
-class OnsetListener:
-    """Decodes what a peer connection receives and notes burst onsets; also when each RTP packet arrived."""
+class Receiver(ClientLeg):
+    """Sends silence, notes the onsets it hears, and when each RTP packet arrived (``arrivals``)."""
 
-    def __init__(self, pc: RTCPeerConnection) -> None:
-        self.onsets: list[tuple[float, float]] = []  # (onset time, when its packet arrived here)
+    def __init__(self) -> None:
+        super().__init__(FREQ, track=ToneTrack(FREQ, 0.0), onset_threshold=THRESHOLD)
         self.arrivals: dict[int, float] = {}  # RTP timestamp relative to the first packet -> arrival
-        self._first_ts: int | None = None
-        self._task: asyncio.Task[None] | None = None
 
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            self._task = asyncio.get_running_loop().create_task(self._drain(track))
+    @property
+    def onsets(self) -> list[tuple[float, float]]:
+        """(onset time, when its packet arrived here)."""
+        assert self.detector is not None
+        return [(t, self.arrivals.get(pts, float("nan")) if pts is not None else float("nan"))
+                for t, pts in self.detector.onsets]
 
-    def watch_packets(self, pc: RTCPeerConnection) -> None:
+    async def accept(self, answer_sdp: str) -> None:
+        await super().accept(answer_sdp)
+        self.watch_packets()
+
+    def watch_packets(self) -> None:
         """Time every RTP packet as aiortc's receiver files it into its jitter buffer."""
-        receiver = pc.getTransceivers()[0].receiver
+        receiver = self.pc.getTransceivers()[0].receiver
         buffer = receiver._RTCRtpReceiver__jitter_buffer  # benchmark-only probe (aiortc 1.16)
-        add = buffer.add
+        add, first = buffer.add, None
 
         def timed_add(packet: Any) -> Any:
-            if self._first_ts is None:
-                self._first_ts = packet.timestamp
-            self.arrivals[(packet.timestamp - self._first_ts) & 0xFFFFFFFF] = time.monotonic()
+            nonlocal first
+            first = packet.timestamp if first is None else first
+            self.arrivals[(packet.timestamp - first) & 0xFFFFFFFF] = time.monotonic()
             return add(packet)
 
         buffer.add = timed_add
-
-    async def _drain(self, track: MediaStreamTrack) -> None:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-        quiet, in_burst = 0, False
-        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
-            while True:
-                frame = await track.recv()
-                got = time.monotonic()
-                pts = frame.pts
-                for out in resampler.resample(frame):
-                    x = np.abs(out.to_ndarray().reshape(-1).astype(np.int32))
-                    if not in_burst:
-                        loud = np.flatnonzero(x > THRESHOLD)
-                        if loud.size:
-                            in_burst, quiet = True, 0
-                            arrived = self.arrivals.get(pts, float("nan")) if pts is not None else float("nan")
-                            self.onsets.append((got + loud[0] / RATE, arrived))
-                    elif x.max() < THRESHOLD / 3:
-                        quiet += 1
-                        in_burst = quiet < 10
-                    else:
-                        quiet = 0
-
-    async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
 
 
 def match(sent: list[float], heard: list[float]) -> list[tuple[float, float]]:
@@ -174,28 +118,22 @@ def stage_ms(sent: list[float], marks: list[float]) -> float | None:
 
 # ---------------------------------------------------------------------------------------- p2p
 async def run_p2p(duration: float) -> tuple[dict, dict]:
-    sender, receiver = RTCPeerConnection(no_ice_servers()), RTCPeerConnection(no_ice_servers())
-    track = BurstTrack()
-    sender.addTrack(track)
-    receiver.addTrack(BurstTrack(silent=True))
-    listener = OnsetListener(receiver)
-    await sender.setLocalDescription(await sender.createOffer())
-    await receiver.setRemoteDescription(sender.localDescription)
-    listener.watch_packets(receiver)
-    await receiver.setLocalDescription(await receiver.createAnswer())
-    await sender.setRemoteDescription(receiver.localDescription)
+    send, hear = sender(), Receiver()
+    await send.pc.setLocalDescription(await send.pc.createOffer())
+    await hear.pc.setRemoteDescription(send.pc.localDescription)
+    hear.watch_packets()
+    await hear.pc.setLocalDescription(await hear.pc.createAnswer())
+    await send.pc.setRemoteDescription(hear.pc.localDescription)
     start = time.monotonic()
     await asyncio.sleep(duration)
     end = time.monotonic()
-    await listener.close()
-    await sender.close()
-    await receiver.close()
-    pairs = match(track.onsets, [t for t, _ in listener.onsets])
-    budget = client_budget(track.onsets, listener)
-    return row("p2p", pairs, start, end), budget
+    await send.close()
+    await hear.close()
+    pairs = match(send.track.onsets, [t for t, _ in hear.onsets])
+    return row("p2p", pairs, start, end), client_budget(send.track.onsets, hear)
 
 
-def client_budget(sent: list[float], listener: OnsetListener) -> dict:
+def client_budget(sent: list[float], listener: Receiver) -> dict:
     arrived = [a for _, a in listener.onsets if a == a]
     hold = [t - a for t, a in listener.onsets if a == a]
     return {"client packet arrival (from send)": stage_ms(sent, arrived),
@@ -209,100 +147,80 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def bargein_server(trace: Path | None) -> Any:
-    port = free_port()
-    env = dict(os.environ)
-    if trace is not None:
-        env["BARGEIN_TRACE_ONSETS"] = str(trace)
-    proc = subprocess.Popen([sys.executable, "-m", "bargein.cli", "--log-level", os.environ.get("BENCH_SERVER_LOG", "WARNING"), "serve",
-                             "--host", "127.0.0.1", "--port", str(port)], env=env)
-    base = f"http://127.0.0.1:{port}"
+async def call_ended(*parties: SignalingClient) -> str:
+    """The reason of the first BYE either party of the call receives."""
+    byes = [asyncio.ensure_future(p.expect("BYE", timeout=1e9)) for p in parties]
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(base + "/healthz") as r:
-                        if r.status == 200:
-                            break
-                if proc.poll() is not None:
-                    raise SystemExit(f"bargein serve exited with {proc.returncode}")
-                await asyncio.sleep(0.1)
-            yield base, session, proc.pid
-    finally:
-        proc.terminate()
+        done, _ = await asyncio.wait(byes, return_when=asyncio.FIRST_COMPLETED)
+        who = "customer" if byes[0] in done else "agent"
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            bye = next(iter(done)).result()
+        except Exception as exc:  # noqa: BLE001 - the connection itself ended: that is the reason
+            return f"the {who}'s signaling connection ended: {exc}"
+        return f"{bye.get('reason') or 'no reason given'} (BYE to the {who})"
+    finally:
+        for b in byes:
+            b.cancel()
 
 
-class Peer:
-    """A client leg for the signaling client (its ``Media``): an aiortc peer with a burst or silent track."""
-
-    def __init__(self, silent: bool) -> None:
-        self.pc = RTCPeerConnection(no_ice_servers())
-        self.track = BurstTrack(silent=silent)
-        self.pc.addTrack(self.track)
-        self.listener = OnsetListener(self.pc)
-
-    async def offer(self) -> str:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        return self.pc.localDescription.sdp
-
-    async def accept(self, answer_sdp: str) -> None:
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
-        self.listener.watch_packets(self.pc)
-
-
-async def run_server(duration: float, trace: Path | None) -> tuple[dict, dict]:
-    async with bargein_server(trace) as (base, session, pid):
-        ws = base.replace("http", "ws") + "/ws"
-        agent = await sign_in(ws, "agent1", session=session, state="available")
-        customer = await sign_in(ws, "customer1", session=session)
-        cust, ag = Peer(silent=False), Peer(silent=True)
-        await place_call(customer, agent, customer_media=cust, agent_media=ag)
-        track, listener = cust.track, ag.listener
-        cpu0 = cpu_seconds(pid)
-        start = time.monotonic()
-        deadline = start + duration
-        while time.monotonic() < deadline:
-            await asyncio.sleep(min(10.0, deadline - time.monotonic()))
-            console.log(f"server path: {time.monotonic() - start:.0f} s, {len(listener.onsets)} onsets heard")
-            async with session.get(base + "/healthz") as r:
-                if (await r.json())["calls"] == 0:  # e.g. a starved machine: the watchdog ended it
-                    console.log(f"[red]the call ended after {time.monotonic() - start:.0f} s; measuring that")
+async def run_server(duration: float, trace: Path | None) -> tuple[dict, dict, str | None]:
+    """The server path's row and budget, and why the call was lost (None: it lasted ``duration``)."""
+    env = {"BARGEIN_TRACE_ONSETS": str(trace)} if trace is not None else {}
+    with bargein_serve(log_level=os.environ.get("BENCH_SERVER_LOG", "WARNING"), env=env) as (base, proc):
+        async with aiohttp.ClientSession() as session:
+            ws = base.replace("http", "ws") + "/ws"
+            agent = await sign_in(ws, "agent1", session=session, state="available")
+            customer = await sign_in(ws, "customer1", session=session)
+            cust, ag = sender(), Receiver()
+            await place_call(customer, agent, customer_media=cust, agent_media=ag)
+            ended = asyncio.ensure_future(call_ended(customer, agent))
+            cpu0 = cpu_seconds(proc.pid)
+            start = time.monotonic()
+            deadline = start + duration
+            lost: str | None = None
+            heard = 0
+            while (left := deadline - time.monotonic()) > 0 and lost is None:
+                await asyncio.wait([ended], timeout=min(10.0, left))
+                at = time.monotonic() - start
+                if ended.done():
+                    lost = ended.result()
                     break
-        end = time.monotonic()
-        cpu = cpu_seconds(pid) - cpu0
-        async with session.get(base + "/healthz") as r:
-            health = await r.json()
-        console.log(f"server: {100 * cpu / (end - start):.1f} % of a core; mixer {health['mixer']}; "
-                    f"inbound {health.get('inbound')}")
-        await listener.close()
-        await cust.listener.close()
-        await cust.pc.close()
-        await ag.pc.close()
-        await agent.close()
-        await customer.close()
-    pairs = match(track.onsets, [t for t, _ in listener.onsets])
-    budget = client_budget(track.onsets, listener)
+                async with session.get(base + "/healthz") as r:
+                    if (await r.json())["calls"] == 0:
+                        lost = "the server reports no call (no BYE reached the parties)"
+                        break
+                now_heard = len(ag.onsets)
+                console.log(f"server path: {at:.0f} s, {now_heard} onsets heard")
+                if now_heard == heard:
+                    console.print(f"[bold red]no onset heard in the last 10 s at {at:.0f} s: the call is up but "
+                                  "its audio is not getting through")
+                heard = now_heard
+            end = time.monotonic()
+            ended.cancel()
+            if lost is not None:
+                console.rule(f"[bold red]THE CALL THROUGH THE SERVER WAS LOST after {end - start:.0f} s "
+                             f"of {duration:.0f} s")
+                console.print(f"[bold red]reason: {lost}")
+            cpu = cpu_seconds(proc.pid) - cpu0
+            async with session.get(base + "/healthz") as r:
+                health = await r.json()
+            console.log(f"server: {100 * cpu / (end - start):.1f} % of a core (signaling process); mixer "
+                        f"{health['mixer']}; inbound {health.get('inbound')}")
+            await agent.close()  # signaling first: the server ends the call, then the peers go
+            await customer.close()
+            await cust.close()
+            await ag.close()
+    pairs = match(cust.track.onsets, [t for t, _ in ag.onsets])
+    budget = client_budget(cust.track.onsets, ag)
     if trace is not None and trace.exists():
-        budget["stages_ms"] = server_budget(track.onsets, trace, listener)
-    return row("server", pairs, start, end), budget
+        budget["stages_ms"] = server_budget(cust.track.onsets, trace, ag)
+    return row("server", pairs, start, end), budget, lost
 
 
 STAGES = ("arrival", "played", "mixed", "sent")
 
 
-def server_budget(sent: list[float], trace: Path, listener: OnsetListener) -> dict:
+def server_budget(sent: list[float], trace: Path, listener: Receiver) -> dict:
     """Per onset, follow it stage by stage (each stage's first mark after the previous one); the
     budget is the median of each step over the onsets seen at every stage."""
     marks: dict[str, list[float]] = {stage: [] for stage in STAGES}
@@ -343,36 +261,35 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("WARNING")
     p2p_s = args.p2p_duration or max(35.0, min(60.0, args.duration))
 
-    async def both() -> tuple[list[dict], dict]:
+    async def both() -> tuple[list[dict], dict, str | None]:
         console.log(f"p2p: {p2p_s:.0f} s")
         p2p, p2p_budget = await run_p2p(p2p_s)
         console.log(f"server: {args.duration:.0f} s")
         with tempfile.TemporaryDirectory() as tmp:
             trace = Path(tmp) / "onsets.jsonl" if args.budget else None
-            server, server_budget_ = await run_server(args.duration, trace)
-        return [p2p, server], {"p2p": p2p_budget, "server": server_budget_}
+            server, server_budget_, lost = await run_server(args.duration, trace)
+        return [p2p, server], {"p2p": p2p_budget, "server": server_budget_}, lost
 
-    rows, budget = asyncio.run(both())
-    table = Table(title="One-way latency by tone onset (ms)")
-    for col in ("path", "onsets", "p50", "p95", "first minute p50", "last minute p50"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(r["path"], str(r["onsets"]), *(str(r[k]) for k in (
-            "latency_ms_p50", "latency_ms_p95", "first_minute_ms_p50", "last_minute_ms_p50")))
-    console.print(table)
+    rows, budget, lost = asyncio.run(both())
+    print_table("One-way latency by tone onset (ms)", rows, [
+        "path", "onsets", ("p50", "latency_ms_p50"), ("p95", "latency_ms_p95"),
+        ("first minute p50", "first_minute_ms_p50"), ("last minute p50", "last_minute_ms_p50")])
     p2p, server = rows
     if p2p["latency_ms_p50"] and server["latency_ms_p50"]:
         console.print(f"server / p2p (p50): {server['latency_ms_p50'] / p2p['latency_ms_p50']:.2f} (target <= 1.3); "
                       f"last - first minute: {server['last_minute_ms_p50'] - server['first_minute_ms_p50']:+.1f} ms "
                       "(target <= +20)")
+    for r in rows:
+        if r["onsets"] < 30:
+            console.print(f"[bold red]{r['path']}: only {r['onsets']} onsets (the issue asks for at least 30)")
     if args.budget:
         console.print(budget)
-        args.budget.parent.mkdir(parents=True, exist_ok=True)
-        args.budget.write_text(json.dumps(budget, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
-        console.log(f"wrote {args.json}")
+    if lost is not None:
+        console.print(f"[bold red]the call through the server was lost ({lost}): no JSON written")
+        return LOST
+    if args.budget:
+        write_json(args.budget, budget)
+    write_json(args.json, rows)
     return 0
 
 

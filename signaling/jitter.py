@@ -32,6 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# the counters among JitterStats' fields (legs' totals are summed for /healthz and /metrics)
+INBOUND_COUNTERS = ("received", "played", "concealed", "shrunk", "skipped", "late", "overflow", "resyncs")
+
 
 @dataclass(frozen=True, slots=True)
 class JitterStats:

@@ -25,9 +25,10 @@ from . import messages as m
 from .admission import Admission, origin_allowed
 from .contact_log import ContactLog, Recorder
 from .contacts_api import ContactsApi
-from .core import Action, AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
+from .core import Action, AddLeg, CloseConnection, MeterCall, RemoveLeg, Send, SignalingCore, UpdateLeg
 from .directory import User, load_directory
 from .gateway import MediaError, MediaGateway
+from .levels import LevelMeter
 from .load_users import with_load_users
 from .media.pool import WorkerPool
 from .media.recording import PoolRecorder
@@ -141,6 +142,14 @@ class BargeinServer:
             lambda: len(self.core.calls))
         if gateway is not None:
             gateway.attach(self.engine, self.clock, self._leg_lost)
+        # who talks on supervised calls (NOTIFY levels): measured where the call is mixed
+        self.levels = LevelMeter(self.engine.legs_of)  # in this process: the gateway's and the demo's frames
+        if media is None:
+            self.clock.add_listener(self._levels_tick)
+            if gateway is not None:
+                gateway.meter = self.levels
+        else:
+            media.on_levels = self._media_levels
 
     def _wire_core(self) -> None:
         self.core.records.listener = self.contacts
@@ -466,7 +475,7 @@ class BargeinServer:
             self._timers.set()
 
     async def _apply_one(self, a: Action) -> list[Action]:
-        if self.media is not None and (isinstance(a, AddLeg | UpdateLeg | RemoveLeg) or
+        if self.media is not None and (isinstance(a, AddLeg | UpdateLeg | RemoveLeg | MeterCall) or
                                        (isinstance(a, Send) and a.media_leg is not None and a.media_offer is not None)):
             return await self._apply_media(a)
         if isinstance(a, Send):
@@ -489,6 +498,8 @@ class BargeinServer:
                 if self.gateway is not None:
                     await self.gateway.close_leg(leg)
                 self.engine.remove_leg(leg)
+        elif isinstance(a, MeterCall):
+            self.levels.meter(a.call_id, a.on)
         elif isinstance(a, CloseConnection):
             peer = self.peers.get(a.conn)
             if peer is not None:
@@ -527,7 +538,7 @@ class BargeinServer:
                                       call_id=msg.get("call_id")))
         return self.core.media_failed(a.media_leg or "", refused=True)
 
-    async def _apply_media(self, a: AddLeg | UpdateLeg | RemoveLeg | Send) -> list[Action]:
+    async def _apply_media(self, a: AddLeg | UpdateLeg | RemoveLeg | MeterCall | Send) -> list[Action]:
         """Leg actions for media workers: the pool places each call on a worker and forwards them."""
         assert self.media is not None
         if isinstance(a, AddLeg):
@@ -537,6 +548,8 @@ class BargeinServer:
             self.media.update_leg(a.call_id, a.leg, a.routing)
         elif isinstance(a, RemoveLeg):
             self.media.remove_leg(a.call_id, a.leg)
+        elif isinstance(a, MeterCall):
+            self.media.meter_call(a.call_id, a.on)
         else:
             msg = dict(a.message)
             try:
@@ -546,6 +559,22 @@ class BargeinServer:
                 return self._offer_refused(a, msg, exc)
             return self._offer_answered(a, msg)
         return []
+
+    def _levels_tick(self, stats: object) -> None:
+        """Every tick (in-process media): at the end of a level window, tell the supervised calls' supervisors."""
+        got = self.levels.tick()
+        if got:
+            self._media_levels({str(call): {self.leg_keys[leg]: v for leg, v in legs.items() if leg in self.leg_keys}
+                                for call, legs in got.items()})
+
+    def _media_levels(self, calls: dict[str, dict[str, float]]) -> None:
+        """Levels by call and core leg id (from this process's meter or a media worker's ``LegLevels``)."""
+        out: list[Action] = []
+        for call_id, levels in calls.items():
+            out += self.core.leg_levels(call_id, levels)
+        for a in out:  # only NOTIFYs: nothing to order against leg changes, so no lock
+            if isinstance(a, Send):
+                self._send(a.conn, a.message)
 
     def _call_of_leg(self, leg: str | None) -> str:
         for call in self.core.calls.values():

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
         100, ge=0, description="connections kept free for users who sign in (unauthenticated ones may not take them)")
     media_workers: int | None = Field(None, ge=0, description="media worker processes (None: one per core; "
                                       "0: media in the signaling process)")
+    media_worker_timeout_s: float = Field(5.0, gt=2.0, description="a media worker silent this long (hung: stopped, "
+                                          "or its event loop stuck) is killed and replaced; its calls end")
     load_users: int = Field(0, ge=0, description="generate N test agents, customers and supervisors (load tests)")
     redis_url: str | None = Field(None, description="redis://HOST:PORT/DB: run as one node of a cluster "
                                   "(docs/architecture.md, Cluster); unset: one embedded server")

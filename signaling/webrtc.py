@@ -42,7 +42,9 @@ from aiortc.mediastreams import MediaStreamError
 from bargein.mixer import TickStats
 
 from .gateway import MediaError, MediaGateway
-from .jitter import AdaptiveJitterBuffer, JitterStats
+from .ice_consent import keep_consent
+from .jitter import INBOUND_COUNTERS, AdaptiveJitterBuffer
+from .levels import LevelMeter
 from .onset_trace import OnsetTrace
 from .opus_inbound import RTP_RATE, FrameCutter, OpusInbound, install
 from .sdp import OfferRefused, check_offer
@@ -162,10 +164,12 @@ class WebRTCGateway(MediaGateway):
         self._encode_failed = False
         self.silent_peer_s, self.connect_grace_s = silent_peer_s, connect_grace_s
         self.lost = 0  # legs freed because their peer closed, failed or went silent
+        self.why_lost: dict[int, str] = {}  # ... and why (on_leg_lost's callee pops it)
         self._listening = False
         self._tasks: set[asyncio.Task[None]] = set()  # lost-peer clean-ups in flight (kept referenced)
-        self._closed_inbound: list[JitterStats] = []  # counters of legs that left (for inbound_totals)
+        self._closed_inbound = dict.fromkeys(INBOUND_COUNTERS, 0)  # counters of legs that left (inbound_totals)
         self.trace = OnsetTrace.from_env()  # opt-in latency probe (benchmarks.webrtc_latency --budget)
+        self.meter: LevelMeter | None = None  # sees every frame pushed into the mixer (talking indicators)
 
     # ------------------------------------------------------------------ gateway interface
     async def open_leg(self, leg: int, call_id: str, offer_sdp: str) -> str:
@@ -197,13 +201,14 @@ class WebRTCGateway(MediaGateway):
         async def on_state() -> None:
             log.info("webrtc.connection_state", leg=leg, call_id=call_id, state=pc.connectionState)
             if pc.connectionState in ("failed", "closed"):
-                await self._lost(leg)
+                await self._lost(leg, f"the peer connection {pc.connectionState} (ICE consent or DTLS)")
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
             if not audio:
                 raise MediaError("the offer has no audio section")
+            keep_consent(pc)  # a worker that falls behind must not fail its peers' consent (see ice_consent)
             inbound = OpusInbound(state.inbound, self.engine.rate, on_frame=self._arrival_probe(leg))
             if install(audio[0].receiver, inbound):
                 state.receiver = inbound
@@ -224,13 +229,14 @@ class WebRTCGateway(MediaGateway):
         state = self.legs.pop(leg, None)
         if state is None:
             return
+        stats = state.inbound.stats  # counted before any await: the totals never dip while it closes
+        for k in INBOUND_COUNTERS:
+            self._closed_inbound[k] += getattr(stats, k)
         state.track.stop()
         if state.pump is not None:
             state.pump.cancel()
         with contextlib.suppress(Exception):
             await state.pc.close()
-        stats = state.inbound.stats
-        self._closed_inbound.append(stats)
         log.info("webrtc.leg_closed", leg=leg, frames_in=state.frames_in, frames_out_dropped=state.track.dropped,
                  concealed=stats.concealed, shrunk=stats.shrunk, late=stats.late, inbound_depth=stats.depth,
                  jitter_ms=stats.jitter_ms)
@@ -246,12 +252,17 @@ class WebRTCGateway(MediaGateway):
             self.trace = None
 
     def inbound_totals(self) -> dict[str, int]:
-        """Inbound buffer counters summed over every leg so far (open and closed)."""
-        every = self._closed_inbound + [state.inbound.stats for state in self.legs.values()]
-        keys = ("received", "played", "concealed", "shrunk", "late", "overflow", "resyncs")
-        totals = {k: sum(getattr(s, k) for s in every) for k in keys}
-        totals["depth"] = sum(state.inbound.depth for state in self.legs.values())
-        return totals
+        """Inbound buffer counters summed over every leg so far (open and closed), and the open legs'
+        buffered frames (``depth``) beside what their measured jitter asks to keep (``target``)."""
+        totals = dict(self._closed_inbound)
+        depth = target = 0
+        for state in self.legs.values():
+            stats = state.inbound.stats
+            for k in INBOUND_COUNTERS:
+                totals[k] += getattr(stats, k)
+            depth += stats.depth
+            target += stats.target_frames
+        return totals | {"legs": len(self.legs), "depth": depth, "target": target}
 
     # ------------------------------------------------------------------ onset probe (off unless traced)
     def _arrival_probe(self, leg: int) -> Callable[[int, np.ndarray, float], None] | None:
@@ -282,7 +293,10 @@ class WebRTCGateway(MediaGateway):
                 if self.trace is not None:
                     self.trace.see("played", leg, pcm, now)
         if legs:
-            self.engine.push_many(legs, np.stack(frames))
+            stacked = np.stack(frames)
+            self.engine.push_many(legs, stacked)
+            if self.meter is not None:
+                self.meter.observe(legs, stacked)
 
     def _on_tick(self, stats: TickStats) -> None:
         if stats.index % 25 == 0:
@@ -364,13 +378,20 @@ class WebRTCGateway(MediaGateway):
             else:
                 silent = now - state.opened > self.connect_grace_s
             if silent:
-                log.info("webrtc.peer_silent", leg=leg, frames_in=state.frames_in)
-                task = asyncio.get_running_loop().create_task(self._lost(leg))
+                why = (f"no audio from the peer for {now - state.last_in:.1f} s" if state.last_in is not None
+                       else f"no audio from the peer {now - state.opened:.1f} s after the answer")
+                task = asyncio.get_running_loop().create_task(self._lost(leg, why))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def _lost(self, leg: int) -> None:
+    async def _lost(self, leg: int, why: str) -> None:
         if leg in self.legs:
+            state = self.legs[leg]
+            log.warning("webrtc.leg_lost", leg=leg, why=why, frames_in=state.frames_in,
+                        open_s=round(time.monotonic() - state.opened, 1))
+            self.why_lost[leg] = why
+            if len(self.why_lost) > 256:  # nobody asked for the oldest
+                del self.why_lost[next(iter(self.why_lost))]
             self.lost += 1
             await self.close_leg(leg)
             self.on_leg_lost(leg)

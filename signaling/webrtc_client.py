@@ -3,6 +3,7 @@
 The one tone client of the project: the simulator's server mode and the tests use it as the
 :class:`~bargein.signaling.client.Media` of a :class:`~bargein.signaling.client.SignalingClient` call,
 then measure who is heard with :meth:`ClientLeg.level` (single-bin DFT at each speaker's frequency).
+The benchmarks time tone bursts with it (:class:`ToneTrack` bursts, :class:`OnsetDetector`).
 """
 
 from __future__ import annotations
@@ -19,19 +20,28 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from bargein.mixer.tones import level_dbfs, tone
 
+from .ice_consent import keep_consent
 from .webrtc import no_ice_servers
 
 RATE, SAMPLES = 48000, 960
 
 
 class ToneTrack(MediaStreamTrack):
-    """A sine at ``freq`` Hz, paced to real time (aiortc does not pace audio)."""
+    """A sine at ``freq`` Hz, paced to real time (aiortc does not pace audio).
+
+    With ``burst_frames`` it plays bursts instead: that many 20 ms frames of tone at the start of every
+    ``period_frames``, silence between, and notes in ``onsets`` when each burst's first frame is handed
+    to aiortc (``time.monotonic()``, one clock for every process on the machine)."""
 
     kind = "audio"
 
-    def __init__(self, freq: float, amplitude: float = 0.25) -> None:
+    def __init__(self, freq: float, amplitude: float = 0.25, *, burst_frames: int | None = None,
+                 period_frames: int = 50) -> None:
         super().__init__()
         self.freq, self.amplitude = freq, amplitude
+        self.burst_frames, self.period_frames = burst_frames, period_frames
+        self.onsets: list[float] = []
+        self._silence = np.zeros(SAMPLES, np.int16)
         self._n = 0
         self._start: float | None = None
 
@@ -43,7 +53,14 @@ class ToneTrack(MediaStreamTrack):
         due = self._start + self._n * 0.02
         if due > now:
             await asyncio.sleep(due - now)
-        pcm = tone(self.freq, RATE, SAMPLES, self.amplitude, start=self._n * SAMPLES)
+        if self.burst_frames is None:
+            pcm = tone(self.freq, RATE, SAMPLES, self.amplitude, start=self._n * SAMPLES)
+        else:
+            k = self._n % self.period_frames
+            pcm = tone(self.freq, RATE, SAMPLES, self.amplitude, start=k * SAMPLES) if k < self.burst_frames \
+                else self._silence
+            if k == 0:
+                self.onsets.append(time.monotonic())
         frame = av.AudioFrame(format="s16", layout="mono", samples=SAMPLES)
         frame.planes[0].update(pcm.tobytes())
         frame.sample_rate, frame.pts, frame.time_base = RATE, self._n * SAMPLES, fractions.Fraction(1, RATE)
@@ -51,12 +68,42 @@ class ToneTrack(MediaStreamTrack):
         return frame
 
 
-class ClientLeg:
-    """One browser-like endpoint: offer with a tone, then listen."""
+class OnsetDetector:
+    """Burst onsets in received audio: the first sample above ``threshold`` once the audio has stayed
+    below a third of it for ``quiet_frames`` frames; each noted as (time, pts of its frame)."""
 
-    def __init__(self, freq: float, keep_frames: int = 25) -> None:
+    def __init__(self, threshold: float, quiet_frames: int = 10) -> None:
+        self.threshold, self.quiet_frames = threshold, quiet_frames
+        self.onsets: list[tuple[float, int | None]] = []
+        self._quiet, self._in_burst = 0, False
+
+    def feed(self, pcm: np.ndarray, got: float, pts: int | None) -> None:
+        """``pcm`` (mono, at 48 kHz) was handed over by aiortc at ``got``."""
+        x = np.abs(pcm.astype(np.int32))
+        if not self._in_burst:
+            loud = np.flatnonzero(x > self.threshold)
+            if loud.size:
+                self._in_burst, self._quiet = True, 0
+                self.onsets.append((got + int(loud[0]) / RATE, pts))
+        elif x.max() < self.threshold / 3:
+            self._quiet += 1
+            self._in_burst = self._quiet < self.quiet_frames
+        else:
+            self._quiet = 0
+
+
+class ClientLeg:
+    """One browser-like endpoint: offer with a tone (``track``: e.g. bursts), then listen; with
+    ``onset_threshold`` the onsets of what it hears are noted too (``detector``)."""
+
+    def __init__(self, freq: float, keep_frames: int = 25, amplitude: float = 0.25, *,
+                 track: ToneTrack | None = None, onset_threshold: float | None = None) -> None:
+        """``amplitude`` 0 sends silence (a party that says nothing)."""
         self.pc = RTCPeerConnection(no_ice_servers())
-        self.pc.addTrack(ToneTrack(freq))
+        self.track = track or ToneTrack(freq, amplitude)
+        self.pc.addTrack(self.track)
+        keep_consent(self.pc)  # like a browser: consent lasts until 30 s without an answer
+        self.detector = OnsetDetector(onset_threshold) if onset_threshold is not None else None
         self.heard: deque[np.ndarray] = deque(maxlen=keep_frames)
         self.frames = 0
         self._task: asyncio.Task[None] | None = None
@@ -77,9 +124,13 @@ class ClientLeg:
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
                 frame = await track.recv()
+                got = time.monotonic()
                 for out in resampler.resample(frame):
-                    self.heard.append(out.to_ndarray().reshape(-1).copy())
+                    pcm = out.to_ndarray().reshape(-1).copy()
+                    self.heard.append(pcm)
                     self.frames += 1
+                    if self.detector is not None:
+                        self.detector.feed(pcm, got, frame.pts)
 
     def level(self, freq: float, frames: int = 15) -> float:
         """dBFS of ``freq`` over the last ``frames`` frames received."""

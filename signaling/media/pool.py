@@ -7,6 +7,10 @@ travel over one ordered stream, so a leg is always added before its offer is ans
 after. When a worker's stream ends (the process died or broke the protocol) every call it hosted is
 handed to ``on_calls_lost`` (the core ends them with a reason to every participant), pending offers
 are refused, and a new worker is started in its place.
+
+A worker that is alive but does not answer (stopped, or its event loop stuck) is treated the same way:
+every worker pushes its stats each ``stats_every_s``, which is its heartbeat; one silent for longer
+than ``heartbeat_timeout_s`` is killed (SIGKILL) and replaced, and its calls end as above.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +34,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import ValidationError
 
 from ..gateway import MediaError
+from ..jitter import INBOUND_COUNTERS
 from . import protocol as p
 
 log = structlog.get_logger("bargein.media.pool")
@@ -36,7 +42,9 @@ log = structlog.get_logger("bargein.media.pool")
 START_TIMEOUT_S = 60.0  # importing aiortc/numpy on a busy 2-core machine takes a few seconds
 ANSWER_TIMEOUT_S = 30.0
 STATS_TIMEOUT_S = 2.0
+HEARTBEAT_TIMEOUT_S = 5.0  # a worker pushes stats every second: five missed in a row and it is hung
 WORKER_DIED = "media worker failed"
+DEAD_COUNTERS = ("deadline_misses", "frames_missing", "frames_dropped", "legs_lost")
 
 
 def default_workers() -> int:
@@ -59,6 +67,7 @@ class WorkerHandle:
     stats: p.Stats | None = None
     task: asyncio.Task[None] | None = None
     recordings: dict[int, str] = field(default_factory=dict)  # recording id -> call id
+    heard: float = field(default_factory=time.monotonic)  # when its last message arrived (its heartbeat)
 
     def send(self, msg: p._Message) -> None:
         if not self.writer.is_closing():
@@ -70,10 +79,16 @@ class WorkerPool:
 
     def __init__(self, n: int, *, mixer_rate: int = 48000, limits: CallLimits | None = None,
                  silent_peer_s: float = 5.0, connect_grace_s: float = 20.0, stats_every_s: float = 1.0,
-                 log_level: str | None = None, **tuning: Any) -> None:
+                 heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S, log_level: str | None = None,
+                 **tuning: Any) -> None:
         if n < 1:
             raise ValueError("a worker pool needs at least one worker")
+        if heartbeat_timeout_s <= 2 * stats_every_s:
+            raise ValueError(f"heartbeat_timeout_s ({heartbeat_timeout_s:g}) must exceed two stats periods "
+                             f"(stats_every_s={stats_every_s:g})")
         self.n = n
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.hung = 0  # workers killed because they stopped answering
         # tuning: WorkerConfig's loop / encode_inline; BARGEIN_MEDIA_LOOP=asyncio and BARGEIN_MEDIA_ENCODE=thread
         # give the plain set-up for comparisons (benchmarks, profiles)
         tuning.setdefault("loop", os.environ.get("BARGEIN_MEDIA_LOOP", "uvloop"))
@@ -89,10 +104,13 @@ class WorkerPool:
         self._requests = itertools.count(1)
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._dead_totals = {"deadline_misses": 0, "frames_missing": 0, "frames_dropped": 0, "legs_lost": 0}
+        # counters of workers that died: totals never go down when a worker is replaced
+        self._dead_totals = dict.fromkeys(DEAD_COUNTERS, 0)
+        self._dead_inbound = dict.fromkeys(INBOUND_COUNTERS, 0)
         self.on_leg_lost: Callable[[str, str], None] = lambda leg, reason: None
         self.on_calls_lost: Callable[[list[str], str], None] = lambda calls, reason: None
         self.on_recording_failed: Callable[[int, str], None] = lambda rec_id, reason: None
+        self.on_levels: Callable[[dict[str, dict[str, float]]], None] = lambda calls: None
 
     def attach(self, on_leg_lost: Callable[[str, str], None], on_calls_lost: Callable[[list[str], str], None]) -> None:
         self.on_leg_lost, self.on_calls_lost = on_leg_lost, on_calls_lost
@@ -100,6 +118,7 @@ class WorkerPool:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         await asyncio.gather(*(self._spawn() for _ in range(self.n)))
+        self._spawn_task(self._watch())
         log.info("media.pool_started", workers=sorted(self.workers),
                  loops=sorted({w.hello.loop for w in self.workers.values() if w.hello}))
 
@@ -150,6 +169,7 @@ class WorkerPool:
         why = "its connection closed"
         try:
             while (frame := await p.read_frame(w.reader)) is not None:
+                w.heard = time.monotonic()
                 try:
                     msg = p.FROM_WORKER.validate_json(frame)
                 except ValidationError as exc:
@@ -172,12 +192,14 @@ class WorkerPool:
             w.stats = msg
             if msg.request is not None:
                 self._resolve(w, msg.request, msg)
+        elif isinstance(msg, p.LegLevels):
+            self.on_levels({call: levels for call, levels in msg.calls.items() if call in w.calls})
         elif isinstance(msg, p.RecordingFailed):
             if w.recordings.pop(msg.rec_id, None) is not None:
                 self.on_recording_failed(msg.rec_id, msg.reason)
         elif isinstance(msg, p.LegLost):
             if msg.leg in w.legs:
-                log.info("media.leg_lost", worker=w.id, call_id=msg.call_id, leg=msg.leg, why=msg.reason)
+                log.warning("media.leg_lost", worker=w.id, call_id=msg.call_id, leg=msg.leg, why=msg.reason)
                 self.on_leg_lost(msg.leg, msg.reason)
 
     @staticmethod
@@ -200,6 +222,8 @@ class WorkerPool:
         if w.stats is not None:
             for k in self._dead_totals:
                 self._dead_totals[k] += getattr(w.stats, k)
+            for k in self._dead_inbound:
+                self._dead_inbound[k] += w.stats.inbound.get(k, 0)
         calls = list(w.calls)
         for call in calls:
             self.call_worker.pop(call, None)
@@ -211,6 +235,25 @@ class WorkerPool:
         self._spawn_task(self._replace(w.id))
         if calls:
             self.on_calls_lost(calls, WORKER_DIED)
+
+    async def _watch(self) -> None:
+        """Kill and replace a worker whose heartbeat (its pushed stats) stopped: it is alive but hung."""
+        every = min(1.0, self.heartbeat_timeout_s / 4)
+        while not self._closing:
+            woke = time.monotonic() + every
+            await asyncio.sleep(every)
+            now = time.monotonic()
+            if now - woke > every:
+                # our own loop stalled: the workers' messages wait unread in their sockets, so a long
+                # silence now says nothing about them; judge again once the readers have caught up
+                continue
+            for w in list(self.workers.values()):
+                silent = now - w.heard
+                if silent > self.heartbeat_timeout_s:
+                    log.error("media.worker_hung", worker=w.id, pid=w.proc.pid, silent_s=round(silent, 1),
+                              timeout_s=self.heartbeat_timeout_s)
+                    self.hung += 1
+                    self._gone(w, f"no heartbeat for {silent:.1f} s")  # SIGKILL, end its calls, replace it
 
     async def _reap(self, w: WorkerHandle) -> None:
         await w.proc.wait()
@@ -281,6 +324,12 @@ class WorkerPool:
             self.call_worker.pop(call_id, None)
         w.send(p.RemoveLeg(worker=w.id, call_id=call_id, leg=leg))
 
+    def meter_call(self, call_id: str, on: bool) -> None:
+        """Ask the call's worker to measure (or stop measuring) who talks on it."""
+        w = self.workers.get(self.call_worker.get(call_id, ""))
+        if w is not None:
+            w.send(p.MeterCall(worker=w.id, call_id=call_id, on=on))
+
     # ------------------------------------------------------------------ recordings
     def start_recording(self, call_id: str, rec_id: int, path: str, channels: tuple[bool, bool]) -> str | None:
         """Ask the call's worker to record it; returns why not (no worker has the call), or None."""
@@ -333,27 +382,34 @@ class WorkerPool:
         return [s for s in got if s is not None]
 
     async def health(self) -> dict[str, Any]:
-        """The ``mixer`` block of /healthz summed over workers, and each worker's own figures."""
+        """The ``mixer`` and ``inbound`` blocks of /healthz summed over workers (counters include workers
+        that died), and each worker's own figures (``media_workers.workers``)."""
         stats = await self.stats()
         total = {k: sum(getattr(s, k) for s in stats) for k in
                  ("calls", "legs", "media_legs", "deadline_misses", "skipped_ticks", "frames_missing",
                   "frames_dropped", "frames_pushed", "legs_lost")}
-        for k in ("deadline_misses", "frames_missing", "frames_dropped", "legs_lost"):
-            total[k] += self._dead_totals[k]  # totals never go down when a worker is replaced
+        for k in DEAD_COUNTERS:
+            total[k] += self._dead_totals[k]
         total["ticks"] = max((s.ticks for s in stats), default=0)
         total["rate"] = self._config["mixer_rate"]
         total["tick_ms"] = {"p50": max((s.tick_ms_p50 for s in stats), default=0.0),
                             "p99": max((s.tick_ms_p99 for s in stats), default=0.0),
                             "max": max((s.tick_ms_max for s in stats), default=0.0)}
-        inbound: dict[str, int] = {}
-        for s in stats:
-            for k, v in s.inbound.items():
-                inbound[k] = inbound.get(k, 0) + v
         workers = [{"worker": s.worker, "pid": s.pid, "loop": self.workers[s.worker].hello.loop  # type: ignore[union-attr]
                     if s.worker in self.workers else None,
                     **s.model_dump(exclude={"type", "worker", "request", "pid", "frames_in"})} for s in stats]
-        return {"mixer": total, "inbound": inbound, "media_workers": {"configured": self.n, "alive": len(self.workers),
-                                                                      "replaced": self.replaced, "workers": workers}}
+        return {"mixer": total, "inbound": self.inbound_totals(stats),
+                "media_workers": {"configured": self.n, "alive": len(self.workers), "replaced": self.replaced,
+                                  "hung": self.hung, "workers": workers}}
+
+    def inbound_totals(self, stats: list[p.Stats]) -> dict[str, int]:
+        """The legs' inbound buffer counters summed over ``stats`` and the workers that died; the
+        buffered frames (``depth``) and what the jitter asks to keep (``target``) of the live legs."""
+        out = dict(self._dead_inbound)
+        for s in stats:
+            for k, v in s.inbound.items():
+                out[k] = out.get(k, 0) + v
+        return out
 
     def collector(self) -> _PoolCollector:
         return _PoolCollector(self)
@@ -380,9 +436,11 @@ class _PoolCollector:
         alive = GaugeMetricFamily("bargein_media_workers", "Media worker processes alive")
         alive.add_metric([], len(pool.workers))
         yield alive
-        replaced = CounterMetricFamily("bargein_media_workers_replaced", "Media workers started to replace dead ones")
-        replaced.add_metric([], pool.replaced)
-        yield replaced
+        for name, value, doc in [("replaced", pool.replaced, "Media workers started to replace dead ones"),
+                                 ("hung", pool.hung, "Media workers killed because their heartbeat stopped")]:
+            c = CounterMetricFamily(f"bargein_media_workers_{name}", doc)
+            c.add_metric([], value)
+            yield c
         for name, attr, doc in [("calls", "calls", "Calls in the mixer"), ("legs", "legs", "Legs in the mixer")]:
             g = GaugeMetricFamily(f"bargein_mixer_{name}", f"{doc} (all workers)", labels=["worker"])
             for s in stats:
@@ -399,9 +457,43 @@ class _PoolCollector:
             for s in stats:
                 c.add_metric([s.worker], getattr(s, attr))
             yield c
+        # totals over every worker, those that died included (the in-process mixer's names)
+        for k in DEAD_COUNTERS[:3]:
+            c = CounterMetricFamily(f"bargein_mixer_{k}", f"{k.replace('_', ' ').capitalize()} (all media workers)")
+            c.add_metric([], sum(getattr(s, k) for s in stats) + pool._dead_totals[k])
+            yield c
+        # the legs' adaptive inbound buffers, per worker and in total
+        inbound = pool.inbound_totals(stats)
+        for k in INBOUND_COUNTERS:
+            doc = INBOUND_DOCS[k]
+            per = CounterMetricFamily(f"bargein_media_inbound_{k}", f"{doc} (per media worker)", labels=["worker"])
+            for s in stats:
+                per.add_metric([s.worker], s.inbound.get(k, 0))
+            yield per
+            all_ = CounterMetricFamily(f"bargein_inbound_{k}", f"{doc} (all media workers)")
+            all_.add_metric([], inbound.get(k, 0))
+            yield all_
+        for k, doc in [("depth", "Frames buffered in the legs' inbound buffers"),
+                       ("target", "Frames the legs' measured arrival jitter asks their inbound buffers to keep")]:
+            g = GaugeMetricFamily(f"bargein_media_inbound_{k}_frames", doc, labels=["worker"])
+            for s in stats:
+                g.add_metric([s.worker], s.inbound.get(k, 0))
+            yield g
         tick = GaugeMetricFamily("bargein_media_tick_compute_ms", "Tick compute time percentiles (ms)",
                                  labels=["worker", "quantile"])
         for s in stats:
             tick.add_metric([s.worker, "0.5"], s.tick_ms_p50)
             tick.add_metric([s.worker, "0.99"], s.tick_ms_p99)
         yield tick
+
+
+INBOUND_DOCS = {
+    "received": "Frames received into the legs' inbound buffers",
+    "played": "Frames played from the legs' inbound buffers into the mixer",
+    "concealed": "Ticks a leg's inbound buffer answered with concealment (loss, late frame or gap)",
+    "shrunk": "Frames dropped to bring a leg's inbound delay back to its target",
+    "skipped": "Frames dropped at once because far more was buffered than the jitter needs",
+    "late": "Frames that arrived after their turn (discarded)",
+    "overflow": "Frames dropped because a leg's inbound buffer was full",
+    "resyncs": "Times a leg's inbound timeline restarted",
+}

@@ -6,10 +6,11 @@ local socket with length-prefixed frames (:func:`encode` / :class:`FrameReader`)
 bus. Legs and calls are named by the signaling core's ids (``leg-7``, ``call-3``); the mixer leg ids
 of a worker never leave it.
 
-Signaling -> worker: :class:`AddLeg`, :class:`UpdateLeg`, :class:`RemoveLeg`, :class:`Offer`,
+Signaling -> worker: :class:`AddLeg`, :class:`UpdateLeg`, :class:`RemoveLeg`, :class:`MeterCall`, :class:`Offer`,
 :class:`StatsRequest`, :class:`StartRecording`, :class:`StopRecording`, :class:`Shutdown`.
 Worker -> signaling: :class:`Hello` (ready), :class:`Answer` / :class:`Refused` (to an offer),
-:class:`LegLost` (a peer vanished, or the mixer refused the leg), :class:`RecordingFailed`, :class:`Stats`.
+:class:`LegLost` (a peer vanished, or the mixer refused the leg), :class:`LegLevels`, :class:`RecordingFailed`,
+:class:`Stats`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,20 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     worker: str  # the media worker (node) the message is for or from
+
+
+class _LegMessage(_Message):
+    """About one leg of a call (the signaling core's ids)."""
+
+    call_id: str
+    leg: str
+
+
+class _Reply(_Message):
+    """A worker's reply to an :class:`Offer` (``request`` is the offer's)."""
+
+    request: int
+    leg: str
 
 
 class Routing(BaseModel):
@@ -68,33 +83,33 @@ class WorkerConfig(BaseModel):
 
 
 # ------------------------------------------------------------------ signaling -> worker
-class AddLeg(_Message):
+class AddLeg(_LegMessage):
     type: Literal["add_leg"] = "add_leg"
-    call_id: str
-    leg: str
     routing: Routing
 
 
-class UpdateLeg(_Message):
+class UpdateLeg(_LegMessage):
     type: Literal["update_leg"] = "update_leg"
-    call_id: str
-    leg: str
     routing: Routing
 
 
-class RemoveLeg(_Message):
+class RemoveLeg(_LegMessage):
     type: Literal["remove_leg"] = "remove_leg"
+
+
+class MeterCall(_Message):
+    """Measure who talks on the call (``on``) or stop: the worker reports :class:`LegLevels` ~5 times a second."""
+
+    type: Literal["meter_call"] = "meter_call"
     call_id: str
-    leg: str
+    on: bool
 
 
-class Offer(_Message):
+class Offer(_LegMessage):
     """Open the leg's media with this SDP offer; answered by :class:`Answer` or :class:`Refused`."""
 
     type: Literal["offer"] = "offer"
     request: int
-    call_id: str
-    leg: str
     sdp: str
 
 
@@ -131,25 +146,26 @@ class Hello(_Message):
     loop: str  # "uvloop" or "asyncio"
 
 
-class Answer(_Message):
+class Answer(_Reply):
     type: Literal["answer"] = "answer"
-    request: int
-    leg: str
     sdp: str
 
 
-class Refused(_Message):
+class Refused(_Reply):
     type: Literal["refused"] = "refused"
-    request: int
-    leg: str
     reason: str
 
 
-class LegLost(_Message):
+class LegLost(_LegMessage):
     type: Literal["leg_lost"] = "leg_lost"
-    call_id: str
-    leg: str
     reason: str
+
+
+class LegLevels(_Message):
+    """One level window of the metered calls: ``calls[call_id][leg]`` is the leg's loudest 20 ms RMS (0..1)."""
+
+    type: Literal["leg_levels"] = "leg_levels"
+    calls: dict[str, dict[str, Annotated[float, Field(ge=0.0, le=1.0)]]]
 
 
 class RecordingFailed(_Message):
@@ -184,9 +200,10 @@ class Stats(_Message):
     inbound: dict[str, int] = {}  # the legs' inbound buffer counters (received, played, concealed, ...)
 
 
-ToWorker = Annotated[AddLeg | UpdateLeg | RemoveLeg | Offer | StatsRequest | StartRecording | StopRecording | Shutdown,
-                     Field(discriminator="type")]
-FromWorker = Annotated[Hello | Answer | Refused | LegLost | RecordingFailed | Stats, Field(discriminator="type")]
+ToWorker = Annotated[AddLeg | UpdateLeg | RemoveLeg | MeterCall | Offer | StatsRequest | StartRecording | StopRecording
+                     | Shutdown, Field(discriminator="type")]
+FromWorker = Annotated[Hello | Answer | Refused | LegLost | LegLevels | RecordingFailed | Stats,
+                       Field(discriminator="type")]
 TO_WORKER: TypeAdapter[ToWorker] = TypeAdapter(ToWorker)
 FROM_WORKER: TypeAdapter[FromWorker] = TypeAdapter(FromWorker)
 

@@ -3,7 +3,8 @@
 Two calls land on two different worker processes; each party hears only its own call, and
 monitor / barge / coach work on either worker. A worker killed with SIGKILL ends its calls with a
 reason to every party and supervisor, the other worker's call goes on, a new worker replaces the
-dead one and a new call succeeds.
+dead one and a new call succeeds. A worker that stops answering (SIGSTOP) is found by its missing
+heartbeat, killed and replaced the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import signal
 import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -183,6 +185,49 @@ async def test_killed_worker_ends_its_calls_with_reasons_and_is_replaced(server:
         health = await (await session.get(base + "/healthz")).json()
         assert health["media_workers"]["alive"] == 2 and health["media_workers"]["replaced"] == 1
         await close_all(cust3, agent3, cust2, agent2)
+
+
+async def test_hung_worker_is_killed_its_calls_end_with_reasons_and_a_new_call_works() -> None:
+    # one worker: the hung one hosts the call, and the new call can only go to its replacement
+    pool = WorkerPool(1, silent_peer_s=10.0, heartbeat_timeout_s=4.0)
+    srv = BargeinServer(Settings(port=0), media=pool)
+    async with serving(srv) as base, aiohttp.ClientSession() as session:
+        cust, agent, call = await live_call(session, base, 1)
+        sup = await supervise(session, base, call, "supervisor1", TONES[1]["supervisor"])
+        await asyncio.gather(cust["leg"].fresh(10, timeout=30), sup["leg"].fresh(10, timeout=30))
+        hung = pool.workers["w1"]
+        pool.kill("w1", signal.SIGSTOP)  # alive, but neither its loop nor its heartbeat runs any more
+
+        for party in (cust, agent):  # told why, exactly as when a worker exits
+            bye = await party["ws"].expect("BYE", call_id=call)
+            assert WORKER_DIED in bye["reason"]
+        ended = await sup["ws"].expect("NOTIFY", event="session-ended", call_id=call)
+        assert WORKER_DIED in ended["reason"]
+        assert call not in srv.core.calls and pool.hung == 1
+        # killed, not left stopped: a stopped process ends on SIGKILL only (the exit code asyncio reports
+        # depends on its child watcher, so the test looks at the process table)
+        await asyncio.wait_for(hung.proc.wait(), 30)
+        assert not Path(f"/proc/{hung.proc.pid}").exists()
+
+        for _ in range(1200):  # failure guard only: a new worker process starts (slow on a busy machine)
+            if pool.replaced == 1 and len(pool.workers) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert pool.replaced == 1 and "w1" not in pool.workers
+        await close_all(cust, agent, sup)
+        cust2, agent2, call2 = await live_call(session, base, 1)
+        assert pool.worker_of(call2) == "w2"
+        legs = {(1, "customer"): cust2, (1, "agent"): agent2}
+        assert await settles(legs, want := expected({1: None})) == want
+        health = await (await session.get(base + "/healthz")).json()
+        assert health["media_workers"]["hung"] == 1 and health["media_workers"]["replaced"] == 1
+        assert "bargein_media_workers_hung_total 1.0" in await (await session.get(base + "/metrics")).text()
+        await close_all(cust2, agent2)
+
+
+def test_heartbeat_timeout_must_leave_room_for_missed_stats() -> None:
+    with pytest.raises(ValueError, match="heartbeat_timeout_s"):
+        WorkerPool(1, stats_every_s=1.0, heartbeat_timeout_s=1.5)
 
 
 async def test_a_bad_message_costs_that_message_not_the_worker() -> None:
