@@ -35,13 +35,11 @@ from typing import Any
 import aiohttp
 import numpy as np
 from bargein.signaling.client import SignalingClient, place_call, sign_in
-from rich.console import Console
-from rich.table import Table
 
 from bargein.local_cluster import LocalCluster
 from bargein.logs import configure_logging
 
-console = Console()
+from ._report import console, print_table, write_json
 
 
 def node_env(pairs: int) -> dict[str, str]:
@@ -143,18 +141,13 @@ async def run_one(n: int, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
-def show(rows: list[dict[str, Any]]) -> None:
-    table = Table(title="cluster on one machine: signaling-only call set-ups, OPTIONS round trip (ms)")
-    for col in ("nodes", "set-ups/s", "local p50", "local p99", "relayed p50", "relayed p99", "relay adds p50"):
-        table.add_column(col, justify="right")
+def _ms(key: str) -> tuple[str, object]:
+    return key.removeprefix("rtt_").replace("_ms_", " ").replace("_", " "), \
+        lambda r: None if r.get(key) is None else f"{r[key]:.2f}"
 
-    def f(x: float | None) -> str:
-        return "—" if x is None else f"{x:.2f}"
 
-    for r in rows:
-        table.add_row(str(r["nodes"]), f"{r['setups_per_s']:.1f}", f(r["rtt_local_ms_p50"]), f(r["rtt_local_ms_p99"]),
-                      f(r["rtt_relayed_ms_p50"]), f(r["rtt_relayed_ms_p99"]), f(r["relay_added_ms_p50"]))
-    console.print(table)
+COLUMNS = ["nodes", ("set-ups/s", "setups_per_s"), _ms("rtt_local_ms_p50"), _ms("rtt_local_ms_p99"),
+           _ms("rtt_relayed_ms_p50"), _ms("rtt_relayed_ms_p99"), ("relay adds p50 ms", "relay_added_ms_p50")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     configure_logging("WARNING", json=False)
     counts = [int(x) for x in args.nodes.split(",") if x.strip()]
+    load_before = os.getloadavg()
     rows = [asyncio.run(run_one(n, args)) for n in counts]
-    show(rows)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"command": "python -m benchmarks.cluster " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "load_average": list(os.getloadavg()), "rows": rows}
-        args.json.write_text(json.dumps(doc, indent=2))
-        console.log(f"wrote {args.json}")
+    print_table("cluster on one machine: signaling-only call set-ups, OPTIONS round trip (ms)", rows, COLUMNS)
+    load_after = os.getloadavg()
+    console.log(f"load average (1, 5, 15 min): before {load_before}, after {load_after}")
+    write_json(args.json, {"command": "python -m benchmarks.cluster " + " ".join(
+        argv if argv is not None else sys.argv[1:]), "load_average_before": list(load_before),
+        "load_average_after": list(load_after), "rows": rows})
     return 0
 
 
