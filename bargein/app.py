@@ -9,6 +9,7 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
+from bargein.signaling.cluster.node import ClusterNode
 from bargein.signaling.media.pool import WorkerPool, default_workers
 from bargein.signaling.server import BargeinServer, Service
 from bargein.signaling.settings import Settings
@@ -34,6 +35,8 @@ def build_server(settings: Settings, *, demo_calls: int = 0, webrtc: bool = True
     """A server for ``settings``; with ``demo_calls`` > 0 that many simulated calls run inside it, and
     ``demo_chats`` simulated chats (default: 3 beside demo calls, else none).
     WebRTC legs run in media worker processes (``settings.media_workers``; 0: in this process)."""
+    if settings.redis_url:
+        return build_cluster_node(settings)
     services: list[Service] = [DemoCalls(demo_calls)] if demo_calls else []
     chats = demo_chats if demo_chats is not None else (3 if demo_calls else 0)
     if chats:
@@ -44,6 +47,15 @@ def build_server(settings: Settings, *, demo_calls: int = 0, webrtc: bool = True
                           heartbeat_timeout_s=settings.media_worker_timeout_s)
         return BargeinServer(settings, None, services, media=pool)
     return BargeinServer(settings, WebRTCGateway() if webrtc else None, services)
+
+
+def build_cluster_node(settings: Settings) -> BargeinServer:
+    """One node of a cluster (``--redis``): its media always runs in worker processes (at least one),
+    because the calls it hosts are placed on it by the cluster's leader."""
+    n = max(1, media_workers(settings))
+    pool = WorkerPool(n, mixer_rate=settings.mixer_rate, limits=settings.limits)
+    node = ClusterNode(settings, pool)
+    return BargeinServer(settings, None, [node], media=node.media)  # type: ignore[arg-type]
 
 
 def serve(settings: Settings, *, demo_calls: int = 0, demo_chats: int | None = None) -> None:

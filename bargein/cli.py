@@ -51,9 +51,14 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = load_settings(args.config, host=args.host, port=args.port, media_workers=args.media_workers,
-                                 load_users=args.load_users)
+                                 load_users=args.load_users, redis_url=args.redis, node_id=args.node_id,
+                                 public_url=args.public_url)
     except (ValidationError, OSError, ValueError) as exc:
         sys.stderr.write(f"bargein serve: bad settings: {exc}\n")
+        return 2
+    if settings.redis_url and (args.demo_calls or args.demo_chats):
+        sys.stderr.write("bargein serve: --demo-calls and --demo-chats run inside one server; with --redis drive the "
+                         "cluster with `bargein simulate --server ws://NODE/ws` instead\n")
         return 2
     serve(settings, demo_calls=args.demo_calls, demo_chats=args.demo_chats)
     return 0
@@ -83,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "0 keeps media in the signaling process")
     serve.add_argument("--load-users", type=int, default=None, metavar="N",
                        help="generate N test agents, customers and supervisors (loadagent1.., token = name)")
+    serve.add_argument("--redis", default=None, metavar="URL",
+                       help="redis://HOST:PORT/DB: run as one node of a cluster (BARGEIN_REDIS_URL); "
+                            "docs/architecture.md, Cluster")
+    serve.add_argument("--node-id", default=None, metavar="NAME",
+                       help="this node's name in the cluster (default HOST:PORT; BARGEIN_NODE_ID)")
+    serve.add_argument("--public-url", default=None, metavar="URL",
+                       help="how other nodes reach this one over HTTP (default http://HOST:PORT)")
     serve.set_defaults(func=_serve)
     sim_cli.register(sub)
     return ap

@@ -44,6 +44,15 @@ class RemoveLeg:
 
 
 @dataclass(frozen=True, slots=True)
+class MeterCall:
+    """Measure (``on``) or stop measuring who talks on the call: its supervisors are sent ``NOTIFY levels``
+    (:mod:`.levels`); the adapter reports levels with ``SignalingCore.leg_levels``."""
+
+    call_id: str
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CloseConnection:
     """Close that transport (e.g. the same user signed in elsewhere, or the server is full)."""
 
@@ -51,4 +60,4 @@ class CloseConnection:
     reason: str
 
 
-Action = Send | AddLeg | UpdateLeg | RemoveLeg | CloseConnection
+Action = Send | AddLeg | UpdateLeg | RemoveLeg | MeterCall | CloseConnection

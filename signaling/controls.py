@@ -9,7 +9,7 @@ from __future__ import annotations
 import structlog
 from bargein.mixer.roles import Role, SupervisorMode
 
-from .actions import Action, ConnId, UpdateLeg
+from .actions import Action, ConnId, MeterCall, UpdateLeg
 from .model import Call, Connection, Participant
 from .records import Records
 
@@ -76,3 +76,8 @@ def undo_mutes(call: Call, supervisor: str) -> list[Action]:
             log.info("signaling.participant_changed", call_id=call.call_id, target=p.user, action="mute",
                      value=False, why=f"{supervisor} stopped barging")
     return out
+
+
+def stop_metering(call: Call) -> list[Action]:
+    """Levels are measured while a call has a supervisor (started when one joins): stop after the last leaves."""
+    return [] if call.supervisors() else [MeterCall(call.call_id, on=False)]

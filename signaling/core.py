@@ -21,7 +21,7 @@ from bargein.mixer.roles import Role, SupervisorMode
 from . import controls, policy, views
 from . import messages as m
 from .acd import Acd
-from .actions import Action, AddLeg, CloseConnection, ConnId, RemoveLeg, Send, UpdateLeg
+from .actions import Action, AddLeg, CloseConnection, ConnId, MeterCall, RemoveLeg, Send, UpdateLeg
 from .chat import ChatDesk
 from .directory import Directory, demo_directory
 from .media_events import MediaEvents
@@ -32,7 +32,7 @@ from .records import Records
 from .sessions import Sessions
 from .settings import Settings
 
-__all__ = ["Action", "AddLeg", "CloseConnection", "RemoveLeg", "Send", "SignalingCore", "UpdateLeg"]
+__all__ = ["Action", "AddLeg", "CloseConnection", "MeterCall", "RemoveLeg", "Send", "SignalingCore", "UpdateLeg"]
 
 log = structlog.get_logger("bargein.signaling")
 
@@ -310,7 +310,7 @@ class SignalingCore(MediaEvents):
         policy.may_set_mode(c.me, perms, self.settings, call, None, mode)
         sup = controls.join_supervisor(call, c.me.name, c.conn, self._new_leg(), mode, self.records, self.now)
         self.user_call[sup.user] = call_id
-        out: list[Action] = [AddLeg(call_id, sup.leg, sup.routing(), c.conn, sup.user),
+        out: list[Action] = [AddLeg(call_id, sup.leg, sup.routing(), c.conn, sup.user), MeterCall(call_id, on=True),
                              Send(c.conn, m.response(msg.cseq, "INVITE", 200, call_id=call_id, mode=mode.value,
                                                      leg=sup.leg, session_id=sup.record.session_id,
                                                      participants=views.participants(call)),
@@ -388,7 +388,7 @@ class SignalingCore(MediaEvents):
         if p.role is Role.AGENT:
             return self._end_call(call, f"the agent ended the call ({why})", by=p.user)
         if p.role is Role.CUSTOMER:
-            return self._end_call(call, f"the customer hung up ({why})", by=p.user)
+            return self._end_call(call, f"the customer {'hung up' if why == 'hung up' else f'left ({why})'}", by=p.user)
         del call.participants[p.user]
         self.user_call.pop(p.user, None)
         self._refresh_idle(p.user)
@@ -396,7 +396,7 @@ class SignalingCore(MediaEvents):
         if p.role is Role.SUPERVISOR:
             if p.record is not None:
                 self.records.close_monitor(p.record, self.now, f"supervisor left ({why})")
-            out += controls.undo_mutes(call, p.user)
+            out += controls.undo_mutes(call, p.user) + controls.stop_metering(call)
             log.info("signaling.monitor_ended", call_id=call.call_id, supervisor=p.user, why=f"left ({why})")
         else:
             log.info("signaling.party_left", call_id=call.call_id, party=p.user, why=why)

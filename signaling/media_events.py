@@ -4,6 +4,7 @@ side of the core, not a client's."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import structlog
@@ -51,6 +52,19 @@ class MediaEvents:
             log.info("signaling.call_media_lost", call_id=call.call_id, why=reason)
             out += self._end_call(call, reason, by=None)
         return out + self._notify_views() if out else out
+
+    def leg_levels(self: SignalingCore, call_id: str, levels: Mapping[str, float], now: float | None = None
+                   ) -> list[Action]:
+        """Levels of a metered call's legs (by core leg id) over the last window: ``NOTIFY levels`` to each of
+        its supervisors. Never to the customer, another party or the agent: a customer must not learn that
+        anyone is listening (docs/behaviour.md)."""
+        self._at(now)
+        call = self.calls.get(call_id)
+        if call is None or not levels:
+            return []
+        rows = views.levels(call, levels)
+        return [c.notify("levels", call_id=call_id, at=self.now, levels=rows)
+                for p in call.supervisors() if (c := self.conns.get(p.conn)) is not None]
 
 
 

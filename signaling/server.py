@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,9 +25,10 @@ from . import messages as m
 from .admission import Admission, origin_allowed
 from .contact_log import ContactLog, Recorder
 from .contacts_api import ContactsApi
-from .core import Action, AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
+from .core import Action, AddLeg, CloseConnection, MeterCall, RemoveLeg, Send, SignalingCore, UpdateLeg
 from .directory import User, load_directory
 from .gateway import MediaError, MediaGateway
+from .levels import LevelMeter
 from .load_users import with_load_users
 from .media.pool import WorkerPool
 from .media.recording import PoolRecorder
@@ -70,6 +71,21 @@ class LocalConnection:
             await self.server.apply(self.server.core.disconnect(self.conn))
 
 
+class Relay(Protocol):
+    """Where the sessions of this node's sockets live when it is one node of a cluster and not its
+    signaling leader (:mod:`bargein.signaling.cluster.relay`): frames go there, and come back through
+    :meth:`BargeinServer.relayed_deliver` / :meth:`BargeinServer.relayed_close`."""
+
+    def relays(self) -> bool:
+        """True: a socket opened now is relayed to the leader (this node does not run the core)."""
+
+    async def open(self, conn: str, remote: str) -> None: ...
+
+    async def frame(self, conn: str, data: str) -> None: ...
+
+    async def close(self, conn: str) -> None: ...
+
+
 class _Peer:
     def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.ws = ws
@@ -77,6 +93,9 @@ class _Peer:
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SEND_QUEUE)
         self.writer: asyncio.Task[None] | None = None
         self.dropping = False  # overflowed: being disconnected (logged once)
+        self.relayed = False  # the session lives on the cluster's leader
+        self.signed_in = False  # (relayed) the leader said the session signed in
+        self.signin_deadline: asyncio.TimerHandle | None = None
 
 
 class BargeinServer:
@@ -85,6 +104,10 @@ class BargeinServer:
         self.settings = settings or Settings()
         self.directory = with_load_users(load_directory(self.settings.users_file), self.settings.load_users)
         self.core = SignalingCore(self.settings, self.directory)
+        self.relay: Relay | None = None  # set when this server is a node of a cluster
+        self.conn_suffix = ""  # a cluster node's "@node": connection ids unique in the cluster
+        # a cluster node that does not lead answers the supervisor API from the leader (None: answer here)
+        self.api_forward: Callable[[web.Request], Awaitable[web.Response | None]] | None = None
         self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits)
         self.clock = RealtimeClock(self.engine.tick, offload=True)  # the mix computes off the event loop
         self.gateway = gateway
@@ -107,8 +130,7 @@ class BargeinServer:
         if isinstance(recorder, CallRecorder):
             self.clock.add_listener(recorder.on_tick)
         self.contacts = ContactLog(self.settings, recorder)
-        self.core.records.listener = self.contacts
-        self.core.chat.on_ended.append(self.contacts.chat_ended)
+        self._wire_core()
         if media is None:
             MixerMetrics(self.engine, self.clock, self.registry)
         else:
@@ -120,18 +142,50 @@ class BargeinServer:
             lambda: len(self.core.calls))
         if gateway is not None:
             gateway.attach(self.engine, self.clock, self._leg_lost)
+        # who talks on supervised calls (NOTIFY levels): measured where the call is mixed
+        self.levels = LevelMeter(self.engine.legs_of)  # in this process: the gateway's and the demo's frames
+        if media is None:
+            self.clock.add_listener(self._levels_tick)
+            if gateway is not None:
+                gateway.meter = self.levels
+        else:
+            media.on_levels = self._media_levels
+
+    def _wire_core(self) -> None:
+        self.core.records.listener = self.contacts
+        self.core.chat.on_ended.append(self.contacts.chat_ended)
+
+    async def reset_core(self, reason: str) -> None:
+        """Start again with an empty signaling core (a cluster node that stopped or started leading):
+        every session ends with ``reason`` and its client must sign in again."""
+        log.warning("server.core_reset", reason=reason, calls=len(self.core.calls), sessions=len(self.core.conns))
+        for conn, local in list(self._locals.items()):
+            self._locals.pop(conn, None)
+            local.closed(reason)
+        for peer in [p for p in self.peers.values() if not p.relayed]:
+            await self._close_after_writes(peer, 4503, reason)
+        async with self._lock:
+            self.core = SignalingCore(self.settings, self.directory)
+            self._wire_core()
+        self._timers.set()
 
     # ------------------------------------------------------------------ in-process users
     async def open_local(self, deliver: Callable[[dict[str, Any]], None],
-                         closed: Callable[[str], None] = lambda why: None) -> LocalConnection:
+                         closed: Callable[[str], None] = lambda why: None, conn: str | None = None,
+                         remote: str | None = None) -> LocalConnection:
         """Connect a user that runs in this process (simulated demo calls): it speaks the same protocol
         as a WebSocket client, through :meth:`LocalConnection.send`, and receives frames through
         ``deliver``; ``closed`` is told when the server ends the connection (e.g. signed in elsewhere).
-        :meth:`SignalingClient.in_process <bargein.signaling.client.SignalingClient.in_process>` wraps it."""
-        conn = f"local-{next(self._conn_ids)}"
+        :meth:`SignalingClient.in_process <bargein.signaling.client.SignalingClient.in_process>` wraps it.
+        A cluster's leader serves relayed sockets this way, with their own ``conn`` id and ``remote`` address."""
+        conn = conn or f"local-{next(self._conn_ids)}"
         local = self._locals[conn] = LocalConnection(self, conn, deliver, closed)
-        await self.apply(self.core.connect(conn))
+        await self.apply(self.core.connect(conn, remote=remote))
         return local
+
+    def is_signed_in(self, conn: str) -> bool:
+        """The connection has signed in (REGISTER succeeded)."""
+        return self._signed_in(conn)
 
     def add_user(self, user: User) -> None:
         """Add a user at run time (demo calls bring their own agents and customers)."""
@@ -240,6 +294,8 @@ class BargeinServer:
                 log.info("server.refused", user=user.name, path=request.path, why="lacks access_metrics")
                 return web.json_response({"status": 403, "reason": f"profile {user.profile} lacks access_metrics"},
                                          status=403)
+            if self.api_forward is not None and (forwarded := await self.api_forward(request)) is not None:
+                return forwarded  # the cluster's leader holds the live state
             return web.json_response(view())
         return handler
 
@@ -250,7 +306,7 @@ class BargeinServer:
             log.warning("server.refused_origin", origin=origin[:200] if origin else None, remote=request.remote)
             return web.json_response({"status": 403, "reason": "this page's origin may not open the signaling "
                                       "socket (setting allowed_origins)"}, status=403)
-        conn = f"ws-{next(self._conn_ids)}"
+        conn = f"ws-{next(self._conn_ids)}{self.conn_suffix}"
         remote = request.remote or "?"
         refusal = self.admission.admit(conn, remote)
         if refusal is not None:
@@ -265,13 +321,22 @@ class BargeinServer:
         peer = self.peers[conn] = _Peer(ws, request)
         loop = asyncio.get_running_loop()
         peer.writer = loop.create_task(self._writer(conn, peer))
-        deadline = loop.call_later(self.settings.signin_timeout_s, self._signin_expired, conn)
-        log.info("server.connected", conn=conn, remote=remote)
+        deadline = peer.signin_deadline = loop.call_later(self.settings.signin_timeout_s, self._signin_expired, conn)
+        relay = self.relay if self.relay is not None and self.relay.relays() else None
+        peer.relayed = relay is not None
+        log.info("server.connected", conn=conn, remote=remote, relayed=peer.relayed)
         try:
-            await self.apply(self.core.connect(conn, remote=remote))
+            if relay is not None:
+                await relay.open(conn, remote)
+            else:
+                await self.apply(self.core.connect(conn, remote=remote))
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    await self.apply(self.core.handle(conn, msg.data))
+                    if relay is not None:
+                        data = msg.data if isinstance(msg.data, str) else msg.data.decode("utf-8", "replace")
+                        await relay.frame(conn, data)
+                    else:
+                        await self.apply(self.core.handle(conn, msg.data))
                     if not self.admission.is_signed_in(conn) and self._signed_in(conn):
                         self.admission.signed_in(conn)
                         deadline.cancel()
@@ -284,7 +349,10 @@ class BargeinServer:
             deadline.cancel()
             self.admission.closed(conn)
             self.peers.pop(conn, None)
-            await self.apply(self.core.disconnect(conn))
+            if relay is not None:
+                await relay.close(conn)
+            else:
+                await self.apply(self.core.disconnect(conn))
             peer.queue.put_nowait(None) if not peer.queue.full() else None
             if peer.writer:
                 peer.writer.cancel()
@@ -292,8 +360,40 @@ class BargeinServer:
         return ws
 
     def _signed_in(self, conn: str) -> bool:
+        peer = self.peers.get(conn)
+        if peer is not None and peer.relayed:
+            return peer.signed_in
         c = self.core.conns.get(conn)
         return c is not None and c.user is not None
+
+    # ------------------------------------------------------------------ relayed sockets (cluster)
+    def relayed_deliver(self, conn: str, msg: dict[str, Any], signed_in: bool) -> None:
+        """A frame from the cluster's leader for one of this node's sockets."""
+        peer = self.peers.get(conn)
+        if peer is None:
+            return
+        if signed_in and not peer.signed_in:
+            peer.signed_in = True
+            self.admission.signed_in(conn)
+            if peer.signin_deadline is not None:
+                peer.signin_deadline.cancel()
+        self._send(conn, msg)
+
+    def relayed_close(self, conn: str, reason: str) -> None:
+        """The leader ended the session (or the cluster lost it): close the socket with the reason."""
+        peer = self.peers.get(conn)
+        if peer is not None:
+            log.info("server.relayed_closed", conn=conn, why=reason)
+            asyncio.get_running_loop().create_task(self._close_after_writes(peer, 4503, reason))
+
+    async def _close_after_writes(self, peer: _Peer, code: int, reason: str, timeout_s: float = 2.0) -> None:
+        """Close once the frames already queued for the client have gone (the BYE before the close)."""
+        waited = 0.0
+        while not peer.queue.empty() and waited < timeout_s:
+            await asyncio.sleep(0.01)
+            waited += 0.01
+        await asyncio.sleep(0.05)  # the writer's last send_json
+        await self._close_or_abort(peer, code, reason)
 
     def _signin_expired(self, conn: str) -> None:
         peer = self.peers.get(conn)
@@ -313,7 +413,7 @@ class BargeinServer:
         if peer.writer is not None:
             peer.writer.cancel()  # a writer stuck on a full socket must not hold the close back
         try:
-            await asyncio.wait_for(peer.ws.close(code=code, message=reason.encode()), CLOSE_GRACE_S)
+            await asyncio.wait_for(peer.ws.close(code=code, message=reason.encode()[:120]), CLOSE_GRACE_S)
         except (TimeoutError, ConnectionError, RuntimeError):
             pass
         transport = peer.request.transport
@@ -375,7 +475,7 @@ class BargeinServer:
             self._timers.set()
 
     async def _apply_one(self, a: Action) -> list[Action]:
-        if self.media is not None and (isinstance(a, AddLeg | UpdateLeg | RemoveLeg) or
+        if self.media is not None and (isinstance(a, AddLeg | UpdateLeg | RemoveLeg | MeterCall) or
                                        (isinstance(a, Send) and a.media_leg is not None and a.media_offer is not None)):
             return await self._apply_media(a)
         if isinstance(a, Send):
@@ -398,6 +498,8 @@ class BargeinServer:
                 if self.gateway is not None:
                     await self.gateway.close_leg(leg)
                 self.engine.remove_leg(leg)
+        elif isinstance(a, MeterCall):
+            self.levels.meter(a.call_id, a.on)
         elif isinstance(a, CloseConnection):
             peer = self.peers.get(a.conn)
             if peer is not None:
@@ -436,7 +538,7 @@ class BargeinServer:
                                       call_id=msg.get("call_id")))
         return self.core.media_failed(a.media_leg or "", refused=True)
 
-    async def _apply_media(self, a: AddLeg | UpdateLeg | RemoveLeg | Send) -> list[Action]:
+    async def _apply_media(self, a: AddLeg | UpdateLeg | RemoveLeg | MeterCall | Send) -> list[Action]:
         """Leg actions for media workers: the pool places each call on a worker and forwards them."""
         assert self.media is not None
         if isinstance(a, AddLeg):
@@ -446,6 +548,8 @@ class BargeinServer:
             self.media.update_leg(a.call_id, a.leg, a.routing)
         elif isinstance(a, RemoveLeg):
             self.media.remove_leg(a.call_id, a.leg)
+        elif isinstance(a, MeterCall):
+            self.media.meter_call(a.call_id, a.on)
         else:
             msg = dict(a.message)
             try:
@@ -455,6 +559,22 @@ class BargeinServer:
                 return self._offer_refused(a, msg, exc)
             return self._offer_answered(a, msg)
         return []
+
+    def _levels_tick(self, stats: object) -> None:
+        """Every tick (in-process media): at the end of a level window, tell the supervised calls' supervisors."""
+        got = self.levels.tick()
+        if got:
+            self._media_levels({str(call): {self.leg_keys[leg]: v for leg, v in legs.items() if leg in self.leg_keys}
+                                for call, legs in got.items()})
+
+    def _media_levels(self, calls: dict[str, dict[str, float]]) -> None:
+        """Levels by call and core leg id (from this process's meter or a media worker's ``LegLevels``)."""
+        out: list[Action] = []
+        for call_id, levels in calls.items():
+            out += self.core.leg_levels(call_id, levels)
+        for a in out:  # only NOTIFYs: nothing to order against leg changes, so no lock
+            if isinstance(a, Send):
+                self._send(a.conn, a.message)
 
     def _call_of_leg(self, leg: str | None) -> str:
         for call in self.core.calls.values():

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     media_worker_timeout_s: float = Field(5.0, gt=2.0, description="a media worker silent this long (hung: stopped, "
                                           "or its event loop stuck) is killed and replaced; its calls end")
     load_users: int = Field(0, ge=0, description="generate N test agents, customers and supervisors (load tests)")
+    redis_url: str | None = Field(None, description="redis://HOST:PORT/DB: run as one node of a cluster "
+                                  "(docs/architecture.md, Cluster); unset: one embedded server")
+    node_id: str | None = Field(None, description="this node's name in a cluster (default HOST:PORT)")
+    public_url: str | None = Field(None, description="how other nodes reach this node's HTTP API "
+                                   "(default http://HOST:PORT)")
+    drain_grace_s: float = Field(300.0, gt=0, description="after SIGTERM a cluster node takes no new calls and "
+                                 "exits when its calls end, or after this many seconds")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -12,6 +12,7 @@ from . import messages as m
 from .actions import Action, ConnId, Send
 from .chat import Chat
 from .directory import Directory, User
+from .levels import TALKING_RMS
 from .model import AgentStatus, Call, CallState, Connection, Participant
 from .settings import Settings
 
@@ -25,6 +26,13 @@ def participants(call: Call) -> list[dict[str, Any]]:
     """Everyone on the call; ``muted_by`` names the supervisor who muted a party (never shown to customers)."""
     return [{"user": p.user, "role": p.role.value, "mode": p.mode.value if p.mode else None,
              "muted": p.is_muted, "held": p.is_held, "muted_by": p.muted_by} for p in call.participants.values()]
+
+
+def levels(call: Call, by_leg: Mapping[str, float]) -> list[dict[str, Any]]:
+    """``NOTIFY levels`` rows (to supervisors only): each measured participant's loudest level of the window
+    (RMS, 0..1 of full scale, of what its microphone sent) and whether that is speech."""
+    return [{"user": p.user, "role": p.role.value, "level": round(by_leg[p.leg], 4),
+             "talking": by_leg[p.leg] >= TALKING_RMS} for p in call.participants.values() if p.leg in by_leg]
 
 
 def supervisors(call: Call) -> list[dict[str, Any]]:

@@ -44,6 +44,7 @@ from bargein.mixer import TickStats
 from .gateway import MediaError, MediaGateway
 from .ice_consent import keep_consent
 from .jitter import INBOUND_COUNTERS, AdaptiveJitterBuffer
+from .levels import LevelMeter
 from .onset_trace import OnsetTrace
 from .opus_inbound import RTP_RATE, FrameCutter, OpusInbound, install
 from .sdp import OfferRefused, check_offer
@@ -168,6 +169,7 @@ class WebRTCGateway(MediaGateway):
         self._tasks: set[asyncio.Task[None]] = set()  # lost-peer clean-ups in flight (kept referenced)
         self._closed_inbound = dict.fromkeys(INBOUND_COUNTERS, 0)  # counters of legs that left (inbound_totals)
         self.trace = OnsetTrace.from_env()  # opt-in latency probe (benchmarks.webrtc_latency --budget)
+        self.meter: LevelMeter | None = None  # sees every frame pushed into the mixer (talking indicators)
 
     # ------------------------------------------------------------------ gateway interface
     async def open_leg(self, leg: int, call_id: str, offer_sdp: str) -> str:
@@ -291,7 +293,10 @@ class WebRTCGateway(MediaGateway):
                 if self.trace is not None:
                     self.trace.see("played", leg, pcm, now)
         if legs:
-            self.engine.push_many(legs, np.stack(frames))
+            stacked = np.stack(frames)
+            self.engine.push_many(legs, stacked)
+            if self.meter is not None:
+                self.meter.observe(legs, stacked)
 
     def _on_tick(self, stats: TickStats) -> None:
         if stats.index % 25 == 0:

@@ -96,10 +96,11 @@ class ClientLeg:
     """One browser-like endpoint: offer with a tone (``track``: e.g. bursts), then listen; with
     ``onset_threshold`` the onsets of what it hears are noted too (``detector``)."""
 
-    def __init__(self, freq: float, keep_frames: int = 25, *, track: ToneTrack | None = None,
-                 onset_threshold: float | None = None) -> None:
+    def __init__(self, freq: float, keep_frames: int = 25, amplitude: float = 0.25, *,
+                 track: ToneTrack | None = None, onset_threshold: float | None = None) -> None:
+        """``amplitude`` 0 sends silence (a party that says nothing)."""
         self.pc = RTCPeerConnection(no_ice_servers())
-        self.track = track or ToneTrack(freq)
+        self.track = track or ToneTrack(freq, amplitude)
         self.pc.addTrack(self.track)
         keep_consent(self.pc)  # like a browser: consent lasts until 30 s without an answer
         self.detector = OnsetDetector(onset_threshold) if onset_threshold is not None else None

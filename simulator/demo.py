@@ -199,4 +199,6 @@ class DemoCalls:
             self._arrays = (legs, voices, offsets)
         legs, voices, offsets = self._arrays
         if legs:
-            engine.push_many(legs, self.bank.frames(voices, offsets, stats.index))
+            frames = self.bank.frames(voices, offsets, stats.index)
+            engine.push_many(legs, frames)
+            self.server.levels.observe(legs, frames)  # who is talking, for a supervisor's call card

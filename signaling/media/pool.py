@@ -110,6 +110,7 @@ class WorkerPool:
         self.on_leg_lost: Callable[[str, str], None] = lambda leg, reason: None
         self.on_calls_lost: Callable[[list[str], str], None] = lambda calls, reason: None
         self.on_recording_failed: Callable[[int, str], None] = lambda rec_id, reason: None
+        self.on_levels: Callable[[dict[str, dict[str, float]]], None] = lambda calls: None
 
     def attach(self, on_leg_lost: Callable[[str, str], None], on_calls_lost: Callable[[list[str], str], None]) -> None:
         self.on_leg_lost, self.on_calls_lost = on_leg_lost, on_calls_lost
@@ -191,6 +192,8 @@ class WorkerPool:
             w.stats = msg
             if msg.request is not None:
                 self._resolve(w, msg.request, msg)
+        elif isinstance(msg, p.LegLevels):
+            self.on_levels({call: levels for call, levels in msg.calls.items() if call in w.calls})
         elif isinstance(msg, p.RecordingFailed):
             if w.recordings.pop(msg.rec_id, None) is not None:
                 self.on_recording_failed(msg.rec_id, msg.reason)
@@ -320,6 +323,12 @@ class WorkerPool:
             del w.calls[call_id]
             self.call_worker.pop(call_id, None)
         w.send(p.RemoveLeg(worker=w.id, call_id=call_id, leg=leg))
+
+    def meter_call(self, call_id: str, on: bool) -> None:
+        """Ask the call's worker to measure (or stop measuring) who talks on it."""
+        w = self.workers.get(self.call_worker.get(call_id, ""))
+        if w is not None:
+            w.send(p.MeterCall(worker=w.id, call_id=call_id, on=on))
 
     # ------------------------------------------------------------------ recordings
     def start_recording(self, call_id: str, rec_id: int, path: str, channels: tuple[bool, bool]) -> str | None:

@@ -6,10 +6,11 @@ local socket with length-prefixed frames (:func:`encode` / :class:`FrameReader`)
 bus. Legs and calls are named by the signaling core's ids (``leg-7``, ``call-3``); the mixer leg ids
 of a worker never leave it.
 
-Signaling -> worker: :class:`AddLeg`, :class:`UpdateLeg`, :class:`RemoveLeg`, :class:`Offer`,
+Signaling -> worker: :class:`AddLeg`, :class:`UpdateLeg`, :class:`RemoveLeg`, :class:`MeterCall`, :class:`Offer`,
 :class:`StatsRequest`, :class:`StartRecording`, :class:`StopRecording`, :class:`Shutdown`.
 Worker -> signaling: :class:`Hello` (ready), :class:`Answer` / :class:`Refused` (to an offer),
-:class:`LegLost` (a peer vanished, or the mixer refused the leg), :class:`RecordingFailed`, :class:`Stats`.
+:class:`LegLost` (a peer vanished, or the mixer refused the leg), :class:`LegLevels`, :class:`RecordingFailed`,
+:class:`Stats`.
 """
 
 from __future__ import annotations
@@ -96,6 +97,14 @@ class RemoveLeg(_LegMessage):
     type: Literal["remove_leg"] = "remove_leg"
 
 
+class MeterCall(_Message):
+    """Measure who talks on the call (``on``) or stop: the worker reports :class:`LegLevels` ~5 times a second."""
+
+    type: Literal["meter_call"] = "meter_call"
+    call_id: str
+    on: bool
+
+
 class Offer(_LegMessage):
     """Open the leg's media with this SDP offer; answered by :class:`Answer` or :class:`Refused`."""
 
@@ -152,6 +161,13 @@ class LegLost(_LegMessage):
     reason: str
 
 
+class LegLevels(_Message):
+    """One level window of the metered calls: ``calls[call_id][leg]`` is the leg's loudest 20 ms RMS (0..1)."""
+
+    type: Literal["leg_levels"] = "leg_levels"
+    calls: dict[str, dict[str, Annotated[float, Field(ge=0.0, le=1.0)]]]
+
+
 class RecordingFailed(_Message):
     """A recording stopped early (or never started); the call goes on."""
 
@@ -184,9 +200,10 @@ class Stats(_Message):
     inbound: dict[str, int] = {}  # the legs' inbound buffer counters (received, played, concealed, ...)
 
 
-ToWorker = Annotated[AddLeg | UpdateLeg | RemoveLeg | Offer | StatsRequest | StartRecording | StopRecording | Shutdown,
-                     Field(discriminator="type")]
-FromWorker = Annotated[Hello | Answer | Refused | LegLost | RecordingFailed | Stats, Field(discriminator="type")]
+ToWorker = Annotated[AddLeg | UpdateLeg | RemoveLeg | MeterCall | Offer | StatsRequest | StartRecording | StopRecording
+                     | Shutdown, Field(discriminator="type")]
+FromWorker = Annotated[Hello | Answer | Refused | LegLost | LegLevels | RecordingFailed | Stats,
+                       Field(discriminator="type")]
 TO_WORKER: TypeAdapter[ToWorker] = TypeAdapter(ToWorker)
 FROM_WORKER: TypeAdapter[FromWorker] = TypeAdapter(FromWorker)
 

@@ -25,6 +25,7 @@ from bargein.mixer import LimitError, MixerEngine, RealtimeClock
 from pydantic import ValidationError
 
 from ..gateway import MediaError
+from ..levels import LevelMeter
 from ..recorder import CallRecorder
 from ..webrtc import WebRTCGateway
 from . import protocol as p
@@ -43,6 +44,8 @@ class MediaWorker:
         self.gateway = WebRTCGateway(silent_peer_s=config.silent_peer_s, connect_grace_s=config.connect_grace_s,
                                      encode_inline=config.encode_inline)
         self.gateway.attach(self.engine, self.clock, self._gateway_lost)
+        self.levels = self.gateway.meter = LevelMeter(self.engine.legs_of)  # calls with a supervisor
+        self.clock.add_listener(self._levels_tick)
         self.legs: dict[str, int] = {}  # core leg id -> mixer leg id
         self.keys: dict[int, tuple[str, str]] = {}  # mixer leg id -> (call id, core leg id)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -73,6 +76,8 @@ class MediaWorker:
                 self.keys.pop(leg, None)
                 await self.gateway.close_leg(leg)
                 self.engine.remove_leg(leg)
+        elif isinstance(msg, p.MeterCall):
+            self.levels.meter(msg.call_id, msg.on)
         elif isinstance(msg, p.Offer):  # negotiation takes a while: later messages must not wait for it
             self._spawn(self._answer(msg))
         elif isinstance(msg, p.StatsRequest):
@@ -108,6 +113,13 @@ class MediaWorker:
             self.send(p.Refused(worker=self.id, request=msg.request, leg=msg.leg, reason="the leg has ended"))
             return
         self.send(p.Answer(worker=self.id, request=msg.request, leg=msg.leg, sdp=sdp))
+
+    def _levels_tick(self, stats: object) -> None:
+        got = self.levels.tick()
+        if got:
+            calls = {str(call): {self.keys[leg][1]: min(1.0, v) for leg, v in legs.items() if leg in self.keys}
+                     for call, legs in got.items()}
+            self.send(p.LegLevels(worker=self.id, calls=calls))
 
     def _gateway_lost(self, leg: int) -> None:
         key = self.keys.get(leg)

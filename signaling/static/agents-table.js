@@ -8,6 +8,7 @@ import { $, esc } from "./dom.js";
 export const STATE_ORDER = { "on-call": 0, ringing: 1, available: 2, away: 3, offline: 4 };
 export const STATE_LABEL = { "on-call": "☎ On a call", ringing: "☎ Ringing", available: "● Available", away: "◐ Away", offline: "○ Offline" };
 const MODE_WORD = { monitor: "listening", barge: "barging", coach: "coaching" };
+const CHAT_WORD = { monitor: "reading chat", barge: "writing in chat", coach: "coaching in chat" };
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 
 /** Rows as the server sends them, with `since` / `callSince` (server epoch seconds) filled in. */
@@ -136,8 +137,10 @@ export class AgentsTable {
       if (!p) return "";
       return `${p.muted ? ' <span class="flag muted-flag">muted</span>' : ""}${p.held ? ' <span class="flag held-flag">on hold</span>' : ""}`;
     };
-    const sups = (a.supervisors || []).map((s) =>
-      `<span class="badge ${esc(s.mode)}">${esc(s.user)} · ${MODE_WORD[s.mode] || esc(s.mode)}</span>`).join(" ");
+    const sups = [...(a.supervisors || []).map((s) =>
+      `<span class="badge ${esc(s.mode)}">${esc(s.user)} · ${MODE_WORD[s.mode] || esc(s.mode)}</span>`),
+    ...(a.chats || []).flatMap((c) => (c.supervisors || []).map((s) =>
+      `<span class="badge ${esc(s.mode)}">💬 ${esc(s.user)} · ${CHAT_WORD[s.mode] || esc(s.mode)}</span>`))].join(" ");
     const customer = a.customer ? `${esc(a.customer_name || a.customer)}${flags(a.customer)}` : "";
     return `<tr class="${esc(a.state)}${a.mine ? " mine" : ""}" data-agent="${esc(a.agent)}">
       <td class="c-name"><span class="agent-name" tabindex="-1" data-key="row:${esc(a.agent)}">${esc(a.display_name || a.agent)}</span>${flags(a.agent)}<span class="agent-id">${esc(a.agent)}</span></td>

@@ -61,6 +61,7 @@ async function signIn(token) {
   const ctx = { client, media, me, banner, hideBanner, announce, log: (text) => activity.add(text) };
   view = new VIEWS[r.role](ctx);
   const chats = new ChatPanel(ctx, r.role);
+  ctx.chats = chats;  // the supervisor's table and tiles open chats in it
   window.bargein.chats = chats;
   client.on("request", (msg) => (ChatPanel.wants(msg) ? chats : view).onRequest(msg));
   client.on("notify", (msg) => {

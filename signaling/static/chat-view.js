@@ -131,6 +131,12 @@ export class ChatPanel {
     this.render();
   }
 
+  /** Moves the keyboard (and the view) to an open chat. */
+  focus(id) {
+    const head = this.root.querySelector(`section[data-chat-id="${CSS.escape(id)}"] h3`);
+    if (head) { head.focus(); head.scrollIntoView({ block: "nearest" }); }
+  }
+
   async setMode(id, mode) {
     const r = await this.client.request("INFO", { call_id: id, action: "mode", mode });
     if (r.status !== 200) { this.ctx.banner(`${mode} refused: ${r.reason}`); return; }
@@ -191,6 +197,7 @@ export class ChatPanel {
 
   render() {
     const list = $("chat-list");
+    const focused = document.activeElement?.matches?.("#chat-list h3") ? document.activeElement.closest("[data-chat-id]").dataset.chatId : null;
     list.innerHTML = [...this.chats].map(([id, c]) => {
       const lines = c.lines.map((l) => `<li class="chat-line from-${esc(l.from)}${l.whisper ? " whisper" : ""}">
           <b>${esc(l.display || l.from)}</b>: ${esc(l.text)}</li>`).join("");
@@ -201,13 +208,14 @@ export class ChatPanel {
       const offer = c.offer ? `<button data-act="accept" data-chat="${esc(id)}">Accept</button>
           <button data-act="decline" data-chat="${esc(id)}">Decline</button>` : "";
       const endLabel = c.ended ? "Close" : this.role === "supervisor" ? "Leave" : "End chat";
-      return `<section class="chat card" aria-label="Chat ${esc(id)}">
-          <h3>${esc(id)} · ${esc(c.peer || "")}${c.mode ? ` · ${esc(c.mode)}` : ""}${c.ended ? ` · ended: ${esc(c.ended)}` : ""}</h3>
+      return `<section class="chat card" aria-label="Chat ${esc(id)}" data-chat-id="${esc(id)}">
+          <h3 tabindex="-1">${esc(id)} · ${esc(c.peer || "")}${c.mode ? ` · ${esc(c.mode)}` : ""}${c.ended ? ` · ended: ${esc(c.ended)}` : ""}</h3>
           <ol class="chat-lines" aria-live="polite">${lines}</ol>
           ${canWrite ? `<form data-chat="${esc(id)}"><label>Message <input maxlength="4000" autocomplete="off"></label>
             <button type="submit">Send</button></form>` : ""}
           ${offer}${sup}<button data-act="end" data-chat="${esc(id)}">${endLabel}</button>
         </section>`;
     }).join("");
+    if (focused) this.root.querySelector(`section[data-chat-id="${CSS.escape(focused)}"] h3`)?.focus();  // redrawn: keep focus
   }
 }

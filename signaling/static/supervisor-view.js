@@ -14,6 +14,15 @@ const HINT = {
   coach: "Only the agent hears you; the customer does not.",
 };
 const SHORTCUTS = { m: "monitor", b: "barge", c: "coach" };
+const LEVELS_STALE_MS = 2000;  // the server reports ~5 times a second while anyone makes a sound
+
+/** Width (percent) of a participant's level bar: -60 dBFS .. 0 dBFS of the RMS the server measured. */
+export const levelPercent = (level) => Math.round(Math.min(100, Math.max(0, (20 * Math.log10(level + 1e-9) + 60) / 60 * 100)));
+
+/** A participant's talking indicator (filled in by showLevels). */
+const talkHtml = (user) => `<span class="speaking" data-talk="${esc(user)}" data-talking="false">`
+  + `<span class="talk-icon" aria-hidden="true">🔈</span><span class="lvl" aria-hidden="true"><span></span></span>`
+  + `<span class="talk-word">quiet</span></span> `;
 
 /** Server refusals in plain words (the server's own words stay in the activity log). */
 export function plainReason(reason) {
@@ -34,6 +43,8 @@ export class SupervisorView {
     this.calls = [];
     this.parties = [];
     this.others = [];         // other supervisors on the same call
+    this.levels = new Map();  // user -> {level, talking}: NOTIFY levels (server-side, per participant)
+    this.levelsAt = 0;
     this.busy = false;        // a mode change or a switch in flight
     this.lastChange = null;
     this.table = new AgentsTable({ actionFor: (a) => this.actionFor(a), onAction: (callId) => this.monitor(callId) });
@@ -46,7 +57,19 @@ export class SupervisorView {
       if (b && !b.disabled) this.actOn(b);
     });
     $("leave").onclick = () => this.leave();
+    // a live chat: one click opens it in the chat panel (from the agent's row or the live chats tile)
+    $("agents-body").addEventListener("click", (ev) => {
+      const b = ev.target.closest("button[data-open-chat]");
+      if (b) this.openChat(b.dataset.openChat);
+    });
+    $("tiles").addEventListener("click", (ev) => {
+      const b = ev.target.closest("button[data-open-chat]");
+      if (b) this.openChat(b.dataset.openChat);
+    });
     document.addEventListener("keydown", (ev) => this.onKey(ev));
+    setInterval(() => {  // nothing heard from the server for a while: nobody is talking
+      if (this.levels.size && Date.now() - this.levelsAt > LEVELS_STALE_MS) { this.levels.clear(); this.showLevels(); }
+    }, 500);
   }
 
   async start(reg) {
@@ -80,6 +103,10 @@ export class SupervisorView {
       this.others = (msg.supervisors || []).filter((s) => s.user !== this.ctx.me.user);
       if (this.session && typeof msg.answered_at === "number") this.session.answeredAt = msg.answered_at;
       this.renderSession();
+    } else if (msg.event === "levels" && msg.call_id === this.callId) {
+      this.levels = new Map((msg.levels || []).map((l) => [l.user, l]));
+      this.levelsAt = Date.now();
+      this.showLevels();
     } else if (msg.event === "session-ended") {
       const text = `Monitoring ended: ${msg.reason}`;
       this.ctx.banner(text);
@@ -130,7 +157,11 @@ export class SupervisorView {
   async changeMode(mode) {
     if (!this.callId) { this.ctx.announce("You are not on a call: choose Monitor on an agent's row first."); return; }
     if (mode === this.mode) { this.ctx.announce(`Already ${STATUS[mode].toLowerCase()}.`); return; }
-    if (mode !== "monitor" && !this.canBarge) { this.ctx.announce(this.noBargeReason); return; }
+    if (mode !== "monitor" && !this.canBarge) {  // explained in the log and aloud; no banner that stays
+      this.ctx.log(`${STATUS[mode]} is not available: ${this.noBargeReason}`);
+      this.ctx.announce(this.noBargeReason);
+      return;
+    }
     if (this.busy) return;
     this.busy = true;
     try {
@@ -192,6 +223,7 @@ export class SupervisorView {
     this.session = null;
     this.parties = [];
     this.others = [];
+    this.levels.clear();
     this.renderSession();
     this.renderAgents();
   }
@@ -219,8 +251,40 @@ export class SupervisorView {
     else this.ctx.announce("No call to monitor right now.");
   }
 
+  /** Opens a live chat read-only in the chat panel (or goes to it when it is already open). */
+  async openChat(id) {
+    const chats = this.ctx.chats;
+    if (!chats) return;
+    if (!chats.chats.has(id)) {
+      await chats.open(id);
+      if (chats.chats.has(id)) { this.ctx.log(`Reading chat ${id}`); this.ctx.announce(`Chat ${id} opened, read only. Barge to write.`); }
+    }
+    chats.focus(id);
+    this.renderAgents();
+  }
+
+  liveChats() { return this.agents.flatMap((a) => (a.chats || []).filter((c) => c.state === "active").map((c) => ({ ...c, agent: a }))); }
+
+  chatActions(a) {
+    return (a.chats || []).filter((c) => c.state === "active").map((c) => {
+      const id = esc(c.contact_id), who = esc(c.customer);
+      if (this.ctx.chats?.chats.has(c.contact_id)) {
+        return `<button class="mini chat-open here-chat" data-open-chat="${id}" data-key="chat:${id}"
+          aria-label="Go to the open chat ${id} with ${who}">💬 Reading ${who}</button>`;
+      }
+      return `<button class="mini chat-open" data-open-chat="${id}" data-key="chat:${id}"
+        aria-label="Open ${esc(a.display_name || a.agent)}'s chat with ${who} (read only)">💬 Open chat · ${who}</button>`;
+    }).join(" ");
+  }
+
   // ---------------------------------------------------------------- drawing
   actionFor(a) {
+    const chats = this.chatActions(a);
+    const voice = this.voiceAction(a);
+    return voice && chats ? `${voice}<div class="chat-acts">${chats}</div>` : voice || chats;
+  }
+
+  voiceAction(a) {
     if (!a.call_id || a.state !== "on-call") return "";
     const name = esc(a.display_name || a.agent);
     if (a.call_id === this.callId) return `<span class="here" data-key="here:${esc(a.agent)}" tabindex="-1">◉ You are ${STATUS[this.mode]?.toLowerCase() || "here"}</span>`;
@@ -259,6 +323,8 @@ export class SupervisorView {
     const waiting = this.calls.filter((c) => c.state === "ringing");
     const oldest = waiting.map((c) => c.created_at).filter((t) => typeof t === "number").sort((x, y) => x - y)[0];
     const supervised = this.agents.filter((a) => (a.supervisors || []).length).length;
+    const chats = this.liveChats();
+    const unread = chats.find((c) => !this.ctx.chats?.chats.has(c.contact_id));
     const tiles = [
       ["available", count("available"), "available", "agents available"],
       ["on-call", count("on-call"), "on a call", "agents on a call"],
@@ -267,10 +333,13 @@ export class SupervisorView {
       ["waiting", waiting.length, "waiting", "calls waiting", waiting.length > 0],
       ["wait", oldest != null ? sinceSpan(oldest, "") : "—", "longest wait", "longest wait", waiting.length > 0],
       ["supervised", supervised, "supervised", "calls supervised"],
+      ["chats", chats.length, "live chats", "live chats"],
     ];
     const html = tiles.map(([key, value, label, spoken, alert]) =>
       `<li class="tile${alert ? " alert" : ""}" data-tile="${key}"><span class="value">${value}</span>
-        <span class="label"><span class="group">${label === spoken ? "" : spoken.split(" ")[0]}</span> ${label}</span></li>`).join("");
+        <span class="label"><span class="group">${label === spoken ? "" : spoken.split(" ")[0]}</span> ${label}</span>${
+        key === "chats" && unread ? `<button class="mini tile-act" data-open-chat="${esc(unread.contact_id)}"
+          aria-label="Open ${esc(unread.agent.display_name || unread.agent.agent)}'s chat with ${esc(unread.customer)} (read only)">Open one</button>` : ""}</li>`).join("");
     if ($("tiles").innerHTML !== html) $("tiles").innerHTML = html;
   }
 
@@ -330,7 +399,7 @@ export class SupervisorView {
       const state = [p.muted ? `<span class="flag muted-flag">muted${p.muted_by === this.ctx.me.user ? " by you" : ""}</span>` : "",
         p.held ? '<span class="flag held-flag">on hold</span>' : ""].join(" ");
       return `<li data-user="${esc(p.user)}">
-        <span class="who-line"><strong>${esc(p.user)}</strong> <span class="muted">${esc(p.role)}</span> ${state}</span>
+        <span class="who-line">${talkHtml(p.user)}<strong>${esc(p.user)}</strong> <span class="muted">${esc(p.role)}</span> ${state}</span>
         <span class="acts">${acts ? `<button class="mini" data-act="mute" data-user="${esc(p.user)}" data-value="${p.muted ? "false" : "true"}"${dis}${hint}
           aria-label="${p.muted ? "Unmute" : "Mute"} ${esc(p.user)}">${p.muted ? "Unmute" : "Mute"}</button>${p.role === "agent" ? "" :
           `<button class="mini danger" data-act="drop" data-user="${esc(p.user)}"${dis}${hint} aria-label="Drop ${esc(p.user)} from the call">Drop</button>`}` : ""}</span></li>`;
@@ -338,9 +407,25 @@ export class SupervisorView {
     const heardBy = { monitor: "nobody hears you", barge: "agent and customer hear you", coach: "only the agent hears you" };
     const meLine = `<li class="me"><span class="who-line"><span class="talk" id="talk-me" aria-hidden="true"></span>
       <strong>You</strong> <span class="muted">${heardBy[this.mode] || ""}</span></span></li>`;
-    const others = this.others.map((s) => `<li><span class="who-line"><strong>${esc(s.user)}</strong>
+    const others = this.others.map((s) => `<li data-user="${esc(s.user)}"><span class="who-line">${talkHtml(s.user)}<strong>${esc(s.user)}</strong>
       <span class="muted">supervisor · ${esc(STATUS[s.mode]?.toLowerCase() || s.mode)}</span></span></li>`);
     $("session-participants").innerHTML = [...items, ...others, meLine].join("")
       + (barging || !acts ? "" : `<li class="parties-hint muted small" id="parties-hint">Barge to mute or drop a participant.</li>`);
+    this.showLevels();
+  }
+
+  /** Each participant's talking indicator, from the server's levels: a word and an icon, not a colour alone. */
+  showLevels() {
+    for (const el of $("session-participants").querySelectorAll("[data-talk]")) {
+      const l = this.levels.get(el.dataset.talk);
+      const talking = Boolean(l?.talking);
+      if (el.dataset.talking !== String(talking)) {
+        el.dataset.talking = String(talking);
+        el.classList.toggle("on", talking);
+        el.querySelector(".talk-word").textContent = talking ? "talking" : "quiet";
+        el.querySelector(".talk-icon").textContent = talking ? "🔊" : "🔈";
+      }
+      el.querySelector(".lvl > span").style.width = `${l ? levelPercent(l.level) : 0}%`;
+    }
   }
 }

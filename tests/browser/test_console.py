@@ -228,7 +228,12 @@ async def test_monitoronly_sees_barge_and_coach_disabled_with_a_reason(
     await sup.keyboard.press("b")  # the shortcut explains instead of asking the server
     await sup.wait_for_function("document.getElementById('announce').textContent.includes('listen only')")
     assert srv.core.calls[call_id].participants["monitoronly1"].mode == "monitor"
+    logged = await sup.text_content("#log li:first-child")  # in the activity log, in plain words
+    assert "Barging is not available" in logged and "listen only" in logged and "realtime_barge" not in logged
+    assert await sup.is_hidden("#banner")  # no refusal banner that never goes away
     await shot(sup, "monitoronly-1400")
+    await sup.click("#leave")  # the reason belongs to the call card: it goes with it
+    await sup.wait_for_selector("#mode-reason", state="hidden")
     assert not sup.errors
 
 
@@ -412,3 +417,90 @@ async def test_every_page_fits_a_phone_and_a_desktop(
             assert not p.errors
             await p.close()
         await customer.close()
+
+
+# ---------------------------------------------------------------------------------------------- switching
+async def test_switch_straight_to_another_call_and_the_card_header(
+        server: tuple[BargeinServer, str], chromium: object, clients: list[SignalingClient]) -> None:
+    srv, base = server
+    first = await call(clients, base, 1, "support")
+    second = await call(clients, base, 2, "sales")
+    sup = await open_page(chromium, base, "supervisor1")
+    await sup.click('tr[data-agent="agent1"] .monitor-btn')
+    await sup.wait_for_selector("#session-status.monitor")
+    # the card's header: agent, customer, queue and a ticking timer from the server's answer time
+    assert await sup.text_content("#session-agent") == "Agent 1"
+    assert await sup.text_content("#session-customer") == "Customer 1"
+    assert await sup.text_content("#session-queue") == "queue support"
+    assert float(await sup.get_attribute("#session-timer", "data-since")) == srv.core.calls[first].answered
+    # every other call stays one click away: "Switch here", enabled and saying what it does
+    other = 'tr[data-agent="agent2"] .monitor-btn'
+    assert not await sup.is_disabled(other)
+    assert await sup.text_content(other) == "Switch here"
+    assert "Leave your current call" in await sup.get_attribute(other, "aria-label")
+    await sup.click(other)
+    await sup.wait_for_selector('tr[data-agent="agent2"] .here')
+    assert await sup.text_content("#session-agent") == "Agent 2"
+    assert await sup.text_content("#session-queue") == "queue sales"
+    assert "supervisor1" not in srv.core.calls[first].participants  # left the first call in the same step
+    assert srv.core.calls[second].participants["supervisor1"].mode == "monitor"
+    assert await sup.text_content('tr[data-agent="agent1"] .monitor-btn') == "Switch here"
+    assert not sup.errors
+
+
+# ---------------------------------------------------------------------------------------------- wording
+async def test_call_ended_wording_for_supervisor_and_agent(
+        server: tuple[BargeinServer, str], chromium: object, clients: list[SignalingClient]) -> None:
+    srv, base = server
+    agent_page = await open_page(chromium, base, "agent1")
+    await agent_page.click("#availability [data-state=available]")
+    await agent_page.wait_for_selector("#agent-state-badge.available")
+    customer = await user(clients, base, "customer1")
+    calling = await customer.send("INVITE", to="queue:support")
+    await agent_page.click("#accept")
+    call_id = (await calling.final())["call_id"]
+    sup = await open_page(chromium, base, "supervisor1")
+    await sup.click(".monitor-btn:not([disabled])")
+    await sup.wait_for_selector("#session-status.monitor")
+    assert (await customer.request("BYE", call_id=call_id))["status"] == 200
+    await sup.wait_for_selector("#banner:not([hidden])")
+    assert await sup.text_content("#banner-text") == "Monitoring ended: the customer hung up"
+    await agent_page.wait_for_selector("#banner:not([hidden])")
+    assert await agent_page.text_content("#banner-text") == "Call ended: the customer hung up"
+    await agent_page.wait_for_selector("#agent-state-badge.available")  # back to available after the call
+    assert not sup.errors and not agent_page.errors
+
+
+# ---------------------------------------------------------------------------------------------- live chats
+async def chat(clients: list[SignalingClient], base: str, n: int, text: str) -> str:
+    """customer<n> starts a chat that agent<n> accepts (protocol clients); returns the contact id."""
+    agent = await user(clients, base, f"agent{n}", state="available")
+    customer = await user(clients, base, f"customer{n}")
+    tx = await customer.send("INVITE", to="queue:support", channel="chat")
+    await agent.respond(await agent.expect("INVITE"), 200)
+    contact = (await tx.final())["contact_id"]
+    assert (await customer.request("MESSAGE", contact_id=contact, text=text))["status"] == 200
+    return contact
+
+
+async def test_live_chats_tile_and_one_click_to_read_a_chat(
+        server: tuple[BargeinServer, str], chromium: object, clients: list[SignalingClient]) -> None:
+    srv, base = server
+    first = await chat(clients, base, 1, "my parcel is late")
+    sup = await open_page(chromium, base, "supervisor1")
+    await sup.wait_for_function("document.querySelector('[data-tile=chats] .value').textContent === '1'")
+    button = f'tr[data-agent="agent1"] button[data-open-chat="{first}"]'
+    assert "Open chat" in await sup.text_content(button)
+    await sup.click(button)  # one click: the chat opens read-only with its transcript
+    await sup.wait_for_selector("#chat-list >> text=my parcel is late")
+    assert await sup.locator("#chat-list form").count() == 0
+    await sup.wait_for_function(f"document.querySelector('{button}').textContent.includes('Reading')")
+    assert await sup.evaluate("document.activeElement.closest('[data-chat-id]')?.dataset.chatId") == first
+    assert await sup.locator("[data-tile=chats] button").count() == 0  # every live chat is open already
+    second = await chat(clients, base, 2, "wrong invoice")
+    await sup.wait_for_function("document.querySelector('[data-tile=chats] .value').textContent === '2'")
+    await sup.click("[data-tile=chats] button")  # one click from the tile: the chat not open yet
+    await sup.wait_for_selector("#chat-list >> text=wrong invoice")
+    assert {s.user for s in srv.core.chat.chats[second].supervisors()} == {"supervisor1"}
+    await sup.wait_for_selector('tr[data-agent="agent1"] .c-sup >> text=reading chat')
+    assert not sup.errors

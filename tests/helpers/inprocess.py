@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from bargein.signaling.core import AddLeg, CloseConnection, RemoveLeg, Send, SignalingCore, UpdateLeg
+from bargein.signaling.core import (
+    AddLeg,
+    CloseConnection,
+    MeterCall,
+    RemoveLeg,
+    Send,
+    SignalingCore,
+    UpdateLeg,
+)
 from bargein.signaling.messages import is_final
 from bargein.signaling.settings import Settings
 
@@ -31,6 +39,7 @@ class Harness:
         self.inbox: dict[str, list[dict]] = {}
         self.legs: dict[str, dict] = {}  # leg -> {"call_id", "routing", "user"}
         self.closed: list[str] = []
+        self.metered: dict[str, bool] = {}  # call -> whether the core asked to measure its levels
         self.n = 0
 
     def apply(self, actions: list) -> list:
@@ -51,6 +60,8 @@ class Harness:
                 self.legs[a.leg]["routing"] = a.routing
             elif isinstance(a, RemoveLeg):
                 del self.legs[a.leg]
+            elif isinstance(a, MeterCall):
+                self.metered[a.call_id] = a.on
             elif isinstance(a, CloseConnection):
                 self.closed.append(a.conn)
         return actions

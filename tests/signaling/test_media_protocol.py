@@ -39,11 +39,13 @@ def test_every_message_survives_json_framing_unchanged(routing: LegRouting, work
     to_worker = [p.AddLeg(worker=worker, call_id="call-1", leg="leg-1", routing=p.Routing.of(routing)),
                  p.UpdateLeg(worker=worker, call_id="call-1", leg="leg-1", routing=p.Routing.of(routing)),
                  p.RemoveLeg(worker=worker, call_id="call-1", leg="leg-1"),
+                 p.MeterCall(worker=worker, call_id="call-1", on=True),
                  p.Offer(worker=worker, request=7, call_id="call-1", leg="leg-1", sdp=sdp),
                  p.StatsRequest(worker=worker, request=8, per_leg=True), p.Shutdown(worker=worker)]
     from_worker = [p.Hello(worker=worker, pid=1, loop="uvloop"), p.Answer(worker=worker, request=7, leg="leg-1", sdp=sdp),
                    p.Refused(worker=worker, request=7, leg="leg-1", reason="no audio"),
-                   p.LegLost(worker=worker, call_id="call-1", leg="leg-1", reason="media connection lost")]
+                   p.LegLost(worker=worker, call_id="call-1", leg="leg-1", reason="media connection lost"),
+                   p.LegLevels(worker=worker, calls={"call-1": {"leg-1": 0.25, "leg-2": 0.0}})]
 
     async def roundtrip() -> None:
         reader = _stream(b"".join(p.encode(m) for m in to_worker + from_worker))
@@ -65,6 +67,11 @@ def test_broken_frames_are_errors_not_hangs() -> None:
         asyncio.run(read(struct.pack(">I", 10) + b"{}"))
     with pytest.raises(p.FrameError, match="header"):
         asyncio.run(read(b"\x00\x01"))
+
+
+def test_leg_levels_out_of_range_are_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match="calls"):
+        p.FROM_WORKER.validate_json('{"type": "leg_levels", "worker": "w1", "calls": {"call-1": {"leg-1": 3.0}}}')
 
 
 def test_invalid_message_names_the_field() -> None:

@@ -42,6 +42,14 @@ async def test_demo_calls_show_in_agents_view_and_can_be_monitored_and_barged() 
                 await srv.clock.wait_tick()
                 heard.append(srv.engine.output(leg).copy())
             assert np.abs(np.concatenate(heard)).max() > 1000  # the supervisor hears the demo voices
+            talking: set[str] = set()
+            for _ in range(100):  # the call card's indicators: the demo's voices are measured too (failure guard)
+                levels = await sup.expect("NOTIFY", event="levels", timeout=30)
+                assert levels["call_id"] == call_id
+                talking |= {r["role"] for r in levels["levels"] if r["talking"]}
+                if {"agent", "customer"} <= talking:
+                    break
+            assert {"agent", "customer"} <= talking and "supervisor" not in talking
             assert (await sup.request("INFO", call_id=call_id, action="mode", mode="barge"))["status"] == 200
             await sup.close()
 
