@@ -12,6 +12,11 @@ It listens to :class:`signaling.records.Records` (every contact and monitor sess
 - stores chat transcripts as JSON files (:meth:`save_transcript`);
 - deletes contacts older than ``retention_days`` with their files.
 
+Files are stored under names that do not depend on where a node keeps them (``recordings/<id>.ogg``,
+``transcripts/<id>.json``): each node maps the first part to its ``recordings_dir`` /
+``transcripts_dir``, so nodes of a cluster that mount shared storage at different places serve each
+other's files.
+
 Everything here runs on the event loop and does no I/O itself: the store and the recording writer
 have their own threads; file deletion runs on a worker thread.
 """
@@ -70,6 +75,11 @@ class ContactLog:
     def __init__(self, settings: Settings, recorder: Recorder, store: ContactStore | None = None) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir.resolve()
+        # stored file names start with one of these; each maps to its folder on this node
+        self.folders = {
+            "recordings": (settings.recordings_dir or self.data_dir / "recordings").resolve(),
+            "transcripts": (settings.transcripts_dir or self.data_dir / "transcripts").resolve(),
+        }
         self.store = store or default_store(settings)
         self.recorder = recorder
         recorder.on_error = self._recorder_error
@@ -139,12 +149,13 @@ class ContactLog:
         if sides == "none":
             return
         rec_id = next(self._rec_ids)
-        rel = Path("recordings") / f"{c.contact_id}.ogg"
-        why_not = self.recorder.record(c.call_id, rec_id, self.data_dir / rel, _CHANNELS[sides])
+        rel = f"recordings/{c.contact_id}.ogg"
+        why_not = self.recorder.record(c.call_id, rec_id, self.folders["recordings"] / f"{c.contact_id}.ogg",
+                                       _CHANNELS[sides])
         if why_not is not None:
             c.recording_error = why_not
             return
-        c.recording_path = rel.as_posix()
+        c.recording_path = rel
         self._rec_contacts[rec_id] = c
         while len(self._rec_contacts) > KEEP_RECENT_RECORDINGS:
             self._rec_contacts.popitem(last=False)
@@ -197,12 +208,12 @@ class ContactLog:
             task.add_done_callback(self._transcripts.discard)
 
     async def write_transcript(self, c: Contact, messages: list[dict[str, Any]]) -> Path:
-        rel = Path("transcripts") / f"{c.contact_id}.json"
+        path = self.folders["transcripts"] / f"{c.contact_id}.json"
         doc = {"contact_id": c.contact_id, "channel": c.channel, "queue": c.queue, "messages": messages}
-        await asyncio.to_thread(_write_json, self.data_dir / rel, doc)
-        c.transcript_path = rel.as_posix()
+        await asyncio.to_thread(_write_json, path, doc)
+        c.transcript_path = f"transcripts/{c.contact_id}.json"
         self.store.save_contact(c)
-        return self.data_dir / rel
+        return path
 
     # ------------------------------------------------------------------ retention
     async def _retain(self) -> None:
@@ -226,14 +237,18 @@ class ContactLog:
     def _delete_files(self, contacts: list[Contact]) -> None:
         for c in contacts:
             for rel in (c.recording_path, c.transcript_path):
-                if rel:
+                path = self.path_of(rel) if rel else None
+                if path is not None:  # another node of a cluster may have deleted it already
                     with contextlib.suppress(FileNotFoundError):
-                        (self.data_dir / rel).unlink()
+                        path.unlink()
 
     def path_of(self, rel: str) -> Path | None:
-        """A stored relative path as a file under the data folder (None if it would leave it)."""
-        p = (self.data_dir / rel).resolve()
-        return p if p.is_relative_to(self.data_dir) else None
+        """A stored file name (``recordings/<id>.ogg``, ``transcripts/<id>.json``) as the file on this node:
+        under the folder its first part names, else under the data folder; None if it would leave it."""
+        first, _, rest = rel.partition("/")
+        base, name = (self.folders[first], rest) if first in self.folders and rest else (self.data_dir, rel)
+        p = (base / name).resolve()
+        return p if p.is_relative_to(base) else None
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:

@@ -50,7 +50,7 @@ class Contact(BaseModel):
     disconnected: float | None = None
     disconnect_reason: str | None = None
     ended_by: str | None = None
-    recording_path: str | None = None  # relative to the data folder
+    recording_path: str | None = None  # "recordings/<id>.ogg": under the node's recordings_dir
     transcript_path: str | None = None
     recording_error: str | None = None
 

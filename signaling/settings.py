@@ -47,7 +47,13 @@ class Settings(BaseSettings):
     failed_signins_burst: float = Field(10.0, ge=1, description="wrong-token REGISTERs allowed in a row")
     max_connections: int = Field(1000, ge=1, description="open signaling connections; more are refused")
     data_dir: Path = Field(Path("bargein-data"), description="contact records, recordings, transcripts")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite in data_dir (a cluster: postgresql+psycopg://...)")
+    recordings_dir: Path | None = Field(
+        None, description="call recordings; default data_dir/recordings (a cluster: shared storage, so any node "
+        "serves them)")
+    transcripts_dir: Path | None = Field(
+        None, description="chat transcripts; default data_dir/transcripts (a cluster: shared, like recordings_dir)")
     retention_days: float | None = Field(90.0, gt=0, description="older contacts and their files are deleted")
     allowed_origins: list[str] = Field(
         default_factory=list, description="browser origins allowed to open /ws besides the server's own ('*': any)")

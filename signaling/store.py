@@ -6,8 +6,18 @@ latest snapshot of a row, and one writer thread commits whatever is queued at le
 mode, so a committed transaction survives the process being killed (``SIGKILL``): at most the last
 fraction of a second is lost. Reads run on worker threads (``asyncio.to_thread``).
 
-Only SQLAlchemy Core is used (no dialect-specific SQL), so another database is a URL away
-(``database_url``, e.g. PostgreSQL).
+Only SQLAlchemy Core is used for rows and queries, so another database is a URL away (``database_url``).
+PostgreSQL (``postgresql+psycopg://...``, the ``postgres`` extra) is what a cluster of nodes shares; for it:
+
+- the tables are created under an advisory lock, so nodes starting together do not race;
+- ids compare in the ``C`` collation, as in SQLite, so newest-first order and cursors do not depend on
+  the server's locale;
+- connections are checked before use (``pool_pre_ping``): a restarted database is reconnected to.
+
+When the database cannot be reached (an outage, a restart, SQLite's lock), the writer keeps the rows
+it could not write (the latest snapshot of each) and tries again every ``retry_interval_s``; a row the
+database refuses as such (a value too long for its column) is dropped alone, logged, and the rest are
+written.
 """
 
 from __future__ import annotations
@@ -32,8 +42,10 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
     update,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from .contact_models import Contact, ContactQuery, MonitorSession
@@ -74,10 +86,15 @@ class ContactStore(ABC):
         """Delete contacts initiated before ``before`` (and their monitor sessions); return them."""
 
 
+def _id_type() -> String:
+    # ids sort by time as plain bytes: PostgreSQL would otherwise compare them in the database's locale
+    return String(32).with_variant(String(32, collation="C"), "postgresql")
+
+
 metadata = MetaData()
 contacts_table = Table(
     "contacts", metadata,
-    Column("contact_id", String(32), primary_key=True),
+    Column("contact_id", _id_type(), primary_key=True),
     Column("call_id", String(64), nullable=False),
     Column("channel", String(8), nullable=False, index=True),
     Column("queue", String(64), nullable=False, index=True),
@@ -95,8 +112,8 @@ contacts_table = Table(
 )
 monitors_table = Table(
     "monitor_sessions", metadata,
-    Column("session_id", String(32), primary_key=True),
-    Column("contact_id", String(32), nullable=False, index=True),
+    Column("session_id", _id_type(), primary_key=True),
+    Column("contact_id", _id_type(), nullable=False, index=True),
     Column("supervisor", String(64), nullable=False),
     Column("started", Float, nullable=False),
     Column("initial_mode", String(16), nullable=False),
@@ -114,17 +131,46 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_SCHEMA_LOCK = 0x62617267  # PostgreSQL advisory lock key held while creating the tables ("barg")
+
+
+def _unreachable(exc: Exception) -> bool:
+    """The database could not be reached or was busy (worth trying again), as opposed to refusing a row."""
+    return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or \
+        bool(getattr(exc, "connection_invalidated", False))
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the tables if they are missing. Several nodes (processes) may start at once on one database:
+    on PostgreSQL they take turns under an advisory lock; elsewhere, one that loses the race to
+    ``CREATE TABLE`` looks again and finds the tables."""
+    for attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+                metadata.create_all(conn)
+            return
+        except sa_exc.DBAPIError:
+            if attempt == 2:
+                raise
+
+
 class SqlContactStore(ContactStore):
-    def __init__(self, url: str, commit_interval_s: float = 0.2) -> None:
+    def __init__(self, url: str, commit_interval_s: float = 0.2, retry_interval_s: float = 1.0) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url)
-        if self.engine.dialect.name == "sqlite":
+        sqlite = url.startswith("sqlite")
+        self.engine: Engine = create_engine(url, pool_pre_ping=not sqlite)
+        if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        create_schema(self.engine)
         self.commit_interval_s = commit_interval_s
+        self.retry_interval_s = retry_interval_s
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.commits = 0
+        self.dropped = 0  # rows the database refused (logged one by one)
+        self.unwritten = 0  # rows waiting for the database to come back
 
     # ------------------------------------------------------------------ writes (writer thread)
     def start(self) -> None:
@@ -155,13 +201,17 @@ class SqlContactStore(ContactStore):
         self.engine.dispose()
 
     def _run(self) -> None:
+        # rows not yet committed, by key: the latest snapshot of each (kept across an outage)
+        contacts: dict[str, dict[str, Any]] = {}
+        monitors: dict[str, dict[str, Any]] = {}
         stop = False
         while not stop:
-            contacts: dict[str, dict[str, Any]] = {}
-            monitors: dict[str, dict[str, Any]] = {}
             waiters: list[Any] = []
-            kind, item = self._queue.get()
-            while True:  # gather what arrives within the commit interval
+            try:  # with rows left over from an outage, wake up to try again
+                kind, item = self._queue.get(timeout=self.retry_interval_s if contacts or monitors else None)
+            except queue.Empty:
+                kind, item = "retry", None
+            while kind != "retry":  # gather what arrives within the commit interval
                 if kind == "contact":
                     contacts[item["contact_id"]] = item
                 elif kind == "monitor":
@@ -177,17 +227,49 @@ class SqlContactStore(ContactStore):
                 except queue.Empty:
                     break
             if contacts or monitors:
-                try:
-                    with self.engine.begin() as conn:
-                        for row in contacts.values():
-                            self._upsert(conn, contacts_table, "contact_id", row)
-                        for row in monitors.values():
-                            self._upsert(conn, monitors_table, "session_id", row)
-                    self.commits += 1
-                except Exception:  # a failing database must not take the writer down: log, keep going
-                    log.exception("store.write_failed", contacts=len(contacts), monitors=len(monitors))
+                self._write(contacts, monitors)
             for w in waiters:
                 w()
+        if contacts or monitors:
+            log.error("store.rows_lost", contacts=len(contacts), monitors=len(monitors),
+                      why="the database was unreachable until the store closed")
+
+    def _write(self, contacts: dict[str, dict[str, Any]], monitors: dict[str, dict[str, Any]]) -> None:
+        """Commit the rows in one transaction and forget them; keep them if the database is unreachable;
+        if it refuses the batch, write row by row and drop only the rows it refuses."""
+        rows = [(contacts_table, "contact_id", contacts), (monitors_table, "session_id", monitors)]
+        try:
+            try:
+                with self.engine.begin() as conn:
+                    for table, key, batch in rows:
+                        for row in batch.values():
+                            self._upsert(conn, table, key, row)
+                self.commits += 1
+                contacts.clear()
+                monitors.clear()
+            except Exception as exc:
+                if _unreachable(exc):
+                    raise
+                self._write_one_by_one(rows)  # clears the batches as it goes; raises if the database goes away
+        except Exception as exc:  # unreachable: keep the rows; never let the writer thread die
+            log.warning("store.unreachable", waiting=len(contacts) + len(monitors),
+                        error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        self.unwritten = len(contacts) + len(monitors)
+
+    def _write_one_by_one(self, rows: list[tuple[Table, str, dict[str, dict[str, Any]]]]) -> None:
+        for table, key, batch in rows:
+            for k, row in list(batch.items()):
+                try:
+                    with self.engine.begin() as conn:
+                        self._upsert(conn, table, key, row)
+                except Exception as exc:
+                    if _unreachable(exc):  # the database went away meanwhile: keep what is left
+                        raise
+                    self.dropped += 1
+                    log.error("store.row_refused", table=table.name, key=k, error=str(exc).splitlines()[0])
+                else:
+                    self.commits += 1
+                del batch[k]
 
     @staticmethod
     def _upsert(conn: Connection, table: Table, key: str, row: dict[str, Any]) -> None:

@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 1)")
     p.add_argument("--clock", choices=["virtual", "realtime"], help="virtual: as fast as possible; realtime: 20 ms")
     p.add_argument("--rate", type=int, choices=[8000, 16000, 48000], help="mixer rate in Hz (default 48000)")
-    p.add_argument("--server", metavar="URL", help="drive a running bargein server at URL (ws://127.0.0.1:8080/ws)")
+    p.add_argument("--server", metavar="URL", help="drive a running bargein server at URL (ws://127.0.0.1:8080/ws); "
+                   "a cluster: its nodes' URLs, comma-separated (connections are spread over them)")
     p.add_argument("--webrtc-calls", type=int, metavar="N", help="server path: calls carried over WebRTC legs")
     p.add_argument("--control", choices=["signaling", "direct"], default="signaling",
                    help="in-process call control: the real signaling core (default) or straight to the mixer")

@@ -7,6 +7,11 @@ connections, one distinct tone per leg; every second each of their listeners' re
 measured (single-bin DFT) and compared with the routing table of :mod:`bargein.simulator.expected`, then each
 supervisor switches mode at random. The other calls exercise signaling only. Mixer timing comes
 from the server's ``/healthz``.
+
+A cluster is driven through all its nodes (``server`` lists their URLs, comma-separated): call ``i``'s
+agent connects to node ``i``, its customer to node ``i + 1`` and its supervisor to node ``i + 2`` (mod
+the node count), so every call's parties sit on different nodes when there are three; the mixer
+counters are summed over the nodes.
 """
 
 from __future__ import annotations
@@ -45,15 +50,33 @@ class _Call:
         self.mode = MONITOR
 
 
-async def _healthz(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-    http = url.replace("ws://", "http://").replace("wss://", "https://").rsplit("/ws", 1)[0]
-    async with session.get(http + "/healthz") as r:
-        return await r.json()
+MIXER_COUNTERS = ("ticks", "deadline_misses", "frames_missing", "frames_dropped")
 
 
-async def _place(session: aiohttp.ClientSession, url: str, i: int, webrtc: bool) -> _Call:
-    agent = await sign_in(url, DEMO["agent"][i], session=session, state="available")
-    customer = await sign_in(url, DEMO["customer"][i], session=session)
+async def _healthz(session: aiohttp.ClientSession, urls: list[str]) -> dict[str, Any]:
+    """The server's ``/healthz``; for a cluster, the nodes' mixer counters summed (tick_ms: the slowest)."""
+    docs = []
+    for url in urls:
+        http = url.replace("ws://", "http://").replace("wss://", "https://").rsplit("/ws", 1)[0]
+        async with session.get(http + "/healthz") as r:
+            docs.append(await r.json())
+    if len(docs) == 1:
+        return docs[0]
+    mixers = [d.get("mixer", {}) for d in docs]
+    mixer: dict[str, Any] = {k: sum(m.get(k, 0) for m in mixers) for k in MIXER_COUNTERS}
+    ticks = [m["tick_ms"] for m in mixers if isinstance(m.get("tick_ms"), dict)]
+    if ticks:  # the slowest node's figures
+        mixer["tick_ms"] = {k: max(t.get(k, 0.0) for t in ticks) for k in ("p50", "p99", "max")}
+    return {"mixer": mixer}
+
+
+def _node(urls: list[str], i: int) -> str:
+    return urls[i % len(urls)]
+
+
+async def _place(session: aiohttp.ClientSession, urls: list[str], i: int, webrtc: bool) -> _Call:
+    agent = await sign_in(_node(urls, i), DEMO["agent"][i], session=session, state="available")
+    customer = await sign_in(_node(urls, i + 1), DEMO["customer"][i], session=session)
     call = _Call(i, customer, agent, webrtc)
     if webrtc:
         call.legs[CUSTOMER], call.legs[AGENT] = ClientLeg(TONES[CUSTOMER]), ClientLeg(TONES[AGENT])
@@ -103,6 +126,7 @@ def _check(call: _Call, tick: int, report: Report) -> None:
 
 async def _run(sc: Scenario, progress: Callable[[int], object] | None) -> Report:
     assert sc.server is not None
+    urls = sc.server_urls
     report = Report(scenario=sc.model_dump(mode="json"), path="server", control="signaling (WebSocket)",
                     clock="realtime", rate=sc.rate)
     n_calls = min(sc.calls, len(DEMO["agent"]))
@@ -112,11 +136,11 @@ async def _run(sc: Scenario, progress: Callable[[int], object] | None) -> Report
     rng = np.random.default_rng(sc.seed)
     t0 = time.perf_counter()
     async with aiohttp.ClientSession() as session:
-        before = await _healthz(session, sc.server)
-        calls = [await _place(session, sc.server, i, i < webrtc) for i in range(n_calls)]
+        before = await _healthz(session, urls)
+        calls = [await _place(session, urls, i, i < webrtc) for i in range(n_calls)]
         report.calls_started = report.peak_concurrent_calls = len(calls)
         for call, sup in zip(calls, DEMO["supervisor"], strict=False):
-            if await _supervise(session, sc.server, call, sup):
+            if await _supervise(session, _node(urls, call.i + 2), call, sup):
                 report.monitor_sessions += 1
         ticks = int(sc.duration_s / 0.02)
         start = time.monotonic()
@@ -155,7 +179,7 @@ async def _run(sc: Scenario, progress: Callable[[int], object] | None) -> Report
                 ended = await c.sup.expect("NOTIFY", event="session-ended")
                 report.supervision_ended_by_call_end += 1
                 report.supervision_end_reasons_missing += not ended.get("reason")
-        after = await _healthz(session, sc.server)
+        after = await _healthz(session, urls)
         for c in calls:
             for leg in c.legs.values():
                 await leg.close()
@@ -171,6 +195,9 @@ async def _run(sc: Scenario, progress: Callable[[int], object] | None) -> Report
     report.simulated_s = sc.duration_s
     report.wall_time_s = round(time.perf_counter() - t0, 2)
     report.notes.append(f"{webrtc} of {n_calls} calls over WebRTC; tick_ms is the server mixer's recent window")
+    if len(urls) > 1:
+        report.notes.append(f"connections spread over {len(urls)} nodes: agent on node i, customer on i+1, "
+                            "supervisor on i+2; mixer counters summed over the nodes")
     return report
 
 

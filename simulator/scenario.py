@@ -113,16 +113,23 @@ class Scenario(_Section):
     chats: Chats = Chats()
     limits: CallLimits = CallLimits()
     buffer_frames: int = Field(2, ge=1, le=64, description="mixer input buffer per leg")
-    server: str | None = Field(None, description="ws:// URL of a running `bargein serve` (else in-process)")
+    server: str | None = Field(None, description="ws:// URL of a running `bargein serve` (else in-process); "
+                               "comma-separated URLs of a cluster's nodes spread the connections over them")
     webrtc_calls: int = Field(0, ge=0, description="server path: calls whose legs carry audio over WebRTC")
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
         if self.webrtc_calls and not self.server:
             raise ValueError("webrtc_calls needs server (WebRTC legs only exist against a running server)")
-        if self.server and not self.server.startswith(("ws://", "wss://")):
-            raise ValueError(f"server must be a ws:// or wss:// URL, got {self.server!r}")
+        for url in self.server_urls:
+            if not url.startswith(("ws://", "wss://")):
+                raise ValueError(f"server must be ws:// or wss:// URLs (comma-separated), got {url!r}")
         return self
+
+    @property
+    def server_urls(self) -> list[str]:
+        """The server's URL, or each node's of a cluster (``server`` is comma-separated)."""
+        return [u.strip() for u in (self.server or "").split(",") if u.strip()]
 
     @property
     def agent_count(self) -> int:

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from bargein.signaling.client import ClientError, Refused, place_call, sign_in
+from bargein.signaling.cluster.keys import JUDGE_AFTER_S, LEADER_TTL_MS, NODE_TIMEOUT_S
 from bargein.signaling.webrtc_client import ClientLeg
 from helpers.redis_server import RedisServer
 
@@ -111,6 +112,8 @@ async def test_redis_outage_keeps_calls_refuses_new_ones_and_recovers(redis_serv
         standby = await sign_in(n1.ws, "agent3", session=session, state="available", timeout=SLOW)
 
         redis_server.stop()
+        # an outage longer than the node timeout and the leader lock's TTL: nobody may look dead afterwards
+        await asyncio.sleep(NODE_TIMEOUT_S + LEADER_TTL_MS / 1000)
         # the call's audio goes on (its media is on n2, its parties' sockets on n3 and n1)
         assert await settles(legs, want) == want
         # a new sign-in relayed through a node that cannot reach Redis is refused with the reason
@@ -137,6 +140,11 @@ async def test_redis_outage_keeps_calls_refuses_new_ones_and_recovers(redis_serv
         await eventually(new_call_works, what="a new call after Redis returned")
         c, a = parties[-2:]
         assert await settles({"customer": c["leg"], "agent": a["leg"]}, want := expected(None)) == want
+        await asyncio.sleep(JUDGE_AFTER_S)  # past the time the leader judges nodes again: nothing was lost
+        async with session.get(n2.base + "/api/calls?token=supervisor1") as r:
+            assert call_id in {c["call_id"] for c in (await r.json())["calls"]}
+        assert await settles(legs, want) == want
+        assert (await n1.health(session))["cluster"]["leader"] == "n1"
         await waiting.close()
         await standby.close()
     finally:

@@ -1,5 +1,6 @@
 """Contact search over HTTP on the real server: a real call's record, filters, pages, permissions,
-range requests on the recording, transcripts and retention."""
+range requests on the recording, transcripts and retention; each against the embedded SQLite store and
+a real PostgreSQL server (the ``database_url`` fixture)."""
 
 import json
 import time
@@ -18,8 +19,8 @@ SUP = {"Authorization": "Bearer supervisor1"}
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[tuple[BargeinServer, str]]:
-    srv = BargeinServer(Settings(port=0, data_dir=tmp_path))
+async def server(tmp_path: Path, database_url: str | None) -> AsyncIterator[tuple[BargeinServer, str]]:
+    srv = BargeinServer(Settings(port=0, data_dir=tmp_path, database_url=database_url))
     async with serving(srv) as base:
         yield srv, base
 
@@ -175,8 +176,8 @@ async def test_transcript_is_stored_as_json(server: tuple[BargeinServer, str]) -
         assert await srv.contacts.save_transcript("call-unknown", messages) is None
 
 
-async def test_retention_deletes_old_contacts_and_their_files(tmp_path: Path) -> None:
-    srv = BargeinServer(Settings(port=0, data_dir=tmp_path, retention_days=1))
+async def test_retention_deletes_old_contacts_and_their_files(tmp_path: Path, database_url: str | None) -> None:
+    srv = BargeinServer(Settings(port=0, data_dir=tmp_path, retention_days=1, database_url=database_url))
     async with serving(srv):
         now = time.time()
         old, new = seed(srv, 2, now - 3 * 86400), seed(srv, 1, now - 3600)

@@ -1,4 +1,5 @@
-"""Contact records survive a restart and a SIGKILL of a real ``bargein serve`` process."""
+"""Contact records survive a restart and a SIGKILL of a real ``bargein serve`` process (embedded SQLite,
+and a real PostgreSQL server)."""
 
 import asyncio
 import os
@@ -26,9 +27,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def bargein_serve(data_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+def bargein_serve(data_dir: Path, log: Path, database_url: str | None = None,
+                  **env_vars: str) -> Iterator[tuple[subprocess.Popen, str]]:
     port = free_port()
-    env = {**os.environ, "BARGEIN_DATA_DIR": str(data_dir), "BARGEIN_PORT": str(port)}
+    env = {**os.environ, "BARGEIN_DATA_DIR": str(data_dir), "BARGEIN_PORT": str(port), **env_vars}
+    if database_url is not None:
+        env["BARGEIN_DATABASE_URL"] = database_url
     with open(log, "ab") as out:
         proc = subprocess.Popen([str(BARGEIN), "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -74,10 +78,10 @@ async def contacts(session: aiohttp.ClientSession, base: str) -> list[dict]:
     return out
 
 
-async def test_records_survive_sigkill_and_restart(tmp_path: Path) -> None:
+async def test_records_survive_sigkill_and_restart(tmp_path: Path, database_url: str | None) -> None:
     data, log = tmp_path / "data", tmp_path / "serve.log"
     async with aiohttp.ClientSession() as session:
-        with bargein_serve(data, log) as (proc, base):
+        with bargein_serve(data, log, database_url) as (proc, base):
             await ready(base)
             clients, killed_call = await supervised_call(session, base)
             await asyncio.sleep(1.5)  # the contract: at most the last second is lost
@@ -85,7 +89,7 @@ async def test_records_survive_sigkill_and_restart(tmp_path: Path) -> None:
             proc.wait(30)
             for c in clients:
                 await c.close()
-        with bargein_serve(data, log) as (proc, base):
+        with bargein_serve(data, log, database_url) as (proc, base):
             await ready(base)
             (row,) = await contacts(session, base)
             assert row["call_id"] == killed_call and row["agent"] == "agent1" and row["connected"] is not None
@@ -99,7 +103,7 @@ async def test_records_survive_sigkill_and_restart(tmp_path: Path) -> None:
             assert proc.wait(60) == 0
             for c in clients:
                 await c.close()
-        with bargein_serve(data, log) as (proc, base):
+        with bargein_serve(data, log, database_url) as (proc, base):
             await ready(base)
             rows = await contacts(session, base)
             assert [r["call_id"] for r in rows] == [ended_call, killed_call]  # newest first; ids restart
