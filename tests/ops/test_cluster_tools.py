@@ -29,7 +29,10 @@ async def test_simulator_drives_three_nodes_with_parties_on_different_nodes(thre
     sc = Scenario(server=urls, calls=3, webrtc_calls=2, duration_s=4, seed=3)
     r = await _run(sc, None)
     assert r.routing_violations == 0, r.violations[:3]
-    assert r.routing_checks >= 24 and r.calls_completed == 3 and r.monitor_sessions == 3
+    # every window checks all 6 listener/speaker pairs of both WebRTC calls; how many windows fit in 4 s
+    # depends on the machine's load, so at least one
+    assert r.checked_ticks >= 1 and r.routing_checks == 12 * r.checked_ticks
+    assert r.calls_completed == 3 and r.monitor_sessions == 3
     assert r.supervision_ended_by_call_end == 3 and r.supervision_end_reasons_missing == 0
     assert any("spread over 3 nodes" in n for n in r.notes)
 
