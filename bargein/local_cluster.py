@@ -2,17 +2,22 @@
 process on its own port on 127.0.0.1, for trying the cluster out (``scripts/cluster``) and for
 ``benchmarks.cluster``. Not for production: every process runs here, and Redis keeps nothing on disk.
 
-    python -m bargein.local_cluster [--nodes 3] [--base-port 8081] [--data-dir DIR] [--demo-calls 12]
+    python -m bargein.local_cluster [--nodes 3] [--base-port 8081] [--data-dir DIR] [--demo-calls 6] [-- SERVE_ARGS]
 
 Each node keeps its own data folder (``DIR/node-<i>``); recordings and transcripts go to the shared
 ``DIR/recordings`` and ``DIR/transcripts``, as shared storage would in production; the contact store is
 whatever ``BARGEIN_DATABASE_URL`` says (``scripts/cluster --postgres`` starts a local PostgreSQL for it),
-else each node's own SQLite file. Ctrl-C stops the nodes, then Redis.
+else each node's own SQLite file (then contact search on a node shows only what it stored while it
+led). Demo calls are driven from this process (``bargein.cluster_demo``). Ctrl-C stops the demo, the
+nodes, then Redis.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -80,13 +85,17 @@ class LocalCluster:
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
+        """Redis, then node n1 until it leads (the first node started takes the lead), then the others,
+        until every node sees them all."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._start_redis()
-        for i in range(self.n):
+        first = self.start_node(0)
+        self.wait_ready(first, leader=first.name, nodes=1)
+        for i in range(1, self.n):
             self.start_node(i)
         for node in self.nodes:
-            self.wait_ready(node)
-        log.info("cluster.ready", nodes=[n.url for n in self.nodes], redis=self.redis_url)
+            self.wait_ready(node, leader=first.name, nodes=self.n)
+        log.info("cluster.ready", nodes=[n.url for n in self.nodes], redis=self.redis_url, leader=first.name)
 
     def _start_redis(self) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -115,74 +124,55 @@ class LocalCluster:
 
     def start_node(self, i: int) -> Node:
         """Start node ``i`` (again, on its old port if it ran before)."""
-        old = next((n for n in self.nodes if n.name == f"node-{i + 1}"), None)
+        name = f"n{i + 1}"
+        old = next((n for n in self.nodes if n.name == name), None)
         port = old.port if old else (self.base_port + i if self.base_port else free_port())
-        name = f"node-{i + 1}"
         node_dir = self.data_dir / name
         node_dir.mkdir(exist_ok=True)
         env = {**os.environ, "BARGEIN_DATA_DIR": str(node_dir),
                "BARGEIN_RECORDINGS_DIR": str(self.data_dir / "recordings"),
                "BARGEIN_TRANSCRIPTS_DIR": str(self.data_dir / "transcripts"), **self.env}
         cmd = [sys.executable, "-m", "bargein.cli", "--log-level", self.log_level, "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--redis", self.redis_url, *self.serve_args, *self.node_args[i]]
+               "--port", str(port), "--redis", self.redis_url, "--node-id", name, *self.serve_args, *self.node_args[i]]
         logfile = self.data_dir / f"{name}.log"
         with open(logfile, "ab") as out:
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         node = Node(name, port, proc, logfile)
         self.nodes = [n for n in self.nodes if n.name != name] + [node]
-        self.nodes.sort(key=lambda n: int(n.name.rsplit("-", 1)[1]))
+        self.nodes.sort(key=lambda n: int(n.name[1:]))
         return node
 
-    def wait_ready(self, node: Node) -> None:
+    def health(self, node: Node) -> dict | None:
+        try:
+            with urllib.request.urlopen(node.url + "/healthz", timeout=5) as r:
+                return json.loads(r.read()) if r.status == 200 else None
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def wait_ready(self, node: Node, leader: str | None = None, nodes: int = 1) -> None:
+        """Until ``node`` answers ``/healthz``, names ``leader`` and sees ``nodes`` live nodes."""
         deadline = time.monotonic() + self.ready_timeout_s  # failure guard: start-up is slow on a loaded machine
         while time.monotonic() < deadline:
             if node.proc.poll() is not None:
                 raise RuntimeError(f"{node.name} exited ({node.proc.returncode}): {node.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(node.url + "/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
+            h = self.health(node)
+            cluster = (h or {}).get("cluster") or {}
+            if h is not None and (leader is None or cluster.get("leader") == leader) \
+                    and len(cluster.get("nodes", [])) >= nodes:
+                return
+            time.sleep(0.2)
         raise RuntimeError(f"{node.name} did not come up at {node.url}: {node.log.read_text()[-3000:]}")
 
     # ------------------------------------------------------------------ the leader
-    def redis_command(self, *args: str) -> str | None:
-        """One Redis command over a plain socket (RESP); a bulk or simple string reply, or None."""
-        payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
-        with socket.create_connection(("127.0.0.1", self.redis_port), timeout=2) as s:
-            s.sendall(payload.encode())
-            reply = b""
-            while not _complete(reply):
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise RuntimeError("redis closed the connection")
-                reply += chunk
-        head, _, rest = reply.partition(b"\r\n")
-        if head.startswith(b"$"):
-            return None if head == b"$-1" else rest[: int(head[1:])].decode()
-        if head[:1] in (b"+", b":"):
-            return head[1:].decode()
-        raise RuntimeError(f"redis: {head.decode(errors='replace')}")
-
     def leader(self) -> Node:
-        """The node that runs the signaling core now (``bargein:leader`` in Redis: the node id, HOST:PORT)."""
-        holder = self.redis_command("GET", "bargein:leader")
+        """The node that runs the signaling core now (``/healthz`` ``cluster.leader``, as a node sees it)."""
         for node in self.nodes:
-            if holder in (f"127.0.0.1:{node.port}", node.name):
-                return node
-        raise RuntimeError(f"no node of this cluster leads (bargein:leader = {holder!r})")
-
-    def wait_for_leader(self, timeout_s: float = 60.0) -> Node:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return self.leader()
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.2)
+            h = self.health(node)
+            holder = ((h or {}).get("cluster") or {}).get("leader")
+            match = next((n for n in self.nodes if n.name == holder), None)
+            if match is not None:
+                return match
+        raise RuntimeError("no node of this cluster names a leader")
 
     # ------------------------------------------------------------------ stop
     def stop_node(self, node: Node, grace_s: float = 20.0) -> None:
@@ -224,67 +214,69 @@ class LocalCluster:
         self.stop()
 
 
-def _complete(reply: bytes) -> bool:
-    """A whole simple reply or bulk string has arrived."""
-    head, sep, rest = reply.partition(b"\r\n")
-    if not sep:
-        return False
-    if head.startswith(b"$") and head != b"$-1":
-        return len(rest) >= int(head[1:]) + 2
-    return True
+async def _watch(cluster: LocalCluster, demo: int, audio: int) -> int:
+    """Run the demo calls until Ctrl-C / SIGTERM (returns 0) or a node exits (returns 1)."""
+    from bargein.cluster_demo import run_demo
 
-
-def _spread(total: int, n: int) -> list[int]:
-    """``total`` demo calls over ``n`` nodes, as evenly as possible."""
-    return [total // n + (1 if i < total % n else 0) for i in range(n)]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    demo_task = asyncio.create_task(run_demo([n.ws for n in cluster.nodes], demo, audio)) if demo else None
+    try:
+        while not stop.is_set():
+            for node in cluster.nodes:
+                if node.proc.poll() is not None:
+                    log.error("cluster.node_exited", node=node.name, code=node.proc.returncode, log=str(node.log))
+                    return 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        return 0
+    finally:
+        if demo_task is not None:  # the demo's clients hang up and close their peers before the nodes stop
+            demo_task.cancel()
+            await asyncio.gather(demo_task, return_exceptions=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
+    from bargein.cluster_demo import queues_env
     from bargein.logs import configure_logging
 
-    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
-
+    out = Console(highlight=False)
     ap = argparse.ArgumentParser(prog="python -m bargein.local_cluster", description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
     ap.add_argument("--base-port", type=int, default=8081, help="node i listens on base-port + i - 1 (default 8081)")
     ap.add_argument("--redis-port", type=int, default=None, help="redis-server's port (default: a free one)")
     ap.add_argument("--data-dir", type=Path, default=Path("bargein-data/cluster"),
                     help="node data, shared recordings, Redis's folder, logs (default ./bargein-data/cluster)")
-    ap.add_argument("--demo-calls", type=int, default=12, help="demo calls, spread over the nodes (default 12)")
-    ap.add_argument("--log-level", default="WARNING", help="the nodes' log level (their logs: DATA_DIR/node-<i>.log)")
+    ap.add_argument("--demo-calls", type=int, default=6, help="demo calls, their parties on different nodes (default 6)")
+    ap.add_argument("--audio-calls", type=int, default=3,
+                    help="how many of them carry audio over WebRTC (default 3; the rest are signaling-only)")
+    ap.add_argument("--log-level", default="WARNING", help="the nodes' log level (their logs: DATA_DIR/n<i>.log)")
     ap.add_argument("serve_args", nargs="*", help="more `bargein serve` arguments for every node (after --)")
     args = ap.parse_args(argv)
-    configure_logging("INFO")
-    demo = _spread(args.demo_calls, args.nodes)
+    configure_logging("WARNING", json=False)
     cluster = LocalCluster(args.nodes, base_port=args.base_port, redis_port=args.redis_port, data_dir=args.data_dir,
-                           serve_args=args.serve_args, log_level=args.log_level,
-                           node_args=[["--demo-calls", str(k)] if k else [] for k in demo])
-    stopping = False
-
-    def interrupted(*_: object) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupted)
+                           serve_args=["--media-workers", "1", "--load-users", str(max(args.demo_calls, 1)),
+                                       *args.serve_args],  # a later flag wins
+                           env=queues_env(args.demo_calls), log_level=args.log_level)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops cleanly, like Ctrl-C
     try:
+        out.print(f"starting Redis and {args.nodes} nodes (data and logs: {cluster.data_dir}) ...")
         cluster.start()
-        out.print(f"Redis: {cluster.redis_url}  (data and logs: {cluster.data_dir})")
-        for node, k in zip(cluster.nodes, demo, strict=True):
-            out.print(f"{node.name}: [bold]{node.url}/[/]  ({k} demo calls started here)")
-        out.print("Sign in at any node (supervisor1, agent1, customer1, ...). Ctrl-C stops everything.")
-        while True:
-            for node in cluster.nodes:
-                if node.proc.poll() is not None:
-                    err.print(f"{node.name} exited ({node.proc.returncode}); see {node.log}")
-                    return 1
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        err.print("stopping the nodes, then Redis ...")
+        out.print(f"Redis: {cluster.redis_url}")
+        for node in cluster.nodes:
+            out.print(f"{node.name}: [bold]{node.url}/[/]{'  (signaling leader)' if node.name == 'n1' else ''}")
+        out.print(f"{args.demo_calls} demo calls ({min(args.audio_calls, args.demo_calls)} with audio: customer "
+                  "500 Hz, agent 750 Hz), each call's parties on two different nodes. Sign in at any node as "
+                  "supervisor1, agent1, customer1, ... Ctrl-C stops everything.")
+        code = asyncio.run(_watch(cluster, args.demo_calls, args.audio_calls))
+        out.print("stopping the nodes, then Redis ...")
+        return code
+    except KeyboardInterrupt:  # during start-up
+        out.print("stopping the nodes, then Redis ...")
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean stop short

@@ -5,7 +5,8 @@ leader's own socket vs relayed to it from another node, for clusters of 1, 2, 3 
         [--duration 10] [--pairs 6] [--rtt-requests 400]
 
 For each node count a fresh cluster starts (``bargein.local_cluster``: a local ``redis-server`` and
-``bargein serve --redis ... --media-workers 0 --load-users N`` processes on 127.0.0.1), then:
+``bargein serve --redis ... --node-id nK --media-workers 1 --load-users N`` processes on 127.0.0.1; n1
+starts first and leads), then:
 
 - **set-ups**: ``--pairs`` customer/agent pairs place calls for ``--duration`` seconds, each pair in a
   loop of INVITE (answered by its agent) then BYE. Pair k's customer signs in on node k mod n and its
@@ -34,12 +35,11 @@ from typing import Any
 import aiohttp
 import numpy as np
 from bargein.signaling.client import SignalingClient, place_call, sign_in
-from rich.console import Console
-from rich.table import Table
 
 from bargein.local_cluster import LocalCluster
+from bargein.logs import configure_logging
 
-console = Console()
+from ._report import console, print_table, write_json
 
 
 def node_env(pairs: int) -> dict[str, str]:
@@ -120,10 +120,9 @@ def pct(xs: list[float], q: float) -> float | None:
 
 async def run_one(n: int, args: argparse.Namespace) -> dict[str, Any]:
     cluster = LocalCluster(n, env=node_env(args.pairs), log_level="WARNING",
-                           serve_args=["--media-workers", "0", "--load-users", str(max(args.pairs, 2))])
+                           serve_args=["--media-workers", "1", "--load-users", str(max(args.pairs, 2))])
     await asyncio.to_thread(cluster.start)
     try:
-        await asyncio.to_thread(cluster.wait_for_leader)
         async with aiohttp.ClientSession() as session:
             rate, calls = await measure_setups(cluster, args.pairs, args.duration, session)
             local_ms, relayed_ms = await measure_rtt(cluster, args.rtt_requests, session)
@@ -142,18 +141,13 @@ async def run_one(n: int, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
-def show(rows: list[dict[str, Any]]) -> None:
-    table = Table(title="cluster on one machine: signaling-only call set-ups, OPTIONS round trip (ms)")
-    for col in ("nodes", "set-ups/s", "local p50", "local p99", "relayed p50", "relayed p99", "relay adds p50"):
-        table.add_column(col, justify="right")
+def _ms(key: str) -> tuple[str, object]:
+    return key.removeprefix("rtt_").replace("_ms_", " ").replace("_", " "), \
+        lambda r: None if r.get(key) is None else f"{r[key]:.2f}"
 
-    def f(x: float | None) -> str:
-        return "—" if x is None else f"{x:.2f}"
 
-    for r in rows:
-        table.add_row(str(r["nodes"]), f"{r['setups_per_s']:.1f}", f(r["rtt_local_ms_p50"]), f(r["rtt_local_ms_p99"]),
-                      f(r["rtt_relayed_ms_p50"]), f(r["rtt_relayed_ms_p99"]), f(r["relay_added_ms_p50"]))
-    console.print(table)
+COLUMNS = ["nodes", ("set-ups/s", "setups_per_s"), _ms("rtt_local_ms_p50"), _ms("rtt_local_ms_p99"),
+           _ms("rtt_relayed_ms_p50"), _ms("rtt_relayed_ms_p99"), ("relay adds p50 ms", "relay_added_ms_p50")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,15 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rtt-requests", type=int, default=400, help="OPTIONS per client per node count (default 400)")
     ap.add_argument("--json", type=Path, help="write the rows here")
     args = ap.parse_args(argv)
+    configure_logging("WARNING", json=False)
     counts = [int(x) for x in args.nodes.split(",") if x.strip()]
+    load_before = os.getloadavg()
     rows = [asyncio.run(run_one(n, args)) for n in counts]
-    show(rows)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"command": "python -m benchmarks.cluster " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "load_average": list(os.getloadavg()), "rows": rows}
-        args.json.write_text(json.dumps(doc, indent=2))
-        console.log(f"wrote {args.json}")
+    print_table("cluster on one machine: signaling-only call set-ups, OPTIONS round trip (ms)", rows, COLUMNS)
+    load_after = os.getloadavg()
+    console.log(f"load average (1, 5, 15 min): before {load_before}, after {load_after}")
+    write_json(args.json, {"command": "python -m benchmarks.cluster " + " ".join(
+        argv if argv is not None else sys.argv[1:]), "load_average_before": list(load_before),
+        "load_average_after": list(load_after), "rows": rows})
     return 0
 
 

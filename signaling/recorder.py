@@ -27,6 +27,8 @@ import numpy as np
 import structlog
 from bargein.mixer import MixerEngine, TickStats, UnknownCallError
 
+from .opus_voice import voice_options
+
 log = structlog.get_logger("bargein.recording")
 
 ErrorFn = Callable[[int, str], None]
@@ -47,7 +49,7 @@ class OggOpusFile:
     def __init__(self, path: Path, rate: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(path), "w", format="ogg")
-        self.stream = self.container.add_stream("libopus", rate=rate, layout="stereo")
+        self.stream = self.container.add_stream("libopus", rate=rate, layout="stereo", options=voice_options())
         self.rate = rate
         self.pts = 0
 

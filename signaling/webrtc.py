@@ -47,6 +47,7 @@ from .jitter import INBOUND_COUNTERS, AdaptiveJitterBuffer
 from .levels import LevelMeter
 from .onset_trace import OnsetTrace
 from .opus_inbound import RTP_RATE, FrameCutter, OpusInbound, install
+from .opus_voice import voice_options
 from .sdp import OfferRefused, check_offer
 
 log = structlog.get_logger("bargein.webrtc")
@@ -119,7 +120,7 @@ class _GroupEncoder:
         self.codec = av.CodecContext.create("libopus", "w")
         self.codec.format, self.codec.layout, self.codec.sample_rate = "s16", "mono", rate
         self.codec.bit_rate = 32000 if rate < 48000 else 48000
-        self.codec.options = {"application": "voip"}
+        self.codec.options = voice_options()
         self.codec.time_base = fractions.Fraction(1, rate)
         self.rate, self.pts = rate, 0
 

@@ -1,6 +1,6 @@
 """Which node runs the signaling core: the holder of ``bargein:leader``.
 
-A node takes the lock with ``SET bargein:leader <node> NX PX 3000`` and renews it every second with a
+A node takes the lock with ``SET bargein:leader <node> NX PX 5000`` and renews it every second with a
 compare-and-extend script; if it dies, the lock lapses and another node takes it. A node that has seen a
 leader waits until the lock has been missing for a whole TTL (with Redis reachable) before taking it, so
 after Redis restarts empty the old leader, which re-asserts its lock on its first renewal, keeps it.

@@ -48,6 +48,7 @@ class ClusterMedia:
         self.on_leg_lost: Callable[[str, str], None] = lambda leg, reason: None
         self.on_calls_lost: Callable[[list[str], str], None] = lambda calls, reason: None
         self.on_recording_failed: Callable[[int, str], None] = lambda rec_id, reason: None
+        self.on_levels: Callable[[dict[str, dict[str, float]]], None] = lambda calls: None
 
     @property
     def n(self) -> int:
@@ -78,7 +79,9 @@ class ClusterMedia:
         return min(live, key=lambda e: (mine.get(e.node, 0), e.legs, e.node == leader, e.node)).node
 
     async def place(self, call_id: str) -> str:
-        """The node that hosts ``call_id``: ours if we take the lock, else the one whoever took it chose."""
+        """The node that hosts ``call_id``: ours if we take the lock, else the one whoever took it chose.
+        Loads are read afresh (one round trip), so a node that started draining a moment ago is skipped."""
+        await self.registry.read()
         node = self.choose()
         if node is None:
             raise Unavailable("no live media node")
@@ -148,6 +151,11 @@ class ClusterMedia:
         self._route(call_id, p.RemoveLeg(worker="?", call_id=call_id, leg=leg))
         if call_id in self.call_node and call_id not in self.legs.values():
             self._forget(call_id)
+
+    def meter_call(self, call_id: str, on: bool) -> None:
+        """Ask the call's node to measure (or stop measuring) who talks on it (``NOTIFY levels``)."""
+        if call_id in self.legs.values():
+            self._route(call_id, p.MeterCall(worker="?", call_id=call_id, on=on))
 
     def _forget(self, call_id: str) -> None:
         """The call's last leg left: its placement ends (the key is deleted)."""
@@ -220,6 +228,10 @@ class ClusterMedia:
             if self.legs.get(msg.leg) == msg.call_id and self.call_node.get(msg.call_id) == env.node:
                 log.info("cluster.leg_lost", node=env.node, call_id=msg.call_id, leg=msg.leg, why=msg.reason)
                 self.on_leg_lost(msg.leg, msg.reason)
+        elif isinstance(msg, p.LegLevels):
+            calls = {c: levels for c, levels in msg.calls.items() if self.call_node.get(c) == env.node}
+            if calls:
+                self.on_levels(calls)
         elif isinstance(msg, p.RecordingFailed):
             if self._recordings.pop(msg.rec_id, None) is not None:
                 self.on_recording_failed(msg.rec_id, msg.reason)

@@ -40,6 +40,7 @@ class MediaHost:
         self._tasks: set[asyncio.Task[Any]] = set()
         pool.attach(self._leg_lost, self._calls_lost)
         pool.on_recording_failed = self._recording_failed
+        pool.on_levels = self._levels
 
     # ------------------------------------------------------------------ load (for the registry)
     def _cpu_s(self) -> float:
@@ -73,6 +74,8 @@ class MediaHost:
             self.pool.update_leg(msg.call_id, msg.leg, msg.routing.to_mixer())
         elif isinstance(msg, p.RemoveLeg):
             self._remove(msg.call_id, msg.leg)
+        elif isinstance(msg, p.MeterCall):
+            self.pool.meter_call(msg.call_id, msg.on)
         elif isinstance(msg, p.Offer):
             self._spawn(self._answer(leader, msg))
         elif isinstance(msg, p.StatsRequest):
@@ -109,6 +112,15 @@ class MediaHost:
     # ------------------------------------------------------------------ to the leader
     def _reply(self, leader: str, msg: Any) -> None:
         self.bus.post(media_reply_channel(leader), cm.FromNode(node=self.node, message=msg).model_dump_json())
+
+    def _levels(self, calls: dict[str, dict[str, float]]) -> None:
+        """Talking levels of supervised calls, to the leader of each (it tells their supervisors)."""
+        by_leader: dict[str, dict[str, dict[str, float]]] = {}
+        for call_id, levels in calls.items():
+            if (leader := self.calls.get(call_id)) is not None:
+                by_leader.setdefault(leader, {})[call_id] = levels
+        for leader, mine in by_leader.items():
+            self._reply(leader, p.LegLevels(worker=self.node, calls=mine))
 
     def _leg_lost(self, leg: str, reason: str) -> None:
         call_id = self.legs.get(leg)

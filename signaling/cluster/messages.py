@@ -85,8 +85,8 @@ class CallsLost(_Message):
 
 class FromNode(_Message):
     node: str
-    message: Annotated[p.Hello | p.Answer | p.Refused | p.LegLost | p.RecordingFailed | p.Stats | CallsLost,
-                       Field(discriminator="type")]
+    message: Annotated[p.Hello | p.Answer | p.Refused | p.LegLost | p.LegLevels | p.RecordingFailed | p.Stats
+                       | CallsLost, Field(discriminator="type")]
 
 
 TO_NODE: TypeAdapter[ToNode] = TypeAdapter(ToNode)

@@ -63,7 +63,8 @@ class NodeRegistry:
         await self.bus.run(lambda r: r.hset(NODES, self.node, entry.model_dump_json()))
         self.nodes[self.node] = entry
 
-    async def scan(self) -> None:
+    async def read(self) -> list[str]:
+        """Read every entry: ``nodes`` becomes the live ones; returns the stale ones."""
         raw = await self.bus.run(lambda r: r.hgetall(NODES))
         now = time.time()
         live: dict[str, NodeEntry] = {}
@@ -80,6 +81,12 @@ class NodeRegistry:
             else:
                 stale.append(node)
         self.nodes = live
+        return stale
+
+    async def scan(self) -> None:
+        """Read, and as the leader judge: report lost nodes, remove stale entries."""
+        stale = await self.read()
+        live = self.nodes
         if not (self.judge and self.bus.steady_for() >= JUDGE_AFTER_S):
             for node, e in live.items():
                 self._known.setdefault(node, e.boot)

@@ -211,9 +211,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", required=True, help="WorkerConfig as JSON")
     ap.add_argument("--log-level", default=os.environ.get("BARGEIN_LOG_LEVEL", "INFO"))
     args = ap.parse_args(argv)
-    # Ctrl-C reaches the whole process group: the signaling process stops its workers itself (Shutdown,
-    # or the socket closing), so a worker must not die first and look like a crash
+    # Ctrl-C reaches the whole process group, and so may SIGTERM (systemd's default, a cluster node's drain):
+    # the signaling process stops its workers itself (Shutdown, or the socket closing), so a worker must not
+    # die first and look like a crash (a draining node keeps its calls' media until they end)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _configure_logging(args.log_level)
     config = p.WorkerConfig.model_validate_json(args.config)
     started = time.monotonic()

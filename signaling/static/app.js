@@ -84,7 +84,7 @@ async function signIn(token) {
   if (r.permissions.includes("access_metrics")) showContactsTab(token, r);
   await view.start(r);
   activity.add(`Signed in as ${r.user} (${r.profile})`);
-  $("main").focus();
+  $("main").focus({ preventScroll: true });  // the top bar (who you are, Sign out) stays in view
 }
 
 // the Contacts page sits beside the role's own view: the tab switches between the two
@@ -96,6 +96,7 @@ function showContactsTab(token, reg) {
     const opening = $("contacts-view").hidden;
     $("contacts-view").hidden = !opening;
     $(`${reg.role}-view`).hidden = opening;
+    $("chat-panel").hidden = opening;  // live chats belong to the live page
     tab.textContent = opening ? "Live" : "Contacts";
     if (opening) contacts.search();
   };

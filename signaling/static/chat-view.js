@@ -7,7 +7,8 @@
 
 import { $, esc } from "./dom.js";
 
-const CHAT_TIMEOUT_MS = 180_000;  // waiting in the queue: provisional responses restart it anyway
+const CHAT_TIMEOUT_MS = 180_000;
+const CHAT_MODE = { monitor: "reading only", barge: "writing to both", coach: "writing to the agent" };  // waiting in the queue: provisional responses restart it anyway
 
 export class ChatPanel {
   constructor(ctx, role) {
@@ -32,6 +33,7 @@ export class ChatPanel {
       <div id="chat-list"></div>`;
     this.root.addEventListener("click", (ev) => this.onClick(ev));
     this.root.addEventListener("submit", (ev) => this.onSubmit(ev));
+    this.render();  // an empty panel says what will appear in it
   }
 
   /** Frames that belong to a chat (a contact_id, or the agents view for the supervisor's picker). */
@@ -188,7 +190,9 @@ export class ChatPanel {
   renderAgents() {
     const body = $("chat-agents-body");
     if (!body) return;
-    body.innerHTML = this.agents.filter((a) => a.online).map((a) => `<tr>
+    const busy = this.agents.filter((a) => a.online && a.chat_count);
+    if (!busy.length) { body.innerHTML = `<tr><td colspan="3" class="muted">No live chats right now.</td></tr>`; return; }
+    body.innerHTML = busy.map((a) => `<tr>
         <td>${esc(a.display_name)}</td><td>${a.chat_count || 0}</td>
         <td>${(a.chats || []).map((c) => `<button data-act="open" data-chat="${esc(c.contact_id)}"
           aria-label="Open chat ${esc(c.contact_id)} with ${esc(c.customer)}">${esc(c.contact_id)}</button>`).join(" ")}</td>
@@ -197,6 +201,10 @@ export class ChatPanel {
 
   render() {
     const list = $("chat-list");
+    if (!this.chats.size && this.role === "agent") {
+      list.innerHTML = `<p class="muted small">No chats right now. Chats offered to you appear here.</p>`;
+      return;
+    }
     const focused = document.activeElement?.matches?.("#chat-list h3") ? document.activeElement.closest("[data-chat-id]").dataset.chatId : null;
     list.innerHTML = [...this.chats].map(([id, c]) => {
       const lines = c.lines.map((l) => `<li class="chat-line from-${esc(l.from)}${l.whisper ? " whisper" : ""}">
@@ -209,13 +217,13 @@ export class ChatPanel {
           <button data-act="decline" data-chat="${esc(id)}">Decline</button>` : "";
       const endLabel = c.ended ? "Close" : this.role === "supervisor" ? "Leave" : "End chat";
       return `<section class="chat card" aria-label="Chat ${esc(id)}" data-chat-id="${esc(id)}">
-          <h3 tabindex="-1">${esc(id)} · ${esc(c.peer || "")}${c.mode ? ` · ${esc(c.mode)}` : ""}${c.ended ? ` · ended: ${esc(c.ended)}` : ""}</h3>
+          <h3 tabindex="-1">${esc(id)} · ${esc(c.peer || "")}${c.mode ? ` · ${esc(CHAT_MODE[c.mode] || c.mode)}` : ""}${c.ended ? ` · ended: ${esc(c.ended)}` : ""}</h3>
           <ol class="chat-lines" aria-live="polite">${lines}</ol>
           ${canWrite ? `<form data-chat="${esc(id)}"><label>Message <input maxlength="4000" autocomplete="off"></label>
             <button type="submit">Send</button></form>` : ""}
           ${offer}${sup}<button data-act="end" data-chat="${esc(id)}">${endLabel}</button>
         </section>`;
     }).join("");
-    if (focused) this.root.querySelector(`section[data-chat-id="${CSS.escape(focused)}"] h3`)?.focus();  // redrawn: keep focus
+    if (focused) this.root.querySelector(`section[data-chat-id="${CSS.escape(focused)}"] h3`)?.focus({ preventScroll: true });  // redrawn: keep focus
   }
 }

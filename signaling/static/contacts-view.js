@@ -72,11 +72,13 @@ export class ContactsView {
     body.innerHTML = this.rows.map((c) => {
       const dur = c.connected != null && c.disconnected != null ? formatDuration(c.disconnected - c.connected) : "";
       const state = c.disconnected == null ? `<span class="badge on-call">live</span>` : esc(c.disconnect_reason);
-      const rec = c.recording_path ? (c.recording_error ? "⚠" : "●") : "";
+      const rec = c.recording_path ? (c.recording_error ? "⚠ failed" : "recorded") : "";
       return `<tr data-id="${esc(c.contact_id)}" class="${this.open === c.contact_id ? "mine" : ""}">
-        <td>${when(c.initiated)}</td><td>${esc(c.channel)}</td><td>${esc(c.queue)}</td><td>${esc(c.customer)}</td>
-        <td>${esc(c.agent)}</td><td class="timer">${dur}</td><td>${state}</td>
-        <td title="${c.recording_error ? esc(c.recording_error) : c.recording_path ? "recorded" : ""}">${rec}</td></tr>`;
+        <td class="c-when"><button class="link" aria-label="Open the ${esc(c.channel)} contact of ${when(c.initiated)}">${when(c.initiated)}</button></td>
+        <td data-label="Channel">${esc(c.channel)}</td><td data-label="Queue">${esc(c.queue)}</td>
+        <td data-label="Customer">${esc(c.customer)}</td><td data-label="Agent">${esc(c.agent)}</td>
+        <td class="timer" data-label="Duration">${dur}</td><td data-label="Ended">${state}</td>
+        <td data-label="Recording" title="${c.recording_error ? esc(c.recording_error) : ""}">${rec}</td></tr>`;
     }).join("");
   }
 

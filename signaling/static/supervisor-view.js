@@ -21,8 +21,8 @@ export const levelPercent = (level) => Math.round(Math.min(100, Math.max(0, (20 
 
 /** A participant's talking indicator (filled in by showLevels). */
 const talkHtml = (user) => `<span class="speaking" data-talk="${esc(user)}" data-talking="false">`
-  + `<span class="talk-icon" aria-hidden="true">🔈</span><span class="lvl" aria-hidden="true"><span></span></span>`
-  + `<span class="talk-word">quiet</span></span> `;
+  + `<span class="talk-icon" aria-hidden="true">○</span><span class="lvl" aria-hidden="true"><span></span></span>`
+  + `<span class="talk-word">quiet</span></span>`;
 
 /** Server refusals in plain words (the server's own words stay in the activity log). */
 export function plainReason(reason) {
@@ -270,18 +270,18 @@ export class SupervisorView {
       const id = esc(c.contact_id), who = esc(c.customer);
       if (this.ctx.chats?.chats.has(c.contact_id)) {
         return `<button class="mini chat-open here-chat" data-open-chat="${id}" data-key="chat:${id}"
-          aria-label="Go to the open chat ${id} with ${who}">💬 Reading ${who}</button>`;
+          aria-label="Go to the open chat ${id} with ${who}" title="chat with ${who}">✉ Reading chat</button>`;
       }
-      return `<button class="mini chat-open" data-open-chat="${id}" data-key="chat:${id}"
-        aria-label="Open ${esc(a.display_name || a.agent)}'s chat with ${who} (read only)">💬 Open chat · ${who}</button>`;
-    }).join(" ");
+      return `<button class="mini chat-open" data-open-chat="${id}" data-key="chat:${id}" title="chat with ${who}"
+        aria-label="Open ${esc(a.display_name || a.agent)}'s chat with ${who} (read only)">✉ Open chat</button>`;
+    }).join("");
   }
 
   // ---------------------------------------------------------------- drawing
   actionFor(a) {
     const chats = this.chatActions(a);
     const voice = this.voiceAction(a);
-    return voice && chats ? `${voice}<div class="chat-acts">${chats}</div>` : voice || chats;
+    return `${voice}${chats ? `<div class="chat-acts">${chats}</div>` : ""}`;
   }
 
   voiceAction(a) {
@@ -398,8 +398,10 @@ export class SupervisorView {
     const items = this.parties.map((p) => {
       const state = [p.muted ? `<span class="flag muted-flag">muted${p.muted_by === this.ctx.me.user ? " by you" : ""}</span>` : "",
         p.held ? '<span class="flag held-flag">on hold</span>' : ""].join(" ");
+      const name = p.role === "agent" ? this.session?.agentName : p.role === "customer" ? this.session?.customer : "";
       return `<li data-user="${esc(p.user)}">
-        <span class="who-line">${talkHtml(p.user)}<strong>${esc(p.user)}</strong> <span class="muted">${esc(p.role)}</span> ${state}</span>
+        <span class="who-line"><strong>${esc(name || p.user)}</strong> <span class="muted">${esc(p.role)}</span> ${state}</span>
+        ${talkHtml(p.user)}
         <span class="acts">${acts ? `<button class="mini" data-act="mute" data-user="${esc(p.user)}" data-value="${p.muted ? "false" : "true"}"${dis}${hint}
           aria-label="${p.muted ? "Unmute" : "Mute"} ${esc(p.user)}">${p.muted ? "Unmute" : "Mute"}</button>${p.role === "agent" ? "" :
           `<button class="mini danger" data-act="drop" data-user="${esc(p.user)}"${dis}${hint} aria-label="Drop ${esc(p.user)} from the call">Drop</button>`}` : ""}</span></li>`;
@@ -407,8 +409,8 @@ export class SupervisorView {
     const heardBy = { monitor: "nobody hears you", barge: "agent and customer hear you", coach: "only the agent hears you" };
     const meLine = `<li class="me"><span class="who-line"><span class="talk" id="talk-me" aria-hidden="true"></span>
       <strong>You</strong> <span class="muted">${heardBy[this.mode] || ""}</span></span></li>`;
-    const others = this.others.map((s) => `<li data-user="${esc(s.user)}"><span class="who-line">${talkHtml(s.user)}<strong>${esc(s.user)}</strong>
-      <span class="muted">supervisor · ${esc(STATUS[s.mode]?.toLowerCase() || s.mode)}</span></span></li>`);
+    const others = this.others.map((s) => `<li data-user="${esc(s.user)}"><span class="who-line"><strong>${esc(s.user)}</strong>
+      <span class="muted">supervisor · ${esc(STATUS[s.mode]?.toLowerCase() || s.mode)}</span></span>${talkHtml(s.user)}</li>`);
     $("session-participants").innerHTML = [...items, ...others, meLine].join("")
       + (barging || !acts ? "" : `<li class="parties-hint muted small" id="parties-hint">Barge to mute or drop a participant.</li>`);
     this.showLevels();
@@ -419,11 +421,13 @@ export class SupervisorView {
     for (const el of $("session-participants").querySelectorAll("[data-talk]")) {
       const l = this.levels.get(el.dataset.talk);
       const talking = Boolean(l?.talking);
-      if (el.dataset.talking !== String(talking)) {
+      const unheard = talking && this.parties.some((p) => p.user === el.dataset.talk && (p.muted || p.held));
+      const word = unheard ? "talking, not heard" : talking ? "talking" : "quiet";  // muted or on hold
+      if (el.dataset.talking !== String(talking) || el.querySelector(".talk-word").textContent !== word) {
         el.dataset.talking = String(talking);
         el.classList.toggle("on", talking);
-        el.querySelector(".talk-word").textContent = talking ? "talking" : "quiet";
-        el.querySelector(".talk-icon").textContent = talking ? "🔊" : "🔈";
+        el.querySelector(".talk-word").textContent = word;
+        el.querySelector(".talk-icon").textContent = talking ? "◉" : "○";
       }
       el.querySelector(".lvl > span").style.width = `${l ? levelPercent(l.level) : 0}%`;
     }

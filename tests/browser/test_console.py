@@ -472,9 +472,9 @@ async def test_call_ended_wording_for_supervisor_and_agent(
 
 
 # ---------------------------------------------------------------------------------------------- live chats
-async def chat(clients: list[SignalingClient], base: str, n: int, text: str) -> str:
-    """customer<n> starts a chat that agent<n> accepts (protocol clients); returns the contact id."""
-    agent = await user(clients, base, f"agent{n}", state="available")
+async def chat(clients: list[SignalingClient], base: str, n: int, text: str, agent: SignalingClient | None = None) -> str:
+    """customer<n> starts a chat that agent<n> (or ``agent``, the only available one) accepts; returns its id."""
+    agent = agent or await user(clients, base, f"agent{n}", state="available")
     customer = await user(clients, base, f"customer{n}")
     tx = await customer.send("INVITE", to="queue:support", channel="chat")
     await agent.respond(await agent.expect("INVITE"), 200)
@@ -504,3 +504,48 @@ async def test_live_chats_tile_and_one_click_to_read_a_chat(
     assert {s.user for s in srv.core.chat.chats[second].supervisors()} == {"supervisor1"}
     await sup.wait_for_selector('tr[data-agent="agent1"] .c-sup >> text=reading chat')
     assert not sup.errors
+
+
+
+# ---------------------------------------------------------------------------------------------- layout
+# every visible control of the agents table is where it is drawn: not under the call card, not scrolled away
+UNCOVERED_JS = """(sel) => [...document.querySelectorAll(sel)].filter((b) => b.checkVisibility()).map((b) => {
+  const r = b.getBoundingClientRect();
+  b.scrollIntoView({ block: "center" });
+  const s = b.getBoundingClientRect();
+  const hit = document.elementFromPoint(s.left + s.width / 2, s.top + s.height / 2);
+  return hit && (hit === b || b.contains(hit)) ? null : `${b.textContent.trim()} covered by ${hit?.id || hit?.className}`;
+}).filter(Boolean)"""
+
+
+@pytest.mark.slow
+async def test_table_with_chats_and_supervision_fits_beside_the_call_card(
+        server: tuple[BargeinServer, str], chromium: object, clients: list[SignalingClient]) -> None:
+    """Found by looking at screenshots: with chat buttons and supervision badges the table grew under the call
+    card at 1400 px (the card took the Monitor buttons' clicks), and a second chat button left the screen at 390."""
+    srv, base = server
+    await chat(clients, base, 3, "question 3")  # two chats with agent3, before anyone else is available
+    await chat(clients, base, 4, "question 4", agent=clients[0])
+    assert (await clients[0].request("PUBLISH", state="away"))["status"] == 200  # no voice call for agent3
+    call_ids = [await call(clients, base, 1, "support"), await call(clients, base, 2, "sales")]
+    other = await user(clients, base, "supervisor2")
+    assert (await other.request("INVITE", to=f"call:{call_ids[1]}"))["status"] == 200
+    for viewport in (PHONE, DESKTOP):
+        sup = await open_page(chromium, base, "supervisor1", viewport)
+        await sup.wait_for_function("document.querySelector('[data-tile=chats] .value').textContent === '2'")
+        assert await sup.evaluate("window.scrollY") == 0  # signing in does not scroll the top bar away
+        await sup.click('tr[data-agent="agent1"] .monitor-btn')
+        await sup.wait_for_selector("#session-status.monitor")
+        await no_sideways_scroll(sup)
+        wrap = await sup.evaluate("[document.querySelector('.table-wrap').scrollWidth, document.querySelector('.table-wrap').clientWidth]")
+        assert wrap[0] <= wrap[1], f"the agents table is {wrap[0]} px wide in a {wrap[1]} px card"
+        assert await sup.evaluate(UNCOVERED_JS, "#agents-body button, #mode button, #leave") == []
+        for button in await sup.query_selector_all("#agents-body button:visible"):
+            box = await button.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 0.5
+        await sup.click('tr[data-agent="agent2"] .monitor-btn')  # the click reaches the button, not the card
+        await sup.wait_for_selector('tr[data-agent="agent2"] .here')
+        await sup.click("#leave")
+        await sup.wait_for_selector("#session-live", state="hidden")
+        assert not sup.errors
+        await sup.close()

@@ -70,7 +70,8 @@ async def test_contacts_page_plays_a_recording(playwright: object, tmp_path: Pat
             await row.first.wait_for(timeout=15000)
             assert await row.count() == 1
             assert "customer1" in await row.first.inner_text()
-            await row.first.click()
+            await row.first.locator("button").focus()  # each contact opens from the keyboard too
+            await page.keyboard.press("Enter")
             await page.locator("#contact-audio[src]").wait_for(state="attached", timeout=15000)
             assert call_id in await page.inner_text("#contact-title")
             sessions = await page.inner_text("#contact-sessions")

@@ -41,7 +41,7 @@ async def test_call_card_shows_who_is_talking(live_server: tuple[BargeinServer, 
         assert await page.text_content(f"{agent_ind} .talk-word") == "quiet"  # a word, not a colour alone
         # the indicator is text inside the participant's row, so it is read with the name
         row = await page.inner_text('#session-participants li[data-user="customer1"]')
-        assert "talking" in row and "customer1" in row
+        assert "talking" in row and "Customer 1" in row  # the customer's name, as in the card's header
         SHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SHOTS / "talking-1400.png"))
         await page.click("#leave")

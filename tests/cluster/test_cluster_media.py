@@ -8,10 +8,14 @@ same on every node.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
+import av
+import numpy as np
 import pytest
 import redis.asyncio as aioredis
+from bargein.mixer.tones import FULL_SCALE, level_dbfs
 from bargein.signaling.client import place_call, sign_in
 from bargein.signaling.webrtc_client import ClientLeg
 from helpers.redis_server import RedisServer
@@ -30,6 +34,35 @@ async def agents_views(session: aiohttp.ClientSession, bases: list[str]) -> list
             assert r.status == 200, await r.text()
             out.append(without_clocks((await r.json())["agents"]))
     return out
+
+
+async def recording(session: aiohttp.ClientSession, base: str, data_dir: Path, call_id: str) -> Path:
+    for _ in range(600):  # failure guard only: the record, then the file closed by the call's node
+        async with session.get(base + "/api/contacts?limit=1&token=supervisor1") as r:
+            rows = (await r.json())["contacts"]
+        if rows and rows[0]["call_id"] == call_id and rows[0]["recording_path"]:
+            assert rows[0]["recording_error"] is None, rows[0]
+            path = data_dir / rows[0]["recording_path"]
+            if path.exists() and path.stat().st_size > 0:
+                return path
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no recording of {call_id}")
+
+
+async def channels(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    for _ in range(100):  # failure guard only: the writer may still be finishing the file
+        try:
+            with av.open(str(path)) as f:
+                pcm = np.concatenate([fr.to_ndarray().reshape(2, -1) for fr in f.decode(audio=0)], axis=1)
+            break
+        except (av.error.FFmpegError, ValueError):
+            await asyncio.sleep(0.1)
+    mid = pcm[:, pcm.shape[1] // 4: -pcm.shape[1] // 8] * FULL_SCALE
+    return mid[0], mid[1]
+
+
+def level(x: np.ndarray, freq: float) -> float:
+    return level_dbfs(x.astype(np.float64), freq, 48000)
 
 
 async def test_three_nodes_monitor_barge_coach_by_tones(redis_server: RedisServer,
@@ -52,6 +85,14 @@ async def test_three_nodes_monitor_barge_coach_by_tones(redis_server: RedisServe
         legs["supervisor"] = ClientLeg(TONES["supervisor"])
         r = await sup.invite(f"call:{call_id}", media=legs["supervisor"], timeout=SLOW)
         assert r["status"] == 200, r
+        talking: set[str] = set()  # who is talking, measured on n2, reaches the supervisor on n3
+        for _ in range(100):  # failure guard only
+            levels = await sup.expect("NOTIFY", event="levels", timeout=SLOW)
+            assert levels["call_id"] == call_id
+            talking |= {row["user"] for row in levels["levels"] if row["talking"]}
+            if {"customer1", "agent1"} <= talking:
+                break
+        assert {"customer1", "agent1"} <= talking
         for mode in ("monitor", "barge", "coach", "monitor"):
             r = await sup.request("INFO", call_id=call_id, action="mode", mode=mode, timeout=SLOW)
             assert r["status"] == 200, r
@@ -74,6 +115,11 @@ async def test_three_nodes_monitor_barge_coach_by_tones(redis_server: RedisServe
         assert (await n2.health(session))["mixer"]["legs"] == 0
         for c in (customer, agent, sup):
             await c.close()
+        # the call's node recorded it (stereo: agent left, customer right) where the leader's record says
+        path = await recording(session, n1.base, cluster.data_dir, call_id)
+        left, right = await channels(path)
+        assert level(left, TONES["agent"]) > -35 and level(left, TONES["customer"]) < -50
+        assert level(right, TONES["customer"]) > -35 and level(right, TONES["agent"]) < -50
     finally:
         for leg in legs.values():
             await leg.close()

@@ -14,27 +14,29 @@ from bargein.signaling.media.pool import WorkerPool
 from helpers.redis_server import RedisServer
 
 
-def decider(url: str, name: str, prefers: str) -> ClusterMedia:
-    """A ClusterMedia whose registry sees nodes a and b, ``prefers`` carrying fewer legs."""
+def decider(url: str, name: str, busy: str) -> ClusterMedia:
+    """A ClusterMedia that already placed a call of 5 legs on node ``busy``: it prefers the other node."""
     bus = Bus(url, name)
-    registry = NodeRegistry(bus, name, f"http://{name}", "boot", Load)
-    registry.nodes = {n: NodeEntry(node=n, url=f"http://{n}", boot="b", ts=time.time(), legs=0 if n == prefers else 9)
-                      for n in ("a", "b")}
-    return ClusterMedia(bus, name, registry, WorkerPool(1))
+    media = ClusterMedia(bus, name, NodeRegistry(bus, name, f"http://{name}", "boot", Load), WorkerPool(1))
+    media.call_node["earlier"] = busy
+    media.legs.update({f"leg-{i}": "earlier" for i in range(5)})
+    return media
 
 
 async def test_two_deciders_never_both_take_a_call(redis_server: RedisServer) -> None:
-    one, two = decider(redis_server.url, "d1", "a"), decider(redis_server.url, "d2", "b")
-    assert (one.choose(), two.choose()) == ("a", "b")
+    one, two = decider(redis_server.url, "d1", "b"), decider(redis_server.url, "d2", "a")
     redis = aioredis.from_url(redis_server.url, decode_responses=True)
     try:
         calls = [f"call-{i}" for i in range(200)]
-        for call_id in calls:  # both at once, the loser's SET NX lands while the winner's key exists
+        for call_id in calls:  # both at once: the loser's SET NX lands while the winner's key exists
+            for n in ("a", "b"):  # both nodes alive, equally loaded as they report it
+                entry = NodeEntry(node=n, url=f"http://{n}", boot="x", ts=time.time())
+                await redis.hset("bargein:nodes", n, entry.model_dump_json())
             first, second = await asyncio.gather(one.place(call_id), two.place(call_id))
+            assert (one.choose(), two.choose()) == ("a", "b")  # they did disagree
             holder = await redis.get(f"bargein:call:{call_id}")
             assert first == second == holder, (call_id, first, second, holder)
-        winners = {await redis.get(f"bargein:call:{c}") for c in calls}
-        assert winners <= {"a", "b"}
+        assert {await redis.get(f"bargein:call:{c}") for c in calls} <= {"a", "b"}
     finally:
         await redis.aclose()
         for d in (one, two):

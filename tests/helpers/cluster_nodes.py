@@ -21,8 +21,8 @@ READY_S = 120.0  # failure guard: Python, aiortc and a media worker start slowly
 
 
 class Node:
-    def __init__(self, name: str, redis_url: str, log_dir: Path) -> None:
-        self.name, self.redis_url = name, redis_url
+    def __init__(self, name: str, redis_url: str, log_dir: Path, data_dir: Path) -> None:
+        self.name, self.redis_url, self.data_dir = name, redis_url, data_dir
         self.port = free_port()
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -36,7 +36,8 @@ class Node:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self) -> None:
-        env = {**os.environ, "BARGEIN_LOG_LEVEL": os.environ.get("BARGEIN_TEST_NODE_LOG_LEVEL", "INFO")}
+        env = {**os.environ, "BARGEIN_LOG_LEVEL": os.environ.get("BARGEIN_TEST_NODE_LOG_LEVEL", "INFO"),
+               "BARGEIN_DATA_DIR": str(self.data_dir)}  # the cluster's shared storage (records, recordings)
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bargein.cli", "--log-json", "serve", "--host", "127.0.0.1",
@@ -79,7 +80,8 @@ class Cluster:
 
     def __init__(self, redis_url: str, names: list[str]) -> None:
         self.log_dir = Path(tempfile.mkdtemp(prefix="bargein-cluster-logs-"))
-        self.nodes = {n: Node(n, redis_url, self.log_dir) for n in names}
+        self.data_dir = self.log_dir / "data"
+        self.nodes = {n: Node(n, redis_url, self.log_dir, self.data_dir) for n in names}
 
     def __getitem__(self, name: str) -> Node:
         return self.nodes[name]

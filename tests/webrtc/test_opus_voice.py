@@ -1,0 +1,46 @@
+"""The voice encoder settings (signaling/opus_voice.py) reach both encoders and keep two voices apart."""
+
+import av
+import numpy as np
+from bargein.mixer.tones import level_dbfs
+from bargein.signaling.opus_voice import COMPLEXITY
+from bargein.signaling.webrtc import _GroupEncoder
+
+RATE = 48000
+
+
+def _two_voices(frames: int) -> np.ndarray:
+    t = np.arange(frames * 960) / RATE
+    x = 0.2 * np.sin(2 * np.pi * 500 * t) + 0.1 * np.sin(2 * np.pi * 1300 * t)
+    return (x * 32767).astype(np.int16).reshape(frames, 960)
+
+
+def test_group_encoder_uses_voice_complexity_and_keeps_both_tones() -> None:
+    enc = _GroupEncoder(RATE)
+    assert enc.codec.options["compression_level"] == str(COMPLEXITY)
+    dec = av.CodecContext.create("libopus", "r")
+    dec.format, dec.layout, dec.sample_rate = "s16", "mono", RATE
+    out = []
+    for frame in _two_voices(100):
+        for packet in enc.encode(frame):
+            out += [f.to_ndarray().reshape(-1) for f in dec.decode(av.Packet(packet))]
+    heard = np.concatenate(out)[-RATE:]  # the last second, past the codec's start-up
+    assert abs(level_dbfs(heard, 500, RATE) - 20 * np.log10(0.2)) < 1.5
+    assert abs(level_dbfs(heard, 1300, RATE) - 20 * np.log10(0.1)) < 1.5
+    assert level_dbfs(heard, 900, RATE) < -40  # nothing between them
+
+
+def test_recording_file_uses_voice_complexity(tmp_path) -> None:
+    from bargein.signaling.recorder import OggOpusFile
+
+    f = OggOpusFile(tmp_path / "r.ogg", RATE)
+    assert f.stream.codec_context.options["compression_level"] == str(COMPLEXITY)
+    for frame in _two_voices(50):
+        f.write(np.stack([frame, frame // 2]))
+    f.close()
+    with av.open(str(tmp_path / "r.ogg")) as c:
+        pcm = np.concatenate([fr.to_ndarray() for fr in c.decode(audio=0)], axis=1)
+    left = pcm[0, -RATE // 2:].astype(np.float64)
+    if pcm.dtype.kind == "f":  # the decoder gives floats in [-1, 1]
+        left *= 32767
+    assert abs(level_dbfs(left, 500, RATE) - 20 * np.log10(0.2)) < 1.5
