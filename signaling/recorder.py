@@ -63,6 +63,8 @@ class OggOpusFile:
             self.container.mux(packet)
 
     def close(self) -> None:
+        if self.pts == 0:  # a call that ended before its first tick: PyAV writes no file without a frame,
+            self.write(np.zeros((2, self.rate // 50), np.int16))  # and the contact record names this path
         try:
             for packet in self.stream.encode(None):
                 self.container.mux(packet)

@@ -44,3 +44,12 @@ def test_recording_file_uses_voice_complexity(tmp_path) -> None:
     if pcm.dtype.kind == "f":  # the decoder gives floats in [-1, 1]
         left *= 32767
     assert abs(level_dbfs(left, 500, RATE) - 20 * np.log10(0.2)) < 1.5
+
+
+def test_recording_closed_before_any_frame_is_a_file_that_decodes(tmp_path) -> None:
+    """A call that ends before the mixer's first tick still leaves the file its contact record names."""
+    from bargein.signaling.recorder import OggOpusFile
+
+    OggOpusFile(tmp_path / "empty.ogg", RATE).close()
+    with av.open(str(tmp_path / "empty.ogg")) as c:
+        assert sum(fr.samples for fr in c.decode(audio=0)) > 0
