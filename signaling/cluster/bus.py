@@ -47,7 +47,8 @@ class Bus:
         self.why_down = "not connected yet"
         self.up_since: float | None = None  # monotonic time of the last transition to available
         self._handlers: dict[str, Callable[[str], None]] = {}
-        self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
+        self.dropped = 0  # posted messages dropped because Redis stayed down
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ availability
@@ -83,8 +84,11 @@ class Bus:
 
     def post(self, channel: str, payload: str) -> None:
         """Publish later, in order with everything else posted (for callers that cannot wait)."""
-        if self._outbox.qsize() >= OUTBOX_LIMIT:
+        if self._outbox.full():  # Redis is down and the oldest would be stale anyway
             self._outbox.get_nowait()
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning("cluster.outbox_full", node=self.node, dropped=self.dropped, why=self.why_down)
         self._outbox.put_nowait((channel, payload))
 
     async def _send_outbox(self) -> None:

@@ -1,7 +1,10 @@
+
 """Cluster tests: a real redis-server and real ``bargein serve --redis`` node processes on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -35,3 +38,12 @@ async def start_cluster(redis_server: RedisServer, session: aiohttp.ClientSessio
 def without_clocks(view: list[dict]) -> list[dict]:
     """A view without the durations (they tick between two requests); timestamps stay."""
     return [{k: v for k, v in row.items() if not k.endswith("_s")} for row in view]
+
+
+async def eventually(check, timeout_s: float = 60.0, what: str = "") -> None:  # noqa: ANN001
+    """Failure guard only: poll ``check`` (async, truthy when done)."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s:g} s: {what}")
+        await asyncio.sleep(0.2)

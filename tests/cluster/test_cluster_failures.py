@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 import pytest
@@ -20,20 +19,11 @@ from bargein.signaling.cluster.keys import JUDGE_AFTER_S, LEADER_TTL_MS, NODE_TI
 from bargein.signaling.webrtc_client import ClientLeg
 from helpers.redis_server import RedisServer
 
-from .conftest import start_cluster
+from .conftest import eventually, start_cluster
 from .tones import TONES, expected, settles
 
 pytestmark = pytest.mark.slow
 SLOW = 60.0
-
-
-async def eventually(check, timeout_s: float = 60.0, what: str = "") -> None:  # noqa: ANN001
-    """Failure guard only: poll ``check`` (async, truthy when done)."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s:g} s: {what}")
-        await asyncio.sleep(0.2)
 
 
 async def call_with_tones(session: aiohttp.ClientSession, customer_ws: str, agent_ws: str, customer: str,

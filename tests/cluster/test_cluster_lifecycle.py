@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import time
 
 import aiohttp
 import pytest
@@ -19,19 +18,10 @@ import redis.asyncio as aioredis
 from bargein.signaling.client import ClientError, SignalingClient, place_call, sign_in
 from helpers.redis_server import RedisServer
 
-from .conftest import start_cluster
+from .conftest import eventually, start_cluster
 
 pytestmark = pytest.mark.slow
 SLOW = 60.0
-
-
-async def eventually(check, timeout_s: float = 60.0, what: str = "") -> None:  # noqa: ANN001
-    """Failure guard only: poll ``check`` (async, truthy when done)."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s:g} s: {what}")
-        await asyncio.sleep(0.2)
 
 
 async def call(session: aiohttp.ClientSession, customer_ws: str, agent_ws: str, n: int
