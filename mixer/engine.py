@@ -13,7 +13,10 @@ then round, limit and clamp once to int16.
 
 from __future__ import annotations
 
+import itertools
+import resource
 import threading
+import time
 from collections.abc import Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from . import kernel as _kernel
 from .frames import FrameError, check_frame, check_rate, samples_per_frame
 from .limiter import LimiterKind, finish
 from .limits import CallLimits, LimitError
+from .realtime import OFF, RealtimePolicy, make_current_thread_realtime
 from .roles import Role, SupervisorMode
 from .routing import LegRouting, recording_gains, route
 
@@ -176,6 +180,18 @@ class _Call:
 
 
 @dataclass(frozen=True, slots=True)
+class ShareTiming:
+    """One thread's share of the last C tick: when it began after the split (ms), its wall and CPU time (ms),
+    how often it was switched out against its will, its page faults. Wall well over CPU: it was not running."""
+
+    start_ms: float
+    wall_ms: float
+    cpu_ms: float
+    preempted: int
+    faults: int
+
+
+@dataclass(frozen=True, slots=True)
 class MixerCounters:
     ticks: int
     frames_missing: int
@@ -195,8 +211,11 @@ class MixerEngine:
         kernel: Literal["auto", "c", "numpy"] = "auto",
         threads: int = 1,
         frame_samples: int | None = None,
+        realtime: RealtimePolicy = OFF,
     ) -> None:
-        """``frame_samples`` overrides the 20 ms frame length at ``rate`` (small frames keep tests fast)."""
+        """``frame_samples`` overrides the 20 ms frame length at ``rate`` (small frames keep tests fast).
+        ``realtime`` schedules the ``threads - 1`` mix worker threads (see ``mixer/realtime.py``); the thread
+        that calls :meth:`tick` is the caller's to schedule (``RealtimeClock(realtime=...)`` does)."""
         check_rate(rate)
         if not 1 <= buffer_frames <= 64:
             raise ValueError(f"buffer_frames must be between 1 and 64, got {buffer_frames}")
@@ -217,7 +236,12 @@ class MixerEngine:
             raise ValueError(f"frame_samples must be between 1 and {_kernel.MAX_SAMPLES}, got {frame_samples}")
         self.threads = threads
         # the C kernel runs without the GIL, so large pools can be split across worker threads
-        self._workers = ThreadPoolExecutor(threads - 1, thread_name_prefix="bargein-mix") if threads > 1 else None
+        self.realtime = realtime
+        self._workers = ThreadPoolExecutor(threads - 1, thread_name_prefix="bargein-mix",
+                                           initializer=self._worker_started,
+                                           initargs=(itertools.count(1),)) if threads > 1 else None
+        self.realtime_workers = 0  # worker threads running under SCHED_FIFO
+        self.last_split: tuple[ShareTiming, ...] = ()  # the last C tick, per thread (the calling thread first)
         self.rate = rate
         self.n_samples = frame_samples or samples_per_frame(rate)
         self.limits = limits or CallLimits()
@@ -244,6 +268,17 @@ class MixerEngine:
         self._recorded = 0  # calls with a recording tap
         self._rec_ids = np.empty(0, dtype=np.int64)
         self._rec_frames = np.empty((0, 2, self.n_samples), dtype=np.int16)
+
+    def _worker_started(self, numbers: itertools.count[int]) -> None:
+        if make_current_thread_realtime(self.realtime, next(numbers)):
+            self.realtime_workers += 1
+
+    def start_workers(self) -> None:
+        """Start the mix worker threads now (they start on the first split tick otherwise): their set-up, such as
+        real-time scheduling, is then not in any tick's time."""
+        if self._workers is not None:
+            for job in [self._workers.submit(time.sleep, 0.01) for _ in range(self.threads - 1)]:
+                job.result()
 
     # ------------------------------------------------------------------ membership (between ticks)
     @property
@@ -687,16 +722,22 @@ class MixerEngine:
                     shares[t].append((pool, int(bounds[t]), int(bounds[t + 1])))
             elif pool.n:
                 shares[0].append((pool, 0, pool.n))
-        jobs = [self._workers.submit(self._mix_rows, share) for share in shares[1:] if share] if self._workers else []
-        self._mix_rows(shares[0])
-        for job in jobs:
-            job.result()
+        split = time.perf_counter()
+        jobs = [self._workers.submit(self._mix_rows, share, split) for share in shares[1:] if share] \
+            if self._workers else []
+        timings = [self._mix_rows(shares[0], split)]
+        timings += [job.result() for job in jobs]
+        self.last_split = tuple(timings)
 
-    def _mix_rows(self, share: list[tuple[_Pool, int, int]]) -> None:
+    def _mix_rows(self, share: list[tuple[_Pool, int, int]], split: float) -> ShareTiming:
         soft = self.limiter == "soft"
+        t0, c0, r0 = time.perf_counter(), time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
         for pool, row0, row1 in share:
             _kernel.tick_rows(pool.arrays_addr, row0, row1, pool.w, pool.n_samples, pool.depth, pool.plane_stride, soft,
                               pool.stream)
+        t1, c1, r1 = time.perf_counter(), time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
+        return ShareTiming((t0 - split) * 1000, (t1 - t0) * 1000, (c1 - c0) * 1000, r1.ru_nivcsw - r0.ru_nivcsw,
+                           r1.ru_minflt - r0.ru_minflt + r1.ru_majflt - r0.ru_majflt)
 
     @staticmethod
     def _consume(pool: _Pool) -> np.ndarray:
@@ -743,6 +784,7 @@ __all__ = [
     "MixerCounters",
     "MixerEngine",
     "Role",
+    "ShareTiming",
     "SupervisorMode",
     "UnknownCallError",
     "UnknownLegError",
