@@ -283,6 +283,8 @@ class RealtimeClock(_ClockBase):
                 for turn in (listened, fed):  # the loop's part: the last tick's listeners, this tick's inputs
                     if turn is not None and not _wait(turn, halt):
                         return
+                if halt.is_set():  # stopped, or a feeder or listener failed
+                    return
                 began = self._now()
                 lateness = began - due
                 skip = self._overdue(lateness, n, end_tick)
