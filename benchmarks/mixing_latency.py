@@ -23,6 +23,7 @@ import gc
 import json
 import os
 import platform
+import threading
 import time
 from pathlib import Path
 
@@ -164,26 +165,32 @@ async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel:
     leg_ids = np.asarray([engine.add_leg(c, r) for c in range(calls) for r in routing], dtype=np.int64)
     frames = synthetic_input(calls, legs, n).reshape(calls * legs, n)
     splits: dict[int, tuple[ShareTiming, ...]] = {}  # tick index -> the engine's per-thread timings of that tick
+    stolen: dict[int, list[float]] = {}  # tick index -> CPU steal per CPU during the tick (ms, 10 ms steps)
 
     def on_tick() -> None:
+        steal0 = steal_per_cpu()
         if input_path == "push_many":
             engine.push_many(leg_ids, frames)
             engine.tick()
         else:
             engine.tick(leg_ids, frames)
-        splits[engine.ticks - 1] = engine.last_split
+        splits[clock.tick_index] = engine.last_split
+        stolen[clock.tick_index] = [round(b - a, 1) for a, b in zip(steal0, steal_per_cpu(), strict=True)]
 
     engine.start_workers()
-    on_tick()  # one tick before the clock starts: first-touch page faults belong to set-up, not to a deadline
     clock = RealtimeClock(on_tick, keep_stats=int(seconds * 50) + 10, offload=True, realtime=policy)
+    on_tick()  # one tick before the clock starts: first-touch page faults belong to set-up, not to a deadline
     # the set-up's objects (imports, the engine) out of the collector's reach: a full collection scanning them
     # holds the GIL for milliseconds, and neither the loop nor the tick's Python part can run meanwhile
     gc.collect()
     gc.freeze()
     steal0, huge = cpu_steal_s(), anon_huge_kb()
+    collections = GcWatch()
+    gc.callbacks.append(collections)
     try:
         await clock.run(duration_s=seconds)
     finally:
+        gc.callbacks.remove(collections)
         gc.unfreeze()
     steal = cpu_steal_s() - steal0
     s = clock.stats
@@ -221,18 +228,48 @@ async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel:
         "page_faults": sum(t.faults for t in recent),
         "cpu_steal_ms": round(steal * 1000, 1),
         "anon_huge_kb": huge,
-        "misses": [miss_cause(t, splits.get(t.index, ())) for t in recent if t.missed][:MAX_MISSES_LISTED],
+        **collections.summary(),
+        "misses": [miss_cause(t, splits.get(t.index, ()), collections.during(clock, t), stolen.get(t.index, []))
+                   for t in recent if t.missed][:MAX_MISSES_LISTED],
         # the longest ticks, missed or not: what the spikes that come closest to the deadline are made of
-        "slowest_ticks": [miss_cause(t, splits.get(t.index, ()))
+        "slowest_ticks": [miss_cause(t, splits.get(t.index, ()), collections.during(clock, t), stolen.get(t.index, []))
                           for t in sorted(recent, key=lambda t: t.lateness_ms + t.compute_ms)[-5:][::-1]],
     }
+
+
+class GcWatch:
+    """Every garbage collection during the run: when, which generation, in which thread. A collection holds the
+    GIL throughout, so it stalls every thread's Python, the tick's included."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, float, int, str]] = []
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.monotonic()
+        else:
+            self.events.append((self._start, time.monotonic(), info["generation"], threading.current_thread().name))
+
+    def summary(self) -> dict[str, object]:
+        ms = [(b - a) * 1000 for a, b, _, _ in self.events]
+        return {"gc_collections": {str(g): sum(1 for e in self.events if e[2] == g) for g in (0, 1, 2)},
+                "gc_ms_max": round(max(ms, default=0.0), 3), "gc_ms_total": round(sum(ms), 1)}
+
+    def during(self, clock: RealtimeClock, t: TickStats) -> list[dict[str, object]]:
+        """Collections that overlapped tick ``t`` (from its due time to the end of its compute)."""
+        due = (clock.start_time or 0.0) + t.index * clock.period_s
+        end = due + (t.lateness_ms + t.compute_ms) / 1000
+        return [{"generation": g, "ms": round((b - a) * 1000, 3), "thread": name}
+                for a, b, g, name in self.events if a < end and b > due]
 
 
 DEFAULT_RT_PRIORITY = 40  # as the server's default mixer_rt_priority
 MAX_MISSES_LISTED = 50
 
 
-def miss_cause(t: TickStats, split: tuple[ShareTiming, ...]) -> dict:
+def miss_cause(t: TickStats, split: tuple[ShareTiming, ...], collections: list[dict[str, object]],
+               steal_ms: list[float]) -> dict:
     """One (missed) tick, taken apart: a late start (``wake_ms``: the timer or the scheduler; ``wait_ms``: the
     event loop) or a long compute, and per mix thread its start after the split, wall and CPU time, involuntary
     switches and page faults. ``cause`` names the largest part."""
@@ -240,7 +277,12 @@ def miss_cause(t: TickStats, split: tuple[ShareTiming, ...]) -> dict:
     shares = [{"start_ms": round(x.start_ms, 3), "wall_ms": round(x.wall_ms, 3), "cpu_ms": round(x.cpu_ms, 3),
                "preempted": x.preempted, "faults": x.faults} for x in split]
     slowest = max(split, key=lambda x: x.start_ms + x.wall_ms, default=None)
-    if late_wake + late_loop > t.compute_ms:
+    gc_ms = sum(float(c["ms"]) for c in collections)  # type: ignore[arg-type]
+    if gc_ms > 0.25 * (t.lateness_ms + t.compute_ms):
+        cause = "garbage collection"
+    elif max(steal_ms, default=0.0) >= 0.25 * t.compute_ms:
+        cause = "CPU steal (the hypervisor ran something else on a CPU of ours)"
+    elif late_wake + late_loop > t.compute_ms:
         cause = "late wake-up" if late_wake >= late_loop else "waited for the event loop"
     elif slowest is not None and slowest.wall_ms > 1.5 * slowest.cpu_ms and (slowest.preempted or t.preempted):
         cause = "a mix thread was preempted"
@@ -252,7 +294,8 @@ def miss_cause(t: TickStats, split: tuple[ShareTiming, ...]) -> dict:
         cause = "compute (CPU time itself was long)"
     return {"index": t.index, "lateness_ms": round(t.lateness_ms, 3), "wake_ms": round(late_wake, 3),
             "wait_ms": round(late_loop, 3), "compute_ms": round(t.compute_ms, 3), "cpu_ms": round(t.cpu_ms, 3),
-            "preempted": t.preempted, "faults": t.faults, "threads": shares, "cause": cause}
+            "preempted": t.preempted, "faults": t.faults, "threads": shares, "gc": collections,
+            "steal_ms_per_cpu": steal_ms, "cause": cause}
 
 
 def cpu_steal_s() -> float:
@@ -263,6 +306,21 @@ def cpu_steal_s() -> float:
         return int(fields[8]) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def steal_per_cpu() -> list[float]:
+    """Each CPU's steal so far (ms; the kernel counts it in 10 ms steps)."""
+    out = []
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("cpu") and line[3].isdigit():
+                    out.append(int(line.split()[8]) * 1000 / os.sysconf("SC_CLK_TCK"))
+                elif out:
+                    break
+    except (OSError, IndexError, ValueError):
+        pass
+    return out
 
 
 def anon_huge_kb() -> int:
@@ -322,12 +380,15 @@ def print_ticks(title: str, misses: list[dict]) -> None:
     if not misses:
         return
     table = Table(title=title)
-    for col in ("tick", "late", "wake", "loop", "compute", "cpu", "threads: start/wall/cpu", "cause"):
+    for col in ("tick", "late", "wake", "loop", "compute", "cpu", "threads: start/wall/cpu", "gc", "steal/cpu",
+                "cause"):
         table.add_column(col, justify="right")
     for m in misses:
         shares = "  ".join(f"{x['start_ms']:.1f}/{x['wall_ms']:.1f}/{x['cpu_ms']:.1f}" for x in m["threads"])
         table.add_row(str(m["index"]), f"{m['lateness_ms']:.1f}", f"{m['wake_ms']:.1f}", f"{m['wait_ms']:.1f}",
-                      f"{m['compute_ms']:.1f}", f"{m['cpu_ms']:.1f}", shares, m["cause"])
+                      f"{m['compute_ms']:.1f}", f"{m['cpu_ms']:.1f}", shares,
+                      " ".join(f"g{c['generation']} {c['ms']:.1f} {c['thread']}" for c in m["gc"]),
+                      "/".join(f"{x:.0f}" for x in m["steal_ms_per_cpu"]), m["cause"])
     console.print(table)
 
 

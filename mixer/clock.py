@@ -76,6 +76,7 @@ class _ClockBase:
         self._listeners: list[Callable[[TickStats], object]] = []
         self._feeders: list[Callable[[int], object]] = []
         self._timer: Callable[[], float] = time.perf_counter
+        self.tick_index = -1  # the index of the tick being run (or last run): on_tick can tell which one it is
 
     @property
     def ticks(self) -> int:
@@ -101,6 +102,7 @@ class _ClockBase:
         t0 = self._timer()
         for feed in list(self._feeders):
             feed(index)
+        self.tick_index = index
         self.on_tick()
         return self._record(index, lateness_s, self._timer() - t0)
 
@@ -292,6 +294,7 @@ class RealtimeClock(_ClockBase):
                     n += skip
                     lateness = began - (start + n * self.period_s)
                 t0, c0, r0 = self._now(), time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
+                self.tick_index = n
                 self.on_tick()
                 t1, c1, r1 = self._now(), time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
                 detail = {"wake_ms": max(0.0, woke - due) * 1000, "wait_ms": (began - woke) * 1000,
