@@ -8,7 +8,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import structlog
@@ -136,14 +138,21 @@ class RealtimeClock(_ClockBase):
     so there is no drift. When more than ``max_catch_up`` ticks are overdue (the process was stopped),
     the overdue ones are skipped and counted rather than run in a burst.
 
-    With ``offload=False`` the event loop keeps the time and runs each tick itself. With ``offload=True`` a
-    clock thread of its own keeps the time and runs the ticks, so neither the loop's timer (millisecond
-    resolution, and an ordinary thread's wake-up on a busy machine) nor a hand-off to and from the loop stands
-    between a tick's due time and its mix (``on_tick`` must be thread-safe, as ``MixerEngine.tick`` is).
-    The loop still runs feeders and listeners: feeders are asked ``feed_lead_s`` ahead of the due time and the
-    tick waits for them; listeners get each tick's stats on the loop, and the next tick waits until they have
-    run (they read the mixer's outputs, which the next tick overwrites). ``realtime`` schedules the clock
-    thread under SCHED_FIFO (see ``mixer/realtime.py``), falling back to an ordinary thread with a warning.
+    With ``offload=False`` the event loop keeps the time and runs each tick itself. With ``offload=True`` the
+    ticks compute in a clock thread of their own (``on_tick`` must be thread-safe, as ``MixerEngine.tick`` is),
+    scheduled under SCHED_FIFO when ``realtime`` asks for it (see ``mixer/realtime.py``; an ordinary thread, with
+    a warning, when not permitted), and ``timing`` says who keeps the time:
+
+    - ``"thread"`` (default): the clock thread sleeps until each due time itself, so neither the loop's timer
+      (millisecond resolution, and an ordinary thread's wake-up on a busy machine) nor a hand-off to and from
+      the loop stands between a tick's due time and its mix. The loop still runs feeders and listeners:
+      feeders are asked ``feed_lead_s`` ahead of the due time and the tick waits for them; listeners get each
+      tick's stats on the loop, and the next tick waits until they have run (they read the mixer's outputs,
+      which the next tick overwrites).
+    - ``"loop"``: the loop wakes at each due time, runs the feeders and hands the tick to the clock thread,
+      then runs the listeners when it is done. For feeders that must pull their input on the loop at the tick
+      itself (the WebRTC gateway's jitter buffers): a loop too busy to answer the clock thread on time (aiortc
+      in the same process) then delays ticks as it always did, without the thread's schedule in between.
     """
 
     feed_lead_s = 0.002  # feeders run this long before the due time: the loop's wake-up is off the tick's path
@@ -158,9 +167,13 @@ class RealtimeClock(_ClockBase):
         sleep_fn: Callable[[float], Awaitable[object]] = asyncio.sleep,
         offload: bool = False,
         realtime: RealtimePolicy = OFF,
+        timing: Literal["thread", "loop"] = "thread",
     ) -> None:
         super().__init__(on_tick, keep_stats=keep_stats)
+        if timing not in ("thread", "loop"):
+            raise ValueError(f"timing must be 'thread' or 'loop', got {timing!r}")
         self.offload = offload
+        self.timing = timing
         self.realtime = realtime
         self.realtime_granted = False  # whether the clock thread got SCHED_FIFO (offload and realtime only)
         self.max_catch_up = max_catch_up
@@ -219,11 +232,13 @@ class RealtimeClock(_ClockBase):
 
     async def run(self, duration_s: float | None = None) -> None:
         self._tick_event = self._tick_event or asyncio.Event()
-        log.info("clock.started", period_ms=self.period_s * 1000, offload=self.offload,
+        log.info("clock.started", period_ms=self.period_s * 1000, offload=self.offload, timing=self.timing,
                  realtime_priority=self.realtime.priority)
         try:
-            if self.offload:
+            if self.offload and self.timing == "thread":
                 await self._run_threaded(self._end_tick(duration_s))
+            elif self.offload:
+                await self._run_loop_timed(self._end_tick(duration_s))
             else:
                 await self._run_on_loop(self._end_tick(duration_s))
         finally:
@@ -248,7 +263,46 @@ class RealtimeClock(_ClockBase):
             n += 1
             await asyncio.sleep(0)  # let consumers of this tick run before the next one
 
-    # ------------------------------------------------------------------ the clock thread (offload=True)
+    async def _run_loop_timed(self, end_tick: int | None) -> None:
+        """The loop keeps the time and runs the feeders; each tick computes in the (real-time) clock thread."""
+        granted: list[bool] = []
+        worker = ThreadPoolExecutor(1, thread_name_prefix="bargein-clock", initializer=lambda: granted.append(
+            make_current_thread_realtime(self.realtime, 0) and is_realtime()))
+        loop = asyncio.get_running_loop()
+        try:
+            start = self.start_time = self._now()
+            n = 0
+            while end_tick is None or n < end_tick:
+                due = start + n * self.period_s
+                delay = due - self._now()
+                if delay > 0:
+                    await self._sleep(delay)
+                lateness = self._now() - due
+                skip = self._overdue(lateness, n, end_tick)
+                if skip:
+                    n += skip
+                    lateness = self._now() - (start + n * self.period_s)
+                t0 = self._timer()
+                for feed in list(self._feeders):  # inputs are pulled on the loop, right before the mix
+                    feed(n)
+                self.tick_index = n
+                detail = await loop.run_in_executor(worker, self._timed_tick)
+                self.realtime_granted = bool(granted and granted[0])
+                self._record(n, max(0.0, lateness), self._timer() - t0, **detail)
+                self._tick_done()
+                n += 1
+                await asyncio.sleep(0)  # let consumers of this tick run before the next one
+        finally:
+            worker.shutdown(wait=False)  # a tick still computing finishes on its own
+
+    def _timed_tick(self) -> dict[str, float]:
+        c0, r0 = time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
+        self.on_tick()
+        c1, r1 = time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
+        return {"cpu_ms": (c1 - c0) * 1000, "preempted": r1.ru_nivcsw - r0.ru_nivcsw,
+                "faults": (r1.ru_minflt - r0.ru_minflt) + (r1.ru_majflt - r0.ru_majflt)}
+
+    # ------------------------------------------------------------------ the clock thread keeps the time
     async def _run_threaded(self, end_tick: int | None) -> None:
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[None] = loop.create_future()

@@ -111,8 +111,10 @@ class BargeinServer:
         rt = self.settings.mixer_realtime
         self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits,
                                   threads=self.settings.mixer_threads, realtime=rt)
-        # the mix computes off the event loop, in the clock's own (real-time) thread
-        self.clock = RealtimeClock(self.engine.tick, offload=True, realtime=rt)
+        # the mix computes off the event loop, in the clock's own (real-time) thread; that thread keeps the time,
+        # unless an in-process media gateway feeds the mixer from its jitter buffers on the loop at each tick
+        self.clock = RealtimeClock(self.engine.tick, offload=True, realtime=rt,
+                                   timing="thread" if gateway is None else "loop")
         self.gateway = gateway
         self.services = list(services or [])
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg id

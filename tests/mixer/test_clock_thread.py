@@ -22,7 +22,8 @@ ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="SCHED_FIFO needs root (CAP_SYS_NICE)")
 
 
-async def test_ticks_run_in_the_clock_thread_between_feeders_and_listeners_on_the_loop() -> None:
+@pytest.mark.parametrize("timing", ["thread", "loop"])
+async def test_ticks_run_in_the_clock_thread_between_feeders_and_listeners_on_the_loop(timing: str) -> None:
     loop_thread = threading.get_ident()
     order: list[str] = []
     where: dict[str, set[int]] = {"tick": set(), "feed": set(), "after": set()}
@@ -39,7 +40,7 @@ async def test_ticks_run_in_the_clock_thread_between_feeders_and_listeners_on_th
         where["after"].add(threading.get_ident())
         order.append(f"after{s.index}")  # type: ignore[attr-defined]
 
-    clock = RealtimeClock(on_tick, offload=True)
+    clock = RealtimeClock(on_tick, offload=True, timing=timing)  # type: ignore[arg-type]
     clock.add_feeder(feed)
     clock.add_listener(after)
     await clock.run(duration_s=0.1)
@@ -47,6 +48,7 @@ async def test_ticks_run_in_the_clock_thread_between_feeders_and_listeners_on_th
     assert where["feed"] == where["after"] == {loop_thread}
     assert len(where["tick"]) == 1 and loop_thread not in where["tick"]
     assert clock.stats.ticks == 5
+    assert all(t.cpu_ms >= 0 for t in clock.stats.recent)
 
 
 async def test_a_tick_waits_until_the_last_ticks_listeners_ran_and_says_it_waited_for_the_loop() -> None:
@@ -122,6 +124,9 @@ async def test_realtime_policy_runs_the_clock_thread_and_the_mix_workers_under_s
     clock = RealtimeClock(on_tick, offload=True, realtime=policy)
     await clock.run(duration_s=0.06)
     assert seen == [True, True, True] and clock.realtime_granted
+    looped = RealtimeClock(on_tick, offload=True, realtime=policy, timing="loop")
+    await looped.run(duration_s=0.06)
+    assert seen[3:] == [True, True, True] and looped.realtime_granted
     assert not is_realtime()  # the loop's thread is left as it was
     assert engine.realtime_workers == 1
     workers = [t for t in threading.enumerate() if t.name.startswith("bargein-mix")]
