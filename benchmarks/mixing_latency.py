@@ -165,17 +165,21 @@ async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel:
     leg_ids = np.asarray([engine.add_leg(c, r) for c in range(calls) for r in routing], dtype=np.int64)
     frames = synthetic_input(calls, legs, n).reshape(calls * legs, n)
     splits: dict[int, tuple[ShareTiming, ...]] = {}  # tick index -> the engine's per-thread timings of that tick
-    stolen: dict[int, list[float]] = {}  # tick index -> CPU steal per CPU during the tick (ms, 10 ms steps)
+    # tick index -> CPU steal per CPU from the end of the previous tick to the end of this one, its wake-up
+    # included (ms, in the kernel's 10 ms steps)
+    stolen: dict[int, list[float]] = {}
+    last_steal = [steal_per_cpu()]
 
     def on_tick() -> None:
-        steal0 = steal_per_cpu()
         if input_path == "push_many":
             engine.push_many(leg_ids, frames)
             engine.tick()
         else:
             engine.tick(leg_ids, frames)
         splits[clock.tick_index] = engine.last_split
-        stolen[clock.tick_index] = [round(b - a, 1) for a, b in zip(steal0, steal_per_cpu(), strict=True)]
+        now = steal_per_cpu()
+        stolen[clock.tick_index] = [round(b - a, 1) for a, b in zip(last_steal[0], now, strict=True)]
+        last_steal[0] = now
 
     engine.start_workers()
     clock = RealtimeClock(on_tick, keep_stats=int(seconds * 50) + 10, offload=True, realtime=policy)
@@ -280,7 +284,7 @@ def miss_cause(t: TickStats, split: tuple[ShareTiming, ...], collections: list[d
     gc_ms = sum(float(c["ms"]) for c in collections)  # type: ignore[arg-type]
     if gc_ms > 0.25 * (t.lateness_ms + t.compute_ms):
         cause = "garbage collection"
-    elif max(steal_ms, default=0.0) >= 0.25 * t.compute_ms:
+    elif max(steal_ms, default=0.0) >= 0.25 * (t.lateness_ms + t.compute_ms):
         cause = "CPU steal (the hypervisor ran something else on a CPU of ours)"
     elif late_wake + late_loop > t.compute_ms:
         cause = "late wake-up" if late_wake >= late_loop else "waited for the event loop"
