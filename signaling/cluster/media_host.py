@@ -5,7 +5,7 @@ Leg messages arrive on ``bargein:media:<node>`` as the media worker messages, un
 local pool; replies (answers, refusals, lost legs, calls lost with a dead worker, failed recordings) go
 back on the leader's ``bargein:media-reply:<leader>``. A call is dropped here when its placement key
 (``bargein:call:<id>``, refreshed by the leader) has been missing for ``ORPHAN_AFTER_S`` while Redis
-answers, or at once when another leader takes over: its calls were in the old leader's core.
+answers (a leader that took over refreshes the keys of the calls it knows; replies go to it).
 """
 
 from __future__ import annotations
@@ -150,11 +150,14 @@ class MediaHost:
         self.calls.pop(call_id, None)
 
     def leader_changed(self, new: str | None) -> None:
+        """The new leader took over its predecessor's calls: replies go to it. A call it does not know
+        (placed after the predecessor's last snapshot) loses its placement key and is dropped then."""
         if new is None:
-            return  # not known yet: the placement keys decide
-        for call_id, leader in list(self.calls.items()):
-            if leader != new:
-                self.drop(call_id, f"its signaling leader {leader} was replaced by {new}")
+            return  # not known yet
+        for call_id in self.calls:
+            self.calls[call_id] = new
+        for rec_id in self.recordings:
+            self.recordings[rec_id] = new
 
     async def check_orphans(self) -> None:
         calls = list(self.calls)
