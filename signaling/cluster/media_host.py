@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -30,8 +31,9 @@ log = structlog.get_logger("bargein.cluster")
 
 
 class MediaHost:
-    def __init__(self, bus: Bus, node: str, pool: WorkerPool) -> None:
+    def __init__(self, bus: Bus, node: str, pool: WorkerPool, recordings_dir: Path | None = None) -> None:
         self.bus, self.node, self.pool = bus, node, pool
+        self.recordings_dir = recordings_dir  # this node's mount of the shared storage (None: as the leader says)
         self.calls: dict[str, str] = {}  # call id -> the leader that placed it here
         self.legs: dict[str, str] = {}  # leg -> call id
         self.recordings: dict[int, str] = {}  # recording id -> leader
@@ -81,7 +83,9 @@ class MediaHost:
         elif isinstance(msg, p.StatsRequest):
             self._spawn(self._stats(leader, msg))
         elif isinstance(msg, p.StartRecording):
-            why_not = self.pool.start_recording(msg.call_id, msg.rec_id, msg.path, msg.channels)
+            # the leader names the file under its own mount of the storage; the same name under ours
+            path = msg.path if self.recordings_dir is None else str(self.recordings_dir / Path(msg.path).name)
+            why_not = self.pool.start_recording(msg.call_id, msg.rec_id, path, msg.channels)
             if why_not is not None:
                 self._reply(leader, p.RecordingFailed(worker=self.node, rec_id=msg.rec_id, reason=why_not))
             else:

@@ -53,7 +53,8 @@ class ClusterNode:
         self.boot = secrets.token_hex(4)
         self.bus = Bus(settings.redis_url, self.node)
         self.pool = pool
-        self.host = MediaHost(self.bus, self.node, pool)
+        recordings = (settings.recordings_dir or settings.data_dir / "recordings").resolve()
+        self.host = MediaHost(self.bus, self.node, pool, recordings)
         self.registry = NodeRegistry(self.bus, self.node, self.url, self.boot, self.host.load)
         self.leadership = Leadership(self.bus, self.node)
         self.media = ClusterMedia(self.bus, self.node, self.registry, pool, lambda: self.leadership.leader)
