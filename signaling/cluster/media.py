@@ -49,6 +49,7 @@ class ClusterMedia:
         self.on_calls_lost: Callable[[list[str], str], None] = lambda calls, reason: None
         self.on_recording_failed: Callable[[int, str], None] = lambda rec_id, reason: None
         self.on_levels: Callable[[dict[str, dict[str, float]]], None] = lambda calls: None
+        self.more_health: Callable[[], dict[str, Any]] = dict  # the node adds its own (the leader's snapshots)
 
     @property
     def n(self) -> int:
@@ -205,7 +206,7 @@ class ClusterMedia:
         return {**await self.local.health(),
                 "cluster": {"node": self.node, "leader": self.leader(),
                             "redis": "up" if self.bus.available else self.bus.why_down,
-                            "calls_placed": len(self.call_node),
+                            "calls_placed": len(self.call_node), **self.more_health(),
                             "nodes": [e.model_dump() for e in sorted(self.registry.nodes.values(),
                                                                      key=lambda e: e.node)]}}
 
@@ -271,6 +272,24 @@ class ClusterMedia:
                     pipe.set(call_key(call_id), node, px=CALL_TTL_MS)
                 return await pipe.execute()
         await self.bus.run(put)
+
+    def state(self) -> dict[str, Any]:
+        """Where the placed calls run (for a successor: :mod:`.handover`)."""
+        return {"call_node": dict(self.call_node), "recordings": dict(self._recordings),
+                "legs": {leg: c for leg, c in self.legs.items() if c in self.call_node}}
+
+    def restore(self, state: dict[str, Any], live: set[str]) -> dict[str, list[str]]:
+        """Take over a predecessor's placements; returns the calls on nodes not in ``live``, by node."""
+        self.call_node.update(state["call_node"])
+        self.legs.update(state["legs"])
+        self._recordings.update(state["recordings"])
+        gone: dict[str, list[str]] = {}
+        for call_id, node in self.call_node.items():
+            if node not in live:
+                gone.setdefault(node, []).append(call_id)
+        log.info("cluster.placements_taken_over", calls=len(self.call_node), legs=len(self.legs),
+                 on_lost_nodes=sum(map(len, gone.values())))
+        return gone
 
     def reset(self) -> None:
         """This node stopped leading: forget every placement (the nodes drop those calls themselves)."""
