@@ -144,3 +144,22 @@ def test_every_publication_after_a_change_is_headed_by_its_snapshot() -> None:
     assert [e[5] for e in pipe.evals] == ["state 0", "state 1", "state 2"]
     handover._prelude(pipe)  # nothing changed since: nothing written
     assert len(pipe.evals) == 3
+
+
+async def test_the_server_marks_its_state_changed_before_any_frame_goes_out(tmp_path: Path) -> None:
+    """A leader's frames are published through the outbox as they are applied: the snapshot that heads
+    their pipeline must already know of the change (a relayed ACK once went out ahead of it, and the
+    successor rang a call its agent had answered)."""
+    from bargein.signaling.server import BargeinServer
+    from bargein.signaling.settings import Settings
+
+    server = BargeinServer(Settings(data_dir=tmp_path))
+    seen: list[object] = []
+    server.state_changed = lambda: seen.append("changed")
+    local = await server.open_local(lambda msg: seen.append(msg.get("status")))
+    seen.clear()
+    await local.send({"method": "REGISTER", "cseq": 1, "token": "agent1"})
+    assert seen == ["changed", 200]
+    seen.clear()
+    await local.send({"method": "OPTIONS", "cseq": 2})  # a liveness probe changes nothing worth handing over
+    assert seen == [200]
