@@ -108,7 +108,7 @@ class BargeinServer:
         self.conn_suffix = ""  # a cluster node's "@node": connection ids unique in the cluster
         # a cluster node that does not lead answers the supervisor API from the leader (None: answer here)
         self.api_forward: Callable[[web.Request], Awaitable[web.Response | None]] | None = None
-        self.state_changed: Callable[[], None] = lambda: None  # after each batch of actions (cluster snapshots)
+        self.state_changed: Callable[[], None] = lambda: None  # before each batch of actions (cluster snapshots)
         rt = self.settings.mixer_realtime
         self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits,
                                   threads=self.settings.mixer_threads, realtime=rt)
@@ -489,6 +489,8 @@ class BargeinServer:
     async def apply(self, actions: list[Action]) -> None:
         """Apply actions in order. SDP offers are answered outside the lock, so one client's slow or
         large negotiation never holds up anyone else's signaling; what followed an offer waits for it."""
+        if not _read_only(actions):  # the core changed when it made them: before anything goes out
+            self.state_changed()
         while actions:
             follow_up: list[Action] = []
             offer: Send | None = None
@@ -506,7 +508,6 @@ class BargeinServer:
                 await self.apply(follow_up)
         if self.core.next_deadline() != self._armed:
             self._timers.set()
-        self.state_changed()
 
     async def _apply_one(self, a: Action) -> list[Action]:
         if self.media is not None and (isinstance(a, AddLeg | UpdateLeg | RemoveLeg | MeterCall) or
@@ -626,6 +627,12 @@ class BargeinServer:
         key = self.leg_keys.get(leg)
         if key is not None:
             asyncio.get_running_loop().create_task(self.apply(self.core.media_failed(key)))
+
+
+def _read_only(actions: list[Action]) -> bool:
+    """Only answers to OPTIONS (a liveness probe): nothing a cluster's next leader needs to know."""
+    return all(isinstance(a, Send) and a.message.get("type") == "response" and a.message.get("method") == "OPTIONS"
+               for a in actions)
 
 
 @contextlib.asynccontextmanager

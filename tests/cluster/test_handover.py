@@ -107,3 +107,59 @@ def test_a_snapshot_names_only_the_nodes_own_objects(h: Harness, tmp_path: Path)
     core = SignalingCore(other.core.settings, other.core.directory)
     snap = loads(text, core, ContactLog(other.core.settings, PoolRecorder(_NoPool())))  # type: ignore[arg-type]
     assert snap.core["sessions"].settings is other.core.settings
+
+
+def test_the_handover_benchmark_measures_busy_cores() -> None:
+    from benchmarks.handover import measure
+    row = measure(3, 1)
+    assert row["live_calls"] == 3 and row["sessions"] == 6 and row["snapshot_kib"] > 0
+
+
+class _Pipe:
+    def __init__(self) -> None:
+        self.evals: list[tuple] = []
+
+    def eval(self, *args: object) -> None:
+        self.evals.append(args)
+
+
+def test_every_publication_after_a_change_is_headed_by_its_snapshot() -> None:
+    """A cheap snapshot heads every outbox pipeline that follows a change, however soon after the last:
+    what an edge or media node hears is in Redis first (the failover test saw a BYE sent as a CANCEL
+    when a pipeline went out without it)."""
+    import time
+
+    from bargein.signaling.cluster.bus import Bus
+    from bargein.signaling.cluster.handover import Handover
+
+    def take() -> str:
+        time.sleep(0.001)  # a small state: about a millisecond
+        return f"state {len(pipe.evals)}"
+    handover = Handover(Bus("redis://127.0.0.1:1/0", "n1"), "n1", "b1")
+    handover.take, handover.leading = take, True
+    pipe = _Pipe()
+    for _ in range(3):
+        handover.changed()
+        handover._prelude(pipe)
+    assert [e[5] for e in pipe.evals] == ["state 0", "state 1", "state 2"]
+    handover._prelude(pipe)  # nothing changed since: nothing written
+    assert len(pipe.evals) == 3
+
+
+async def test_the_server_marks_its_state_changed_before_any_frame_goes_out(tmp_path: Path) -> None:
+    """A leader's frames are published through the outbox as they are applied: the snapshot that heads
+    their pipeline must already know of the change (a relayed ACK once went out ahead of it, and the
+    successor rang a call its agent had answered)."""
+    from bargein.signaling.server import BargeinServer
+    from bargein.signaling.settings import Settings
+
+    server = BargeinServer(Settings(data_dir=tmp_path))
+    seen: list[object] = []
+    server.state_changed = lambda: seen.append("changed")
+    local = await server.open_local(lambda msg: seen.append(msg.get("status")))
+    seen.clear()
+    await local.send({"method": "REGISTER", "cseq": 1, "token": "agent1"})
+    assert seen == ["changed", 200]
+    seen.clear()
+    await local.send({"method": "OPTIONS", "cseq": 2})  # a liveness probe changes nothing worth handing over
+    assert seen == [200]
