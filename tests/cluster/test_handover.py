@@ -134,7 +134,6 @@ def test_every_publication_after_a_change_is_headed_by_its_snapshot() -> None:
     """A cheap snapshot heads every outbox pipeline that follows a change, however soon after the last:
     what an edge or media node hears is in Redis first (the failover test saw a BYE sent as a CANCEL
     when a pipeline went out without it)."""
-    import time
 
     from bargein.signaling.cluster.bus import Bus
     from bargein.signaling.cluster.handover import Handover
