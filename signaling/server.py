@@ -109,8 +109,13 @@ class BargeinServer:
         # a cluster node that does not lead answers the supervisor API from the leader (None: answer here)
         self.api_forward: Callable[[web.Request], Awaitable[web.Response | None]] | None = None
         self.state_changed: Callable[[], None] = lambda: None  # before each batch of actions (cluster snapshots)
-        self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits)
-        self.clock = RealtimeClock(self.engine.tick, offload=True)  # the mix computes off the event loop
+        rt = self.settings.mixer_realtime
+        self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits,
+                                  threads=self.settings.mixer_threads, realtime=rt)
+        # the mix computes off the event loop, in the clock's own (real-time) thread; that thread keeps the time,
+        # unless an in-process media gateway feeds the mixer from its jitter buffers on the loop at each tick
+        self.clock = RealtimeClock(self.engine.tick, offload=True, realtime=rt,
+                                   timing="thread" if gateway is None else "loop")
         self.gateway = gateway
         self.services = list(services or [])
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg id
@@ -243,6 +248,7 @@ class BargeinServer:
         if self.media is not None:
             await self.media.start()
         else:
+            self.engine.start_workers()
             self.clock.start()
         self._tasks.append(asyncio.get_running_loop().create_task(self._timeouts(), name="bargein-timeouts"))
         for svc in self.services:
