@@ -16,6 +16,7 @@ frames, but they are never dropped: only frame batches count against the bound.
 
 from __future__ import annotations
 
+import fractions
 import queue
 import threading
 from collections.abc import Callable
@@ -27,7 +28,8 @@ import numpy as np
 import structlog
 from bargein.mixer import MixerEngine, TickStats, UnknownCallError
 
-from .opus_voice import RECORDING_COMPLEXITY, voice_options
+from . import libopus
+from .opus_voice import LIVE_BANDWIDTH, RECORDING_COMPLEXITY, voice_options
 
 log = structlog.get_logger("bargein.recording")
 
@@ -44,7 +46,12 @@ class StereoSink(Protocol):
 
 
 class OggOpusFile:
-    """A stereo OGG/Opus file at the mixer rate (Ogg Opus decodes at 48 kHz whatever it was encoded at)."""
+    """A stereo OGG/Opus file at the mixer rate (Ogg Opus decodes at 48 kHz whatever it was encoded at).
+
+    PyAV writes the container. The frames are encoded by libopus directly (:mod:`.libopus`, configured like
+    the stream's own encoder, whose opening writes the Opus header) and muxed as packets: PyAV's ``encode``
+    pushes every frame through an FFmpeg filter graph first, which cost more than the encode itself. Without
+    that library PyAV's encoder does it all."""
 
     def __init__(self, path: Path, rate: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,10 +60,23 @@ class OggOpusFile:
                                               options=voice_options(RECORDING_COMPLEXITY))
         self.rate = rate
         self.pts = 0
+        self.time_base = fractions.Fraction(1, rate)
+        self.opus: libopus.Encoder | None = None
+        if libopus.available():
+            self.stream.codec_context.open()  # its Opus header (channels, rate, pre-skip) for the container
+            self.opus = libopus.Encoder(rate, 2, complexity=RECORDING_COMPLEXITY, max_bandwidth=LIVE_BANDWIDTH)
 
     def write(self, frame: np.ndarray) -> None:
         ns = frame.shape[1]
         packed = np.ascontiguousarray(frame.T).reshape(1, 2 * ns)  # s16 packed: L R L R ...
+        if self.opus is not None:
+            packet = av.Packet(self.opus.encode(packed))
+            packet.stream, packet.time_base = self.stream, self.time_base
+            packet.pts = packet.dts = self.pts
+            packet.duration = ns
+            self.pts += ns
+            self.container.mux(packet)
+            return
         af = av.AudioFrame.from_ndarray(packed, format="s16", layout="stereo")
         af.sample_rate, af.pts = self.rate, self.pts
         self.pts += ns
@@ -67,8 +87,9 @@ class OggOpusFile:
         if self.pts == 0:  # a call that ended before its first tick: PyAV writes no file without a frame,
             self.write(np.zeros((2, self.rate // 50), np.int16))  # and the contact record names this path
         try:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
+            if self.opus is None:
+                for packet in self.stream.encode(None):
+                    self.container.mux(packet)
         finally:
             self.container.close()
 

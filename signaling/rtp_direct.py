@@ -90,8 +90,16 @@ class DirectRtp:
         self.received = self.unprotect_errors = 0
         self._connection = connection
         self._aiortc_data_received = connection.data_received
+        self._protocol: Any = None
         if inbound is not None:
             connection.data_received = self._data_received
+            # and before aioice's own datagram handler tries to parse each packet as STUN, on the socket
+            # the peer sends to (another one's packets still reach the hook above)
+            pair = connection._nominated.get(1)
+            if pair is not None and "datagram_received" not in vars(pair.protocol):
+                self._protocol = pair.protocol
+                self._aioice_datagram = pair.protocol.datagram_received
+                pair.protocol.datagram_received = self._datagram
 
     # ------------------------------------------------------------------ attach
     @classmethod
@@ -119,6 +127,9 @@ class DirectRtp:
         """Give inbound packets back to aiortc (the leg is closing)."""
         if self._connection.data_received == self._data_received:
             self._connection.data_received = self._aiortc_data_received
+        if self._protocol is not None:
+            vars(self._protocol).pop("datagram_received", None)
+            self._protocol = None
 
     # ------------------------------------------------------------------ out
     def send(self, payload: bytes) -> bool:
@@ -138,11 +149,12 @@ class DirectRtp:
         self._frames += 1
         self.sent += 1
         self.octets += len(payload)
-        s = self._sender  # what its RTCP task puts in sender reports
-        s._RTCRtpSender__ntp_timestamp = ntp_now()
-        s._RTCRtpSender__rtp_timestamp = ts
-        s._RTCRtpSender__packet_count = self.sent
-        s._RTCRtpSender__octet_count = self.octets
+        if self.sent & 7 == 1:  # what its RTCP task puts in sender reports (every 0.5-1.5 s): fresh to 160 ms
+            s = self._sender
+            s._RTCRtpSender__ntp_timestamp = ntp_now()
+            s._RTCRtpSender__rtp_timestamp = ts
+            s._RTCRtpSender__packet_count = self.sent
+            s._RTCRtpSender__octet_count = self.octets
         return True
 
     def skip(self) -> None:
@@ -150,6 +162,12 @@ class DirectRtp:
         self._frames += 1
 
     # ------------------------------------------------------------------ in
+    def _datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if data and 127 < data[0] < 192:  # RTP or RTCP: never STUN (whose first two bits are 0)
+            self._data_received(data, 1)
+        else:
+            self._aioice_datagram(data, addr)
+
     def _data_received(self, data: bytes, component: int) -> None:
         if len(data) < 12 or not 127 < data[0] < 192 or (data[1] & 0x7F) != self.pt or 192 <= data[1] <= 208:
             self._aiortc_data_received(data, component)  # DTLS, RTCP, another payload type: aiortc's path

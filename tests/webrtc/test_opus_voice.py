@@ -3,7 +3,6 @@
 import av
 import numpy as np
 from bargein.mixer.tones import level_dbfs
-from bargein.signaling.opus_voice import RECORDING_COMPLEXITY
 from bargein.signaling.webrtc import _GroupEncoder
 
 RATE = 48000
@@ -38,20 +37,22 @@ def test_group_encoder_uses_voice_complexity_and_keeps_both_tones() -> None:
     assert level_dbfs(heard, 900, RATE) < -40  # nothing between them
 
 
-def test_recording_file_uses_voice_complexity(tmp_path) -> None:
+def test_recording_file_encodes_with_libopus_and_keeps_both_channels(tmp_path) -> None:
     from bargein.signaling.recorder import OggOpusFile
 
     f = OggOpusFile(tmp_path / "r.ogg", RATE)
-    assert f.stream.codec_context.options["compression_level"] == str(RECORDING_COMPLEXITY)
+    assert f.opus is not None  # libopus straight, PyAV's container (its header from the stream's encoder)
     for frame in _two_voices(50):
         f.write(np.stack([frame, frame // 2]))
     f.close()
     with av.open(str(tmp_path / "r.ogg")) as c:
         pcm = np.concatenate([fr.to_ndarray() for fr in c.decode(audio=0)], axis=1)
-    left = pcm[0, -RATE // 2:].astype(np.float64)
+    assert abs(pcm.shape[1] - 50 * 960) < 960  # every frame, the encoder's pre-skip trimmed by the header
+    left, right = (pcm[ch, -RATE // 2:].astype(np.float64) for ch in (0, 1))
     if pcm.dtype.kind == "f":  # the decoder gives floats in [-1, 1]
-        left *= 32767
+        left, right = left * 32767, right * 32767
     assert abs(level_dbfs(left, 500, RATE) - 20 * np.log10(0.2)) < 1.5
+    assert abs(level_dbfs(right, 500, RATE) - 20 * np.log10(0.1)) < 1.5  # the right channel is half as loud
 
 
 def test_recording_closed_before_any_frame_is_a_file_that_decodes(tmp_path) -> None:

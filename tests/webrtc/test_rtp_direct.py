@@ -72,6 +72,7 @@ async def test_direct_path_carries_each_legs_mix_both_ways(rig: Rig) -> None:
         direct = rig.gateway.legs[leg].direct
         assert isinstance(direct, DirectRtp), "the direct path did not attach"
         assert direct.sent > 25 and direct.received > 25 and direct.send_errors == 0
+        assert direct._protocol is not None  # packets are taken before aioice tries them as STUN
         # the Opus packets come the direct way: aiortc's receiver path only saw those before the first tick
         # after DTLS connected (when the path attaches)
         assert rig.gateway.legs[leg].receiver.packets - direct.received <= 5
