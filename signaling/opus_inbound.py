@@ -5,7 +5,9 @@ first missing packet until its 16-slot ring overflows, then decodes on a thread 
 to the event loop. On the server the mixer tick is the consumer, and :mod:`.jitter` paces it far
 closer to the arrival jitter. So, per receiver, :class:`OpusInbound` takes the jitter buffer's place:
 aiortc calls ``add(packet)`` for every RTP packet after SRTP, RTX unwrapping and depayloading (its
-RTCP statistics and receiver reports stay intact); we decode at once (mono, so no down-mix) and hand
+RTCP statistics and receiver reports stay intact), or :mod:`.rtp_direct` calls ``add_payload`` straight
+from the socket once DTLS is up; we decode at once (libopus directly, :mod:`.libopus`, to mono at the
+mixer rate, so no down-mix or resampling) and hand
 numbered 20 ms frames at the mixer rate to the leg's :class:`~.jitter.AdaptiveJitterBuffer`, returning
 "no frame" so aiortc's decoder thread stays idle.
 

@@ -8,16 +8,23 @@ one frame per leg and pushes it into the mixer, so the mixer's own input ring ne
 the frame being mixed. If the pinned aiortc internals are not there, a task reads aiortc's track
 instead and files its frames into the same adaptive buffer.
 
-Outbound: :class:`MixedAudioTrack` returns the leg's mix of each tick. It is fed from the mixer
-clock's tick listener into a bounded queue (drop oldest, counted), so ``recv()`` is paced by the
-drift-free mixer clock: no drift, no growing delay.
+Direct RTP (default, :mod:`.rtp_direct`): once a leg's DTLS transport is connected, its Opus packets
+bypass aiortc's per-packet tasks both ways. After each tick the gateway encodes every group's mix and
+sends each leg's packet itself, all legs in one pass (RTP header, the DTLS transport's SRTP session, the
+nominated ICE pair's socket); inbound SRTP packets go from the socket straight to the leg's
+:class:`~.opus_inbound.OpusInbound`. aiortc keeps ICE, DTLS, RTCP and closing. A leg still connecting gets
+no audio (nothing could be sent yet).
 
 Shared encode (default): legs that hear exactly the same mix (``MixerEngine.shared_mix_groups``, e.g.
 two monitoring supervisors) share one Opus encode per tick. The gateway encodes each group's mix once
-(libopus at the mixer rate, mono) on one worker thread, in tick order, and hands every leg of the group
-the same payload as an ``av.Packet`` stamped with that leg's own timestamps; aiortc sends packets
-as they are. A group whose membership changes gets a fresh encoder. With ``shared_encode=False`` each
-leg returns PCM frames and aiortc encodes per leg.
+(libopus at the mixer rate, mono, :mod:`.libopus`) on the loop (``encode_inline``, media workers) or on one
+worker thread in tick order, and hands every leg of the group the same payload.
+
+Fallbacks: when aiortc's internals are not the pinned ones, a leg's payloads go through
+:class:`MixedAudioTrack` as ``av.Packet`` s stamped with that leg's own timestamps and aiortc sends them;
+with ``shared_encode=False`` each leg's track returns PCM frames and aiortc encodes per leg. The track is
+fed from the mixer clock's tick listener into a bounded queue (drop oldest, counted), so ``recv()`` is
+paced by the drift-free mixer clock.
 
 A monitoring supervisor's microphone is connected from the start; whether it is heard is decided by
 the mixer's routing alone, so barge needs no renegotiation.
