@@ -108,6 +108,7 @@ class BargeinServer:
         self.conn_suffix = ""  # a cluster node's "@node": connection ids unique in the cluster
         # a cluster node that does not lead answers the supervisor API from the leader (None: answer here)
         self.api_forward: Callable[[web.Request], Awaitable[web.Response | None]] | None = None
+        self.state_changed: Callable[[], None] = lambda: None  # after each batch of actions (cluster snapshots)
         self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits)
         self.clock = RealtimeClock(self.engine.tick, offload=True)  # the mix computes off the event loop
         self.gateway = gateway
@@ -169,6 +170,23 @@ class BargeinServer:
             self._wire_core()
         self._timers.set()
 
+    async def take_over(self, install: Callable[[SignalingCore], list[str]]) -> None:
+        """Become a cluster's leader with its predecessor's state: ``install`` fills a fresh core (and the
+        contact log) and returns the sessions that did not survive, which are ended here (their calls end
+        for the others with the usual reasons)."""
+        async with self._lock:
+            core = SignalingCore(self.settings, self.directory)
+            lost = install(core)
+            self.core = core
+            self._wire_core()
+            actions: list[Action] = []
+            for conn in lost:
+                actions += core.disconnect(conn)
+        log.warning("server.core_taken_over", calls=len(self.core.calls), sessions=len(self.core.conns),
+                    ended=len(lost))
+        await self.apply(actions)
+        self._timers.set()
+
     # ------------------------------------------------------------------ in-process users
     async def open_local(self, deliver: Callable[[dict[str, Any]], None],
                          closed: Callable[[str], None] = lambda why: None, conn: str | None = None,
@@ -178,9 +196,14 @@ class BargeinServer:
         ``deliver``; ``closed`` is told when the server ends the connection (e.g. signed in elsewhere).
         :meth:`SignalingClient.in_process <bargein.signaling.client.SignalingClient.in_process>` wraps it.
         A cluster's leader serves relayed sockets this way, with their own ``conn`` id and ``remote`` address."""
-        conn = conn or f"local-{next(self._conn_ids)}"
+        local = self.attach_local(deliver, closed, conn or f"local-{next(self._conn_ids)}")
+        await self.apply(self.core.connect(local.conn, remote=remote))
+        return local
+
+    def attach_local(self, deliver: Callable[[dict[str, Any]], None], closed: Callable[[str], None],
+                     conn: str) -> LocalConnection:
+        """An in-process user for a session the core already holds (a new cluster leader took it over)."""
         local = self._locals[conn] = LocalConnection(self, conn, deliver, closed)
-        await self.apply(self.core.connect(conn, remote=remote))
         return local
 
     def is_signed_in(self, conn: str) -> bool:
@@ -377,7 +400,7 @@ class BargeinServer:
             self.admission.signed_in(conn)
             if peer.signin_deadline is not None:
                 peer.signin_deadline.cancel()
-        self._send(conn, msg)
+        self._send_socket(conn, msg)
 
     def relayed_close(self, conn: str, reason: str) -> None:
         """The leader ended the session (or the cluster lost it): close the socket with the reason."""
@@ -442,6 +465,10 @@ class BargeinServer:
         if local is not None:
             local.deliver(msg)
             return
+        self._send_socket(conn, msg)
+
+    def _send_socket(self, conn: str, msg: dict[str, Any]) -> None:
+        """To this node's socket ``conn`` (a cluster leader may also serve it as a relayed session: not that)."""
         peer = self.peers.get(conn)
         if peer is None:
             return
@@ -473,6 +500,7 @@ class BargeinServer:
                 await self.apply(follow_up)
         if self.core.next_deadline() != self._armed:
             self._timers.set()
+        self.state_changed()
 
     async def _apply_one(self, a: Action) -> list[Action]:
         if self.media is not None and (isinstance(a, AddLeg | UpdateLeg | RemoveLeg | MeterCall) or

@@ -49,6 +49,10 @@ class Bus:
         self._handlers: dict[str, Callable[[str], None]] = {}
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self.dropped = 0  # posted messages dropped because Redis stayed down
+        # commands that must reach Redis before what is posted now (the leader's snapshot: handover.py),
+        # added at the head of each outbox pipeline; told when such a pipeline was lost
+        self.prelude: Callable[[Any], None] | None = None
+        self.prelude_lost: Callable[[], None] = lambda: None
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ availability
@@ -99,12 +103,15 @@ class Bus:
 
             async def send(r: aioredis.Redis, batch: list[tuple[str, str]] = batch) -> Any:
                 async with r.pipeline(transaction=False) as pipe:
+                    if self.prelude is not None:
+                        self.prelude(pipe)
                     for channel, payload in batch:
                         pipe.publish(channel, payload)
                     return await pipe.execute()
             try:
                 await self.run(send)
             except Unavailable:
+                self.prelude_lost()
                 log.warning("cluster.messages_lost", node=self.node, count=len(batch), why=self.why_down)
 
     # ------------------------------------------------------------------ subscribing

@@ -272,6 +272,24 @@ class ClusterMedia:
                 return await pipe.execute()
         await self.bus.run(put)
 
+    def state(self) -> dict[str, Any]:
+        """Where the placed calls run (for a successor: :mod:`.handover`)."""
+        return {"call_node": dict(self.call_node), "recordings": dict(self._recordings),
+                "legs": {leg: c for leg, c in self.legs.items() if c in self.call_node}}
+
+    def restore(self, state: dict[str, Any], live: set[str]) -> dict[str, list[str]]:
+        """Take over a predecessor's placements; returns the calls on nodes not in ``live``, by node."""
+        self.call_node.update(state["call_node"])
+        self.legs.update(state["legs"])
+        self._recordings.update(state["recordings"])
+        gone: dict[str, list[str]] = {}
+        for call_id, node in self.call_node.items():
+            if node not in live:
+                gone.setdefault(node, []).append(call_id)
+        log.info("cluster.placements_taken_over", calls=len(self.call_node), legs=len(self.legs),
+                 on_lost_nodes=sum(map(len, gone.values())))
+        return gone
+
     def reset(self) -> None:
         """This node stopped leading: forget every placement (the nodes drop those calls themselves)."""
         for _, fut in self._pending.values():

@@ -5,7 +5,7 @@ Leg messages arrive on ``bargein:media:<node>`` as the media worker messages, un
 local pool; replies (answers, refusals, lost legs, calls lost with a dead worker, failed recordings) go
 back on the leader's ``bargein:media-reply:<leader>``. A call is dropped here when its placement key
 (``bargein:call:<id>``, refreshed by the leader) has been missing for ``ORPHAN_AFTER_S`` while Redis
-answers, or at once when another leader takes over: its calls were in the old leader's core.
+answers (a leader that took over refreshes the keys of the calls it knows; replies go to it).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -30,8 +31,9 @@ log = structlog.get_logger("bargein.cluster")
 
 
 class MediaHost:
-    def __init__(self, bus: Bus, node: str, pool: WorkerPool) -> None:
+    def __init__(self, bus: Bus, node: str, pool: WorkerPool, recordings_dir: Path | None = None) -> None:
         self.bus, self.node, self.pool = bus, node, pool
+        self.recordings_dir = recordings_dir  # this node's mount of the shared storage (None: as the leader says)
         self.calls: dict[str, str] = {}  # call id -> the leader that placed it here
         self.legs: dict[str, str] = {}  # leg -> call id
         self.recordings: dict[int, str] = {}  # recording id -> leader
@@ -81,7 +83,9 @@ class MediaHost:
         elif isinstance(msg, p.StatsRequest):
             self._spawn(self._stats(leader, msg))
         elif isinstance(msg, p.StartRecording):
-            why_not = self.pool.start_recording(msg.call_id, msg.rec_id, msg.path, msg.channels)
+            # the leader names the file under its own mount of the storage; the same name under ours
+            path = msg.path if self.recordings_dir is None else str(self.recordings_dir / Path(msg.path).name)
+            why_not = self.pool.start_recording(msg.call_id, msg.rec_id, path, msg.channels)
             if why_not is not None:
                 self._reply(leader, p.RecordingFailed(worker=self.node, rec_id=msg.rec_id, reason=why_not))
             else:
@@ -150,11 +154,14 @@ class MediaHost:
         self.calls.pop(call_id, None)
 
     def leader_changed(self, new: str | None) -> None:
+        """The new leader took over its predecessor's calls: replies go to it. A call it does not know
+        (placed after the predecessor's last snapshot) loses its placement key and is dropped then."""
         if new is None:
-            return  # not known yet: the placement keys decide
-        for call_id, leader in list(self.calls.items()):
-            if leader != new:
-                self.drop(call_id, f"its signaling leader {leader} was replaced by {new}")
+            return  # not known yet
+        for call_id in self.calls:
+            self.calls[call_id] = new
+        for rec_id in self.recordings:
+            self.recordings[rec_id] = new
 
     async def check_orphans(self) -> None:
         calls = list(self.calls)

@@ -2,7 +2,8 @@
 
 Signaling relay (``bargein:signal:<node>``): an edge node tells the leader a socket opened
 (:class:`Opened`), sent a frame (:class:`Frame`) or closed (:class:`Closed`); the leader answers with
-frames for it (:class:`Deliver`) and closes it (:class:`Close`).
+frames for it (:class:`Deliver`) and closes it (:class:`Close`); a leader that took over tells each
+edge which of its sessions it kept (:class:`Adopted`).
 
 Media (``bargein:media:<node>`` and ``bargein:media-reply:<leader>``): the media worker messages of
 :mod:`bargein.signaling.media.protocol`, unchanged, inside an envelope naming the leader or the node,
@@ -62,7 +63,17 @@ class Close(_Message):
     reason: str
 
 
-Signal = Annotated[Opened | Frame | Closed | Deliver | Close, Field(discriminator="type")]
+class Adopted(_Message):
+    """A new leader took over: of this edge's sessions, it kept ``conns`` (from its predecessor's
+    snapshot); the edge sends their frames to it and closes its other sessions, with ``reason``."""
+
+    type: Literal["adopted"] = "adopted"
+    leader: str
+    conns: list[str]
+    reason: str
+
+
+Signal = Annotated[Opened | Frame | Closed | Deliver | Close | Adopted, Field(discriminator="type")]
 SIGNAL: TypeAdapter[Signal] = TypeAdapter(Signal)
 
 

@@ -46,6 +46,9 @@ class LeaderServer(Protocol):
     async def open_local(self, deliver: Callable[[dict[str, Any]], None], closed: Callable[[str], None] = ...,
                          conn: str | None = None, remote: str | None = None) -> Any: ...
 
+    def attach_local(self, deliver: Callable[[dict[str, Any]], None], closed: Callable[[str], None],
+                     conn: str) -> Any: ...
+
     def is_signed_in(self, conn: str) -> bool: ...
 
 
@@ -68,7 +71,8 @@ class EdgeRelay:
 
     def __init__(self, bus: Bus, node: str, leader: Callable[[], str | None], server: EdgeServer) -> None:
         self.bus, self.node, self.leader, self.server = bus, node, leader, server
-        self.opened: dict[str, str] = {}  # conn -> the leader it was opened at
+        self.opened: dict[str, str] = {}  # conn -> the leader its frames go to
+        self.home: dict[str, str] = {}  # conn -> the leader whose core holds its session
         self.remotes: dict[str, str] = {}
 
     async def open(self, conn: str, remote: str) -> None:
@@ -82,7 +86,7 @@ class EdgeRelay:
             raise Unavailable("no signaling leader (nodes are electing one)")
         msg = cm.Opened(node=self.node, conn=conn, remote=self.remotes.get(conn, "?"))
         await self._publish(leader, msg)
-        self.opened[conn] = leader
+        self.opened[conn] = self.home[conn] = leader
         return leader
 
     async def _publish(self, leader: str, msg: cm._Message) -> None:
@@ -101,6 +105,7 @@ class EdgeRelay:
 
     async def close(self, conn: str) -> None:
         self.remotes.pop(conn, None)
+        self.home.pop(conn, None)
         leader = self.opened.pop(conn, None)
         if leader is not None:
             with contextlib.suppress(Unavailable):
@@ -113,18 +118,31 @@ class EdgeRelay:
             self.server.relayed_deliver(msg.conn, msg.message, msg.signed_in)
         else:
             self.opened.pop(msg.conn, None)
+            self.home.pop(msg.conn, None)
             self.server.relayed_close(msg.conn, msg.reason)
 
     def leader_changed(self, old: str | None, new: str | None) -> None:
-        """Sessions live in the leader's core: a new leader starts empty, so they end and clients sign in again."""
-        ended = [conn for conn, at in self.opened.items() if at != new]
-        reason = (f"the signaling leader {old} was lost; sign in again" if new is None or new == self.node
-                  else f"the signaling leader changed from {old} to {new}; sign in again")
+        """Sessions go on at the new leader, which loaded its predecessor's state: their frames go there
+        now, and its :class:`~.messages.Adopted` says which of them it kept (:meth:`on_adopted`). With no
+        leader yet, frames are refused (503) until one takes over."""
+        if new is None:
+            return
+        for conn in self.opened:
+            self.opened[conn] = new
+        log.info("cluster.sessions_follow_leader", node=self.node, old=old, new=new, sessions=len(self.opened))
+
+    def on_adopted(self, msg: cm.Adopted) -> None:
+        """A new leader took over: sessions opened at an earlier leader that it did not keep end."""
+        kept = set(msg.conns)
+        ended = [conn for conn, home in self.home.items() if home != msg.leader and conn not in kept]
+        for conn in kept & self.home.keys():
+            self.home[conn] = self.opened[conn] = msg.leader
         for conn in ended:
-            del self.opened[conn]
-            self.server.relayed_close(conn, reason)
-        if ended:
-            log.warning("cluster.sessions_ended", node=self.node, count=len(ended), why=reason)
+            self.opened.pop(conn, None)
+            self.home.pop(conn, None)
+            self.server.relayed_close(conn, msg.reason)
+        log.warning("cluster.sessions_adopted", node=self.node, leader=msg.leader, kept=len(kept & self.home.keys()),
+                    ended=len(ended))
 
 
 @dataclass
@@ -141,8 +159,32 @@ class LeaderRelay:
     def __init__(self, bus: Bus, node: str, server: LeaderServer) -> None:
         self.bus, self.node, self.server = bus, node, server
         self.conns: dict[str, _Relayed] = {}
+        self._held: list[cm.Opened | cm.Frame | cm.Closed] | None = None  # while taking over
+
+    def hold(self) -> None:
+        """Taking over: keep what edges send until the predecessor's sessions are adopted."""
+        self._held = []
+
+    def release(self) -> None:
+        held, self._held = self._held or [], None
+        for msg in held:
+            self.on_signal(msg)
+
+    def adopt(self, conn: str, edge: str) -> None:
+        """Serve a session of the predecessor's core (restored here) whose socket is on ``edge``."""
+        if conn not in self.conns:  # attached now: frames for it may follow at once
+            r = self.conns[conn] = _Relayed(edge)
+            local = self.server.attach_local(*self._callbacks(conn, r), conn=conn)
+            r.task = asyncio.get_running_loop().create_task(self._pump(conn, r, local), name=f"bargein-relay-{conn}")
+
+    def edges(self) -> dict[str, str]:
+        """Relayed session -> the node holding its socket (for the snapshot)."""
+        return {conn: r.node for conn, r in self.conns.items()}
 
     def on_signal(self, msg: cm.Opened | cm.Frame | cm.Closed) -> None:
+        if self._held is not None:
+            self._held.append(msg)
+            return
         if isinstance(msg, cm.Opened):
             if msg.conn in self.conns:
                 return
@@ -163,7 +205,7 @@ class LeaderRelay:
             r.by_client = True
             r.inbox.put_nowait(None)
 
-    async def _serve(self, conn: str, remote: str, r: _Relayed) -> None:
+    def _callbacks(self, conn: str, r: _Relayed) -> tuple[Callable[[dict[str, Any]], None], Callable[[str], None]]:
         channel = signal_channel(r.node)
 
         def deliver(message: dict[str, Any]) -> None:
@@ -174,8 +216,13 @@ class LeaderRelay:
             if not r.by_client:
                 self.bus.post(channel, cm.Close(conn=conn, reason=reason).model_dump_json())
             r.inbox.put_nowait(None)
+        return deliver, closed
 
-        local = await self.server.open_local(deliver, closed, conn=conn, remote=remote)
+    async def _serve(self, conn: str, remote: str, r: _Relayed) -> None:
+        local = await self.server.open_local(*self._callbacks(conn, r), conn=conn, remote=remote)
+        await self._pump(conn, r, local)
+
+    async def _pump(self, conn: str, r: _Relayed, local: Any) -> None:
         try:
             while (data := await r.inbox.get()) is not None:
                 try:

@@ -1,0 +1,109 @@
+"""The leader's state handed to a successor (no Redis, no sockets): a core restored from a snapshot
+carries on the calls, supervisors, agent states and records of the one that wrote it."""
+
+from __future__ import annotations
+
+import base64
+import pickle
+import zlib
+from pathlib import Path
+
+import pytest
+from bargein.mixer.roles import SupervisorMode
+from bargein.signaling.cluster.handover import (
+    CODE,
+    Snapshot,
+    contact_state,
+    core_state,
+    dumps,
+    install,
+    loads,
+)
+from bargein.signaling.contact_log import ContactLog
+from bargein.signaling.core import SignalingCore
+from bargein.signaling.media.recording import PoolRecorder
+from helpers.inprocess import Harness, offer, start_call
+
+
+class _NoPool:
+    on_recording_failed = None
+
+    def start_recording(self, *args: object) -> str:
+        return "no media here"
+
+    def stop_recording(self, rec_id: int) -> None:
+        pass
+
+
+def _contacts(h: Harness) -> ContactLog:
+    log = ContactLog(h.core.settings, PoolRecorder(_NoPool()))  # type: ignore[arg-type]
+    h.core.records.listener = log
+    return log
+
+
+def _successor(h: Harness, contacts: ContactLog, relayed: dict[str, str]) -> tuple[
+        SignalingCore, ContactLog, Snapshot]:
+    """Write the harness core's state as a leader does, and load it as a new leader does."""
+    text = dumps(Snapshot(leader="n1", boot="b1", written=0.0, core=core_state(h.core), contacts=contact_state(contacts),
+                          media={}, relayed=relayed), h.core, contacts)
+    fresh = SignalingCore(h.core.settings, h.core.directory, clock=h.clock)
+    mine = ContactLog(h.core.settings, PoolRecorder(_NoPool()))  # type: ignore[arg-type]
+    snap = loads(text, fresh, mine)
+    install(fresh, mine, snap)
+    return fresh, mine, snap
+
+
+@pytest.fixture
+def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
+    monkeypatch.setenv("BARGEIN_DATA_DIR", str(tmp_path))
+    return Harness(data_dir=tmp_path)
+
+
+def test_a_restored_core_carries_on_a_supervised_call(h: Harness, tmp_path: Path) -> None:
+    contacts = _contacts(h)
+    c, a, call_id = start_call(h)
+    s = h.client("supervisor1")
+    assert s.request("INVITE", to=f"call:{call_id}", sdp=offer("sup"))["status"] == 200
+    assert s.request("SUBSCRIBE", event="agents")["status"] == 200
+    assert contacts.contacts[call_id].agent == "agent1"
+
+    core, mine, snap = _successor(h, contacts, {c.conn: "n2", a.conn: "n2", s.conn: "n3"})
+    assert snap.code == CODE and snap.relayed[s.conn] == "n3"
+    assert core.settings is h.core.settings and core.directory is h.core.directory  # the node's own
+    assert core.records.listener is mine and mine.contacts[call_id].call_id == call_id
+    h.core = core  # the successor serves the same clients from here on
+
+    assert s.request("INFO", call_id=call_id, action="mode", mode="barge")["status"] == 200
+    assert h.legs_of(call_id)["supervisor1"].mode is SupervisorMode.BARGE
+    assert a.last("call-state")["supervisors"] == [{"user": "supervisor1", "mode": "barge"}]
+    assert core.agents_view()[0]["state"] == "on-call"
+    assert a.request("BYE", call_id=call_id)["status"] == 200
+    ended = s.pop("NOTIFY", event="session-ended")
+    assert ended is not None and "agent" in ended["reason"]
+    assert h.legs_of(call_id) == {}
+    assert call_id not in mine.contacts  # the successor's contact log closed the contact
+
+
+def test_sessions_of_lost_nodes_end_and_their_calls_with_them(h: Harness, tmp_path: Path) -> None:
+    contacts = _contacts(h)
+    c, a, call_id = start_call(h)
+    core, _, _ = _successor(h, contacts, {a.conn: "n2"})  # the customer's socket was on the dead leader
+    h.core = core
+    h.apply(core.disconnect(c.conn))  # what take_over does for a session with no live socket
+    bye = a.pop("BYE")
+    assert bye is not None and bye["call_id"] == call_id
+    assert call_id not in core.calls and h.legs_of(call_id) == {}
+
+
+def test_a_snapshot_names_only_the_nodes_own_objects(h: Harness, tmp_path: Path) -> None:
+    """Settings, users and the contact log are the loading node's, never copies from the snapshot."""
+    contacts = _contacts(h)
+    start_call(h)
+    text = dumps(Snapshot(leader="n1", boot="b1", written=0.0, core=core_state(h.core), contacts=contact_state(contacts),
+                          media={}, relayed={}), h.core, contacts)
+    other = Harness()
+    with pytest.raises(pickle.UnpicklingError):  # a plain unpickler does not know the node's objects
+        pickle.loads(zlib.decompress(base64.b64decode(text)))
+    core = SignalingCore(other.core.settings, other.core.directory)
+    snap = loads(text, core, ContactLog(other.core.settings, PoolRecorder(_NoPool())))  # type: ignore[arg-type]
+    assert snap.core["sessions"].settings is other.core.settings
