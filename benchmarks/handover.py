@@ -8,7 +8,6 @@ leader does this on its event loop, ahead of what it publishes). In-process: no 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import tempfile
 import time
@@ -22,8 +21,8 @@ from bargein.signaling.core import SignalingCore
 from bargein.signaling.directory import demo_directory
 from bargein.signaling.load_users import with_load_users
 from bargein.signaling.settings import Settings
-from rich.console import Console
-from rich.table import Table
+
+from ._report import print_table, write_json
 
 OFFER = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
          "c=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n")
@@ -106,15 +105,8 @@ def main() -> None:
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     rows = [measure(int(n), args.repeats) for n in args.calls.split(",")]
-    table = Table(title="leader snapshot (handover)")
-    for k in rows[0]:
-        table.add_column(k, justify="right")
-    for r in rows:
-        table.add_row(*(str(v) for v in r.values()))
-    Console().print(table)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1))
+    print_table("leader snapshot (handover)", rows, list(rows[0]))
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -483,6 +483,7 @@ class BargeinServer:
     async def apply(self, actions: list[Action]) -> None:
         """Apply actions in order. SDP offers are answered outside the lock, so one client's slow or
         large negotiation never holds up anyone else's signaling; what followed an offer waits for it."""
+        actions_in = actions
         while actions:
             follow_up: list[Action] = []
             offer: Send | None = None
@@ -500,7 +501,8 @@ class BargeinServer:
                 await self.apply(follow_up)
         if self.core.next_deadline() != self._armed:
             self._timers.set()
-        self.state_changed()
+        if not _read_only(actions_in):
+            self.state_changed()
 
     async def _apply_one(self, a: Action) -> list[Action]:
         if self.media is not None and (isinstance(a, AddLeg | UpdateLeg | RemoveLeg | MeterCall) or
@@ -620,6 +622,12 @@ class BargeinServer:
         key = self.leg_keys.get(leg)
         if key is not None:
             asyncio.get_running_loop().create_task(self.apply(self.core.media_failed(key)))
+
+
+def _read_only(actions: list[Action]) -> bool:
+    """Only answers to OPTIONS (a liveness probe): nothing a cluster's next leader needs to know."""
+    return all(isinstance(a, Send) and a.message.get("type") == "response" and a.message.get("method") == "OPTIONS"
+               for a in actions)
 
 
 @contextlib.asynccontextmanager

@@ -103,8 +103,12 @@ async def _supervise(session: aiohttp.ClientSession, url: str, call: _Call, name
     return True
 
 
-def _check(call: _Call, tick: int, report: Report) -> None:
+def _wrong(call: _Call) -> tuple[int, list[dict[str, object]]]:
+    """How many listener/speaker pairs were checked, and those heard when they should not be or not
+    heard when they should (in each leg's latest audio)."""
     roles = list(call.legs)
+    names = {CUSTOMER: "customer", AGENT: "agent", SUPERVISOR: f"supervisor ({call.mode})"}
+    checked, wrong = 0, []
     for li in roles:
         for si in roles:
             if li == si:
@@ -113,15 +117,25 @@ def _check(call: _Call, tick: int, report: Report) -> None:
                 np.array(li), np.array(li), np.array(False), np.array(si), np.array(si),
                 np.array(call.mode if si == SUPERVISOR else 0), np.array(False), np.array(False), np.array(True)))
             db = call.legs[li].level(TONES[si])
-            report.routing_checks += 1
-            wrong = (expected and db < SILENT_DB) or (not expected and db > HEARD_DB)
-            if wrong:
-                report.routing_violations += 1
-                if len(report.violations) < 50:
-                    names = {CUSTOMER: "customer", AGENT: "agent", SUPERVISOR: f"supervisor ({call.mode})"}
-                    report.violations.append({"tick": tick, "call": call.call_id, "listener": names[li],
-                                              "speaker": names[si], "expected": "heard" if expected else "silent",
-                                              "measured_db": round(db, 1)})
+            checked += 1
+            if (expected and db < SILENT_DB) or (not expected and db > HEARD_DB):
+                wrong.append({"call": call.call_id, "listener": names[li], "speaker": names[si],
+                              "expected": "heard" if expected else "silent", "measured_db": round(db, 1)})
+    return checked, wrong
+
+
+async def _check(call: _Call, tick: int, report: Report) -> None:
+    """One window of a call. A wrong route stays wrong; a gap in the audio (a starved client or server
+    on a loaded machine) does not: a window that looks wrong is measured once more before it counts."""
+    checked, wrong = _wrong(call)
+    if wrong:
+        report.windows_measured_again += 1
+        await asyncio.gather(*(leg.fresh(40) for leg in call.legs.values()))
+        checked, wrong = _wrong(call)
+    report.routing_checks += checked
+    report.routing_violations += len(wrong)
+    for w in wrong[: max(0, 50 - len(report.violations))]:
+        report.violations.append({"tick": tick, **w})
 
 
 async def _run(sc: Scenario, progress: Callable[[int], object] | None) -> Report:
@@ -149,8 +163,7 @@ async def _run(sc: Scenario, progress: Callable[[int], object] | None) -> Report
             media = [c for c in calls if c.webrtc and c.legs]
             await asyncio.gather(*(leg.fresh(40) for c in media for leg in c.legs.values()))
             tick = int((time.monotonic() - start) / 0.02)
-            for c in media:
-                _check(c, tick, report)
+            await asyncio.gather(*(_check(c, tick, report) for c in media))
             report.checked_ticks += 1
             for c in calls:  # each supervisor switches mode at random
                 if c.sup is None:

@@ -44,6 +44,7 @@ class Report:
     listener_checks: int = 0
     checked_ticks: int = 0
     routing_violations: int = 0
+    windows_measured_again: int = 0  # server mode: a window that looked wrong, measured once more (audio gaps)
     violations: list[dict[str, Any]] = field(default_factory=list)
     deadline_misses: int = 0
     tick_ms: dict[str, float] = field(default_factory=lambda: {"p50": 0.0, "p99": 0.0, "max": 0.0})

@@ -50,7 +50,8 @@ class Bus:
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self.dropped = 0  # posted messages dropped because Redis stayed down
         # commands that must reach Redis before what is posted now (the leader's snapshot: handover.py),
-        # added at the head of each outbox pipeline; told when such a pipeline was lost
+        # added at the head of each outbox pipeline; told when what they wrote may be gone (such a
+        # pipeline failed, or Redis came back, perhaps restarted empty)
         self.prelude: Callable[[Any], None] | None = None
         self.prelude_lost: Callable[[], None] = lambda: None
         self._tasks: list[asyncio.Task[None]] = []
@@ -60,6 +61,7 @@ class Bus:
         if not self.available:
             self.available, self.up_since = True, time.monotonic()
             log.info("cluster.redis_available", node=self.node, url=self.url)
+            self.prelude_lost()  # Redis may have restarted empty: what it held is written again
 
     def _down(self, exc: BaseException) -> None:
         why = f"Redis at {self.url} cannot be reached ({type(exc).__name__}: {exc})"

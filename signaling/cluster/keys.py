@@ -11,7 +11,7 @@ NODE_TIMEOUT_S = 5.0  # an entry older than this is a dead node (3 s misjudged l
 JUDGE_AFTER_S = 2 * NODE_TIMEOUT_S  # Redis reachable this long before nodes are judged (after an outage)
 LEADER_TTL_MS = 5000  # the lock lapses this long after the leader's last renewal
 # a call's placement key lapses this long after the leader's last refresh: longer than a leader's
-# failover (its lock's TTL, then a whole TTL of absence: 10 s) plus ORPHAN_AFTER_S, so calls survive one
+# failover (at most its lock's TTL, then a whole TTL of absence: 10 s) plus ORPHAN_AFTER_S: calls survive one
 CALL_TTL_MS = 20_000
 ORPHAN_AFTER_S = 5.0  # a node drops a call whose placement key has been missing this long
 SNAPSHOT_EVERY_S = 0.1  # the leader writes its state at most this often (what a successor may miss)

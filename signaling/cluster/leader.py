@@ -1,9 +1,10 @@
 """Which node runs the signaling core: the holder of ``bargein:leader``.
 
 A node takes the lock with ``SET bargein:leader <node> NX PX 5000`` and renews it every second with a
-compare-and-extend script; if it dies, the lock lapses and another node takes it. A node that has seen a
-leader waits until the lock has been missing for a whole TTL (with Redis reachable) before taking it, so
-after Redis restarts empty the old leader, which re-asserts its lock on its first renewal, keeps it.
+compare-and-extend script; if it dies, the lock lapses and another node takes it at once, with the
+leader's snapshot (``bargein:core``, :mod:`.handover`). Without a snapshot (Redis restarted empty) a node
+that has seen a leader waits until the lock has been missing for a whole TTL (with Redis reachable)
+before taking it, so the old leader, which re-asserts its lock on its first renewal, keeps it.
 The leader keeps leading through a Redis outage (it holds the state); when Redis answers again and
 someone else holds the lock, it steps down.
 """
@@ -17,7 +18,7 @@ from collections.abc import Callable
 import structlog
 
 from .bus import Bus, Unavailable
-from .keys import HEARTBEAT_S, LEADER, LEADER_TTL_MS
+from .keys import CORE, HEARTBEAT_S, LEADER, LEADER_TTL_MS
 
 log = structlog.get_logger("bargein.cluster")
 
@@ -75,7 +76,9 @@ class Leadership:
             return
         now = time.monotonic()
         self._absent_since = self._absent_since or now
-        lapsed = now - self._absent_since >= LEADER_TTL_MS / 1000
+        # the lock lapsed with the leader's snapshot still there: Redis did not restart, the leader is gone
+        lapsed = now - self._absent_since >= LEADER_TTL_MS / 1000 or (
+            self.leader is not None and bool(await self.bus.run(lambda r: r.exists(CORE))))
         if lapsed and self.leader is not None:
             self._set(None)  # the leader's lock lapsed: it is gone
         if self.may_lead and (lapsed or not self._seen_leader):

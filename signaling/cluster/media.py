@@ -49,6 +49,7 @@ class ClusterMedia:
         self.on_calls_lost: Callable[[list[str], str], None] = lambda calls, reason: None
         self.on_recording_failed: Callable[[int, str], None] = lambda rec_id, reason: None
         self.on_levels: Callable[[dict[str, dict[str, float]]], None] = lambda calls: None
+        self.more_health: Callable[[], dict[str, Any]] = dict  # the node adds its own (the leader's snapshots)
 
     @property
     def n(self) -> int:
@@ -205,7 +206,7 @@ class ClusterMedia:
         return {**await self.local.health(),
                 "cluster": {"node": self.node, "leader": self.leader(),
                             "redis": "up" if self.bus.available else self.bus.why_down,
-                            "calls_placed": len(self.call_node),
+                            "calls_placed": len(self.call_node), **self.more_health(),
                             "nodes": [e.model_dump() for e in sorted(self.registry.nodes.values(),
                                                                      key=lambda e: e.node)]}}
 

@@ -76,6 +76,9 @@ class ClusterNode:
         server.api_forward = self.forward
         server.state_changed = self.handover.changed
         self.handover.take = self._snapshot
+        self.media.more_health = lambda: {"snapshots": {
+            "written": self.handover.written, "last_bytes": self.handover.last_bytes,
+            "last_ms": round(1000 * self.handover.cost_s, 2)}}
         self.bus.subscribe(signal_channel(self.node), self._on_signal)
         self.bus.subscribe(media_channel(self.node), self.host.on_message)
         self.bus.subscribe(media_reply_channel(self.node), self.media.on_reply)

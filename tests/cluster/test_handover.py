@@ -107,3 +107,9 @@ def test_a_snapshot_names_only_the_nodes_own_objects(h: Harness, tmp_path: Path)
     core = SignalingCore(other.core.settings, other.core.directory)
     snap = loads(text, core, ContactLog(other.core.settings, PoolRecorder(_NoPool())))  # type: ignore[arg-type]
     assert snap.core["sessions"].settings is other.core.settings
+
+
+def test_the_handover_benchmark_measures_busy_cores() -> None:
+    from benchmarks.handover import measure
+    row = measure(3, 1)
+    assert row["live_calls"] == 3 and row["sessions"] == 6 and row["snapshot_kib"] > 0
