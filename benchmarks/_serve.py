@@ -28,13 +28,16 @@ def get_json(url: str, timeout: float = 30.0) -> Any:
 @contextlib.contextmanager
 def bargein_serve(*serve_args: str, log_level: str = "WARNING", env: dict[str, str] | None = None,
                   show_output: bool = True, ready: Callable[[dict[str, Any]], bool] = lambda health: True,
-                  start_timeout_s: float = 120.0) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Yields (base URL, process) once ``/healthz`` answers and ``ready(health)`` holds; stops it after."""
+                  start_timeout_s: float = 120.0, cpus: set[int] | None = None,
+                  ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Yields (base URL, process) once ``/healthz`` answers and ``ready(health)`` holds; stops it after.
+    ``cpus``: pin the server (and so the media workers it starts) to these cores."""
     port = free_port()
     cmd = [sys.executable, "-m", "bargein.cli", "--log-level", log_level, "serve", "--host", "127.0.0.1",
            "--port", str(port), *serve_args]
     out = None if show_output else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=out, stderr=out)
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=out, stderr=out, preexec_fn=pin)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + start_timeout_s

@@ -43,8 +43,10 @@ PROBE_AMPLITUDE = 0.25
 
 
 # ---------------------------------------------------------------------------------------- client side
-def _client_main(base: str, conn: Connection, first: int, probe: bool) -> None:
+def _client_main(base: str, conn: Connection, first: int, probe: bool, cpus: set[int] | None = None) -> None:
     """A client process: sets up calls on command; ``probe`` processes measure latency instead."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -130,9 +132,12 @@ def _reply(conn: Connection, timeout: float) -> tuple[str, Any]:
     return conn.recv()
 
 
-def _server_cpu_s(proc: psutil.Process) -> float:
+def _server_cpu_s(proc: psutil.Process, only: set[int] | None = None) -> float:
+    """CPU seconds of the server and every process under it (``only``: just these pids)."""
     total = 0.0
     for p in [proc, *proc.children(recursive=True)]:
+        if only is not None and p.pid not in only:
+            continue
         with contextlib.suppress(psutil.NoSuchProcess):
             t = p.cpu_times()
             total += t.user + t.system
@@ -163,7 +168,8 @@ def _py_spy(pids: list[int], seconds: float, out: Path) -> list[subprocess.Popen
     out.mkdir(parents=True, exist_ok=True)
     exe = Path(sys.executable).parent / "py-spy"
     return [subprocess.Popen([str(exe) if exe.exists() else "py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "50",
-                              "--format", "raw", "-o", str(out / f"{out.name}-{pid}.txt")],
+                              "--format", "raw", "-o", str(out / f"{out.name}-{pid}.txt"),
+                              *os.environ.get("PY_SPY_ARGS", "").split()],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
 
 
@@ -189,10 +195,23 @@ def top_self(path: Path, n: int = 15) -> list[tuple[str, float]]:
     return [(f, round(100 * c / max(1, total), 1)) for f, c in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
 
 
+def _server_cpus(args: argparse.Namespace) -> set[int] | None:
+    return None if args.pin_server is None else {int(c) for c in args.pin_server.split(",")}
+
+
+def _client_cpus(args: argparse.Namespace) -> set[int] | None:
+    """With ``--pin-server``, the callers run on every other core (their CPU stays off the server's)."""
+    server = _server_cpus(args)
+    if server is None:
+        return None
+    rest = set(os.sched_getaffinity(0)) - server
+    return rest or None
+
+
 def run_workers(workers: int, steps: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
     users = max(steps) // 2 + 4
     with bargein_serve("--media-workers", str(workers), "--load-users", str(users * (args.client_procs + 1)),
-                       log_level="INFO" if args.verbose else "WARNING", show_output=args.verbose,
+                       log_level="INFO" if args.verbose else "WARNING", show_output=args.verbose, cpus=_server_cpus(args),
                        ready=lambda h: h["media_workers"]["alive"] == workers) as (base, server):
         rows = _steps(base, server, workers, users, steps, args)
     clean = [r["legs"] for r in rows if r["deadline_misses"] == 0 and r["concealed_pct"] < 1.0]
@@ -209,7 +228,8 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
         ctx = mp.get_context("spawn")
         for k in range(args.client_procs + 1):  # the first one carries the probe call
             ours, theirs = ctx.Pipe()
-            p = ctx.Process(target=_client_main, args=(base, theirs, 1 + k * users, k == 0), daemon=True)
+            p = ctx.Process(target=_client_main, args=(base, theirs, 1 + k * users, k == 0, _client_cpus(args)),
+                            daemon=True)
             p.start()
             clients.append((p, ours))
         probe = clients[0][1]
@@ -229,6 +249,8 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
             legs += add * 2
             time.sleep(args.settle)
             h0, cpu0, t0 = get_json(base + "/healthz"), _server_cpu_s(proc), time.monotonic()
+            media = {w["pid"] for w in h0["media_workers"]["workers"]}
+            media0 = _server_cpu_s(proc, media)
             spies = []
             if args.py_spy and target == steps[-1]:
                 spies = _py_spy([w["pid"] for w in h0["media_workers"]["workers"]], args.measure,
@@ -236,6 +258,7 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
             probe.send(("latency", args.measure))
             lat = _reply(probe, args.measure + args.step_timeout)
             h1, cpu1, t1 = get_json(base + "/healthz"), _server_cpu_s(proc), time.monotonic()
+            media1 = _server_cpu_s(proc, media)
             for spy in spies:
                 spy.wait(60)
             misses, missing, mixed = _mixer_deltas(h0, h1)
@@ -248,6 +271,9 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
                    "deadline_misses": misses,
                    "concealed_pct": round(100 * missing / max(1.0, mixed), 2),
                    "probe_latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None}
+            row["media_worker_cpu_pct"] = round(100 * (media1 - media0) / (t1 - t0), 1)  # added: the workers' part
+            if args.pin_server is not None:  # an added field: where the server ran
+                row["server_cpus"] = args.pin_server
             rows.append(row)
             console.print(row)
     finally:
@@ -271,6 +297,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--step-timeout", type=float, default=180.0, help="give up on a step whose calls take longer")
     ap.add_argument("--json", type=Path, default=None, help="write the rows here")
     ap.add_argument("--verbose", action="store_true", help="show the server's logs")
+    ap.add_argument("--pin-server", default=None, metavar="CPUS",
+                    help="pin the server and its media workers to these cores (e.g. 0) and the callers to the others")
     ap.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
                     help="profile the media workers with py-spy during the last step; top entries printed")
     args = ap.parse_args(argv)

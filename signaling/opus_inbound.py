@@ -5,7 +5,9 @@ first missing packet until its 16-slot ring overflows, then decodes on a thread 
 to the event loop. On the server the mixer tick is the consumer, and :mod:`.jitter` paces it far
 closer to the arrival jitter. So, per receiver, :class:`OpusInbound` takes the jitter buffer's place:
 aiortc calls ``add(packet)`` for every RTP packet after SRTP, RTX unwrapping and depayloading (its
-RTCP statistics and receiver reports stay intact); we decode at once (mono, so no down-mix) and hand
+RTCP statistics and receiver reports stay intact), or :mod:`.rtp_direct` calls ``add_payload`` straight
+from the socket once DTLS is up; we decode at once (libopus directly, :mod:`.libopus`, to mono at the
+mixer rate, so no down-mix or resampling) and hand
 numbered 20 ms frames at the mixer rate to the leg's :class:`~.jitter.AdaptiveJitterBuffer`, returning
 "no frame" so aiortc's decoder thread stays idle.
 
@@ -25,6 +27,7 @@ import numpy as np
 import structlog
 from aiortc.jitterbuffer import JitterBuffer
 
+from . import libopus
 from .jitter import AdaptiveJitterBuffer
 
 log = structlog.get_logger("bargein.webrtc")
@@ -54,7 +57,14 @@ class FrameCutter:
             return []
         pcm = frames[0].to_ndarray().reshape(-1) if len(frames) == 1 else np.concatenate(
             [f.to_ndarray().reshape(-1) for f in frames])
+        return self.cut_pcm(pos48, pcm)
+
+    def cut_pcm(self, pos48: int, pcm: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Mono int16 at ``rate`` (already decoded there) starting at ``pos48`` on the RTP clock."""
         pos = pos48 * self.rate // RTP_RATE
+        if not len(self._pending) and pos % self.samples == 0 and len(pcm) == self.samples:
+            self._pos = pos + self.samples  # the usual case: one whole, aligned 20 ms packet is one frame
+            return [(pos // self.samples, pcm)]
         if abs(pos - (self._pos + len(self._pending))) > self._tol:  # a gap or a reorder: start a new run
             self._pending, self._pos = pcm, pos
         elif len(self._pending):
@@ -80,8 +90,11 @@ class OpusInbound:
     def __init__(self, buffer: AdaptiveJitterBuffer, rate: int, clock: Callable[[], float] = time.monotonic,
                  on_frame: Callable[[int, np.ndarray, float], None] | None = None) -> None:
         self.buffer, self.clock, self.on_frame = buffer, clock, on_frame
-        self._decoder = av.CodecContext.create("libopus", "r")
-        self._decoder.format, self._decoder.layout, self._decoder.sample_rate = "s16", "mono", RTP_RATE
+        # libopus decodes straight to mono at the mixer rate; PyAV (48 kHz, resampled) when it is not found
+        self._opus = libopus.Decoder(rate) if libopus.available() else None
+        if self._opus is None:
+            self._decoder = av.CodecContext.create("libopus", "r")
+            self._decoder.format, self._decoder.layout, self._decoder.sample_rate = "s16", "mono", RTP_RATE
         self._cutter = FrameCutter(rate, buffer.samples)
         self._ts0: int | None = None
         self._ts_raw = 0
@@ -91,23 +104,30 @@ class OpusInbound:
         self.last_arrival: float | None = None
 
     def add(self, packet: Any) -> tuple[bool, None]:
+        """aiortc's receiver hands over a depayloaded packet (its jitter buffer's place)."""
+        self.add_payload(packet.timestamp, getattr(packet, "_data", packet.payload))
+        return False, None
+
+    def add_payload(self, timestamp: int, data: bytes) -> None:
+        """One Opus payload with its RTP timestamp (:mod:`.rtp_direct` calls this straight from the socket)."""
         now = self.clock()
         self.last_arrival = now
         self.packets += 1
-        pos = self._unwrap(packet.timestamp)
-        data = getattr(packet, "_data", packet.payload)
+        pos = self._unwrap(timestamp)
         if not data:
-            return False, None
+            return
         try:
-            frames = self._decoder.decode(av.Packet(data))
-        except av.FFmpegError:
+            if self._opus is not None:
+                cut = self._cutter.cut_pcm(pos, self._opus.decode(data))
+            else:
+                cut = self._cutter.cut(pos, self._decoder.decode(av.Packet(data)))
+        except (av.FFmpegError, libopus.OpusError):
             self.decode_errors += 1  # a corrupt packet is a lost packet: the buffer conceals it
-            return False, None
-        for number, pcm in self._cutter.cut(pos, frames):
+            return
+        for number, pcm in cut:
             self.buffer.put(number, pcm, now)
             if self.on_frame is not None:
                 self.on_frame(number, pcm, now)
-        return False, None
 
     def _unwrap(self, ts: int) -> int:
         if self._ts0 is None:

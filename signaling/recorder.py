@@ -16,6 +16,7 @@ frames, but they are never dropped: only frame batches count against the bound.
 
 from __future__ import annotations
 
+import fractions
 import queue
 import threading
 from collections.abc import Callable
@@ -27,7 +28,8 @@ import numpy as np
 import structlog
 from bargein.mixer import MixerEngine, TickStats, UnknownCallError
 
-from .opus_voice import voice_options
+from . import libopus
+from .opus_voice import LIVE_BANDWIDTH, RECORDING_COMPLEXITY, voice_options
 
 log = structlog.get_logger("bargein.recording")
 
@@ -44,18 +46,37 @@ class StereoSink(Protocol):
 
 
 class OggOpusFile:
-    """A stereo OGG/Opus file at the mixer rate (Ogg Opus decodes at 48 kHz whatever it was encoded at)."""
+    """A stereo OGG/Opus file at the mixer rate (Ogg Opus decodes at 48 kHz whatever it was encoded at).
+
+    PyAV writes the container. The frames are encoded by libopus directly (:mod:`.libopus`, configured like
+    the stream's own encoder, whose opening writes the Opus header) and muxed as packets: PyAV's ``encode``
+    pushes every frame through an FFmpeg filter graph first, which cost more than the encode itself. Without
+    that library PyAV's encoder does it all."""
 
     def __init__(self, path: Path, rate: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(path), "w", format="ogg")
-        self.stream = self.container.add_stream("libopus", rate=rate, layout="stereo", options=voice_options())
+        self.stream = self.container.add_stream("libopus", rate=rate, layout="stereo",
+                                              options=voice_options(RECORDING_COMPLEXITY))
         self.rate = rate
         self.pts = 0
+        self.time_base = fractions.Fraction(1, rate)
+        self.opus: libopus.Encoder | None = None
+        if libopus.available():
+            self.stream.codec_context.open()  # its Opus header (channels, rate, pre-skip) for the container
+            self.opus = libopus.Encoder(rate, 2, complexity=RECORDING_COMPLEXITY, max_bandwidth=LIVE_BANDWIDTH)
 
     def write(self, frame: np.ndarray) -> None:
         ns = frame.shape[1]
         packed = np.ascontiguousarray(frame.T).reshape(1, 2 * ns)  # s16 packed: L R L R ...
+        if self.opus is not None:
+            packet = av.Packet(self.opus.encode(packed))
+            packet.stream, packet.time_base = self.stream, self.time_base
+            packet.pts = packet.dts = self.pts
+            packet.duration = ns
+            self.pts += ns
+            self.container.mux(packet)
+            return
         af = av.AudioFrame.from_ndarray(packed, format="s16", layout="stereo")
         af.sample_rate, af.pts = self.rate, self.pts
         self.pts += ns
@@ -66,8 +87,9 @@ class OggOpusFile:
         if self.pts == 0:  # a call that ended before its first tick: PyAV writes no file without a frame,
             self.write(np.zeros((2, self.rate // 50), np.int16))  # and the contact record names this path
         try:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
+            if self.opus is None:
+                for packet in self.stream.encode(None):
+                    self.container.mux(packet)
         finally:
             self.container.close()
 
@@ -196,9 +218,13 @@ class RecordingWriter:
             log.exception("recording.error_callback_failed", rec_id=rec_id)
 
 
+BATCH_TICKS = 5  # ticks handed to the writer thread at once: waking it every 20 ms cost more than its encodes
+
+
 class CallRecorder:
     """Records calls of one mixer: :meth:`MixerEngine.set_recording` (the tap in the tick) and a
-    :class:`RecordingWriter` fed from a clock listener (one batch per tick, no per-call work)."""
+    :class:`RecordingWriter` fed from a clock listener (one batch per :data:`BATCH_TICKS` ticks, no per-call
+    work); a recording that stops has its last frames handed over first."""
 
     def __init__(self, engine: MixerEngine, on_error: ErrorFn | None = None,
                  writer: RecordingWriter | None = None) -> None:
@@ -207,6 +233,7 @@ class CallRecorder:
         self.writer.on_error = self._error
         self.on_error: ErrorFn = on_error or (lambda rec_id, reason: None)
         self.calls: dict[int, str] = {}  # recording id -> call
+        self._batch: list[tuple[np.ndarray, np.ndarray]] = []  # ticks not yet handed to the writer
 
     def _error(self, rec_id: int, reason: str) -> None:
         self.on_error(rec_id, reason)
@@ -217,7 +244,21 @@ class CallRecorder:
     def on_tick(self, stats: TickStats) -> None:
         """Clock listener: hand the tick's recording frames to the writer thread."""
         if self.calls:
-            self.writer.feed(*self.engine.recording_output())
+            ids, frames = self.engine.recording_output()  # fresh arrays every tick: kept as they are
+            if ids.size:
+                self._batch.append((ids, frames))
+                if len(self._batch) >= BATCH_TICKS:
+                    self.flush()
+
+    def flush(self) -> None:
+        """Hand the ticks kept so far to the writer (in tick order, so each file's frames stay in order)."""
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        if len(batch) == 1:
+            self.writer.feed(*batch[0])
+        else:
+            self.writer.feed(np.concatenate([ids for ids, _ in batch]), np.concatenate([f for _, f in batch]))
 
     def record(self, call_id: str, rec_id: int, path: Path, channels: tuple[bool, bool]) -> str | None:
         """Start recording ``call_id`` into ``path``; returns why not, or None."""
@@ -233,6 +274,7 @@ class CallRecorder:
         call_id = self.calls.pop(rec_id, None)
         if call_id is None:
             return
+        self.flush()  # its last frames go before its close
         try:
             if self.engine.recording_of(call_id) == rec_id:
                 self.engine.set_recording(call_id, None)

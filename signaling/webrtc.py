@@ -8,16 +8,23 @@ one frame per leg and pushes it into the mixer, so the mixer's own input ring ne
 the frame being mixed. If the pinned aiortc internals are not there, a task reads aiortc's track
 instead and files its frames into the same adaptive buffer.
 
-Outbound: :class:`MixedAudioTrack` returns the leg's mix of each tick. It is fed from the mixer
-clock's tick listener into a bounded queue (drop oldest, counted), so ``recv()`` is paced by the
-drift-free mixer clock: no drift, no growing delay.
+Direct RTP (default, :mod:`.rtp_direct`): once a leg's DTLS transport is connected, its Opus packets
+bypass aiortc's per-packet tasks both ways. After each tick the gateway encodes every group's mix and
+sends each leg's packet itself, all legs in one pass (RTP header, the DTLS transport's SRTP session, the
+nominated ICE pair's socket); inbound SRTP packets go from the socket straight to the leg's
+:class:`~.opus_inbound.OpusInbound`. aiortc keeps ICE, DTLS, RTCP and closing. A leg still connecting gets
+no audio (nothing could be sent yet).
 
 Shared encode (default): legs that hear exactly the same mix (``MixerEngine.shared_mix_groups``, e.g.
 two monitoring supervisors) share one Opus encode per tick. The gateway encodes each group's mix once
-(libopus at the mixer rate, mono) on one worker thread, in tick order, and hands every leg of the group
-the same payload as an ``av.Packet`` stamped with that leg's own timestamps; aiortc sends packets
-as they are. A group whose membership changes gets a fresh encoder. With ``shared_encode=False`` each
-leg returns PCM frames and aiortc encodes per leg.
+(libopus at the mixer rate, mono, :mod:`.libopus`) on the loop (``encode_inline``, media workers) or on one
+worker thread in tick order, and hands every leg of the group the same payload.
+
+Fallbacks: when aiortc's internals are not the pinned ones, a leg's payloads go through
+:class:`MixedAudioTrack` as ``av.Packet`` s stamped with that leg's own timestamps and aiortc sends them;
+with ``shared_encode=False`` each leg's track returns PCM frames and aiortc encodes per leg. The track is
+fed from the mixer clock's tick listener into a bounded queue (drop oldest, counted), so ``recv()`` is
+paced by the drift-free mixer clock.
 
 A monitoring supervisor's microphone is connected from the start; whether it is heard is decided by
 the mixer's routing alone, so barge needs no renegotiation.
@@ -41,13 +48,15 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.mediastreams import MediaStreamError
 from bargein.mixer import TickStats
 
+from . import libopus
 from .gateway import MediaError, MediaGateway
 from .ice_consent import keep_consent
 from .jitter import INBOUND_COUNTERS, AdaptiveJitterBuffer
 from .levels import LevelMeter
 from .onset_trace import OnsetTrace
 from .opus_inbound import RTP_RATE, FrameCutter, OpusInbound, install
-from .opus_voice import voice_options
+from .opus_voice import LIVE_BANDWIDTH, LIVE_BIT_RATE, LIVE_COMPLEXITY, voice_options
+from .rtp_direct import UNAVAILABLE, DirectRtp
 from .sdp import OfferRefused, check_offer
 
 log = structlog.get_logger("bargein.webrtc")
@@ -114,17 +123,27 @@ class MixedAudioTrack(MediaStreamTrack):
 
 
 class _GroupEncoder:
-    """One Opus encoder for a group of legs that hear the same mix (used on the encode thread only)."""
+    """One Opus encoder for a group of legs that hear the same mix (used on the encode thread only): libopus
+    directly (:mod:`.libopus`), PyAV's encoder when that library is not found."""
 
     def __init__(self, rate: int) -> None:
+        self.rate, self.pts = rate, 0
+        self.codec: av.CodecContext | None = None
+        self.opus: libopus.Encoder | None = None
+        if libopus.available():
+            self.opus = libopus.Encoder(rate, 1, bit_rate=LIVE_BIT_RATE, complexity=LIVE_COMPLEXITY,
+                                        max_bandwidth=LIVE_BANDWIDTH)
+            return
         self.codec = av.CodecContext.create("libopus", "w")
         self.codec.format, self.codec.layout, self.codec.sample_rate = "s16", "mono", rate
-        self.codec.bit_rate = 32000 if rate < 48000 else 48000
+        self.codec.bit_rate = LIVE_BIT_RATE
         self.codec.options = voice_options()
         self.codec.time_base = fractions.Fraction(1, rate)
-        self.rate, self.pts = rate, 0
 
     def encode(self, pcm: np.ndarray) -> list[bytes]:
+        if self.opus is not None:
+            return [self.opus.encode(pcm)]
+        assert self.codec is not None
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = self.rate, self.pts, self.codec.time_base
         self.pts += len(pcm)
@@ -136,6 +155,8 @@ class _Leg:
         self.leg, self.pc, self.track = leg, pc, track
         self.inbound = AdaptiveJitterBuffer(samples)
         self.receiver: OpusInbound | None = None  # None: the fallback pump reads aiortc's track
+        # the direct RTP path once DTLS is up (None until then; UNAVAILABLE: aiortc's own path)
+        self.direct: DirectRtp | None = None
         self.pump: asyncio.Task[None] | None = None
         self.opened = time.monotonic()
         self._pump_last_in: float | None = None
@@ -234,6 +255,8 @@ class WebRTCGateway(MediaGateway):
         for k in INBOUND_COUNTERS:
             self._closed_inbound[k] += getattr(stats, k)
         state.track.stop()
+        if isinstance(state.direct, DirectRtp):
+            state.direct.detach()
         if state.pump is not None:
             state.pump.cancel()
         with contextlib.suppress(Exception):
@@ -314,17 +337,38 @@ class WebRTCGateway(MediaGateway):
                 continue
             state.track.feed(pcm, self._mixed(leg, pcm))
 
+    def _ready(self) -> set[int]:
+        """Legs that can take this tick's payload: their direct RTP path is up (attached here as soon as DTLS
+        is), or aiortc's sender does the sending (its internals are not the pinned ones, or the leg's receiver
+        shim is missing). A leg still connecting gets nothing (nothing could be sent yet)."""
+        ready = set()
+        for leg, state in self.legs.items():
+            if state.direct is None:
+                if state.pump is not None:  # no receiver shim: aiortc's path both ways
+                    state.direct = UNAVAILABLE
+                elif state.receiver is None:  # still negotiating
+                    continue
+                else:
+                    state.direct = DirectRtp.attach(state.pc, state.receiver, self.engine.n_samples,
+                                                    self.engine.rate)
+                    if state.direct is None:
+                        continue
+            ready.add(leg)
+        return ready
+
     def _encode_tick(self) -> None:
-        """Hand this tick's mixes to the encode thread: one job per group of legs hearing the same mix."""
+        """Encode this tick's mixes (inline or on the encode thread): one job per group of legs hearing the same
+        mix, for the legs that can send."""
+        ready = self._ready()
         calls = set()
-        for leg in self.legs:
+        for leg in ready:
             with contextlib.suppress(KeyError):
                 calls.add(self.engine.call_of(leg))
         jobs: list[tuple[frozenset[int], np.ndarray]] = []
         marks: set[int] = set()
         for call in calls:
             for group in self.engine.shared_mix_groups(call):
-                mine = frozenset(leg for leg in group if leg in self.legs)
+                mine = frozenset(leg for leg in group if leg in ready)
                 if mine:
                     jobs.append((mine, self.engine.output(next(iter(mine))).copy()))
                     if self.trace is not None:
@@ -365,10 +409,17 @@ class WebRTCGateway(MediaGateway):
         for legs, payloads in fut.result():
             for leg in legs:
                 state = self.legs.get(leg)
-                if state is not None:
-                    for payload in payloads:
+                if state is None:
+                    continue
+                direct = state.direct
+                for payload in payloads:
+                    if direct is UNAVAILABLE or direct is None:
                         state.track.feed(payload, leg in marks)
-                        self.deliveries += 1
+                    else:  # straight to the socket, this leg after the other in one pass
+                        direct.send(payload)
+                        if leg in marks and state.track.on_sent is not None:
+                            state.track.on_sent()
+                    self.deliveries += 1
 
     def _watchdog(self) -> None:
         """A peer that vanished without closing (browser killed, network gone) stops sending: free its leg."""

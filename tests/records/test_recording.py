@@ -224,3 +224,29 @@ async def test_recording_file_that_cannot_be_created(tmp_path: Path) -> None:
         assert "could not be created" in row["recording_error"]
         assert call_id in srv.core.calls and srv.engine.recording_of(call_id) is None
         assert (await agent.request("BYE", call_id=call_id))["status"] == 200
+
+
+@pytest.mark.parametrize("ticks", [1, 7, 10])
+def test_a_stopped_recording_keeps_every_tick_handed_over_in_batches(tmp_path: Path, ticks: int) -> None:
+    """The recorder hands the writer several ticks at once: stopping a recording mid-batch still writes each of
+    its ticks, in order, into its file."""
+    from bargein.mixer import LegRouting, MixerEngine, Role
+    from bargein.signaling.recorder import CallRecorder
+
+    engine = MixerEngine(rate=48000)
+    cust = engine.add_leg("c1", LegRouting(Role.CUSTOMER))
+    engine.add_leg("c1", LegRouting(Role.AGENT))
+    recorder = CallRecorder(engine)
+    recorder.start()
+    assert recorder.record("c1", 7, tmp_path / "r.ogg", (True, True)) is None
+    for t in range(ticks):
+        engine.push(cust, tone(500.0, 48000, 960, 0.02 * (t + 1), start=t * 960))
+        engine.tick()
+        recorder.on_tick(None)  # type: ignore[arg-type]
+    recorder.stop(7)
+    assert recorder.writer.sync()
+    assert recorder.writer.frames_written == ticks
+    recorder.close()
+    with av.open(str(tmp_path / "r.ogg")) as c:
+        pcm = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=1)
+    assert abs(pcm.shape[1] - ticks * 960) < 960  # the codec's start-up delay at most

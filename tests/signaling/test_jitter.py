@@ -345,3 +345,13 @@ def test_playout_ahead_of_the_sender_follows_it_again() -> None:
     assert buf.stats.resyncs == 1
     assert all(x > 0 for x in heard[-250:])  # audio again, not silence forever
     assert heard[-250:] == sorted(heard[-250:])
+
+
+@given(st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=1, max_size=300), st.floats(0.0, 1.0))
+def test_late_edge_quantile_is_numpys(values: list[float], q: float) -> None:
+    """The buffer's own quantile (no numpy call per pull) gives numpy's linear-interpolation answer."""
+    from collections import deque
+
+    from bargein.signaling.jitter import quantile
+
+    assert quantile(deque(values), q) == pytest.approx(float(np.quantile(values, q)), abs=1e-12)

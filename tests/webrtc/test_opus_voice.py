@@ -3,7 +3,6 @@
 import av
 import numpy as np
 from bargein.mixer.tones import level_dbfs
-from bargein.signaling.opus_voice import COMPLEXITY
 from bargein.signaling.webrtc import _GroupEncoder
 
 RATE = 48000
@@ -15,35 +14,45 @@ def _two_voices(frames: int) -> np.ndarray:
     return (x * 32767).astype(np.int16).reshape(frames, 960)
 
 
+def _wideband(packet: bytes) -> bool:
+    """The packet's TOC byte (RFC 6716 3.1) says wideband: SILK-only configs 8-11 or CELT-only 20-23."""
+    config = packet[0] >> 3
+    return 8 <= config <= 11 or 20 <= config <= 23
+
+
 def test_group_encoder_uses_voice_complexity_and_keeps_both_tones() -> None:
     enc = _GroupEncoder(RATE)
-    assert enc.codec.options["compression_level"] == str(COMPLEXITY)
+    assert enc.opus is not None  # libopus straight (PyAV's bundled copy), not PyAV's re-framing encoder
     dec = av.CodecContext.create("libopus", "r")
     dec.format, dec.layout, dec.sample_rate = "s16", "mono", RATE
-    out = []
+    out, payloads = [], []
     for frame in _two_voices(100):
         for packet in enc.encode(frame):
+            payloads.append(packet)
             out += [f.to_ndarray().reshape(-1) for f in dec.decode(av.Packet(packet))]
     heard = np.concatenate(out)[-RATE:]  # the last second, past the codec's start-up
+    assert all(_wideband(p) for p in payloads[10:])
     assert abs(level_dbfs(heard, 500, RATE) - 20 * np.log10(0.2)) < 1.5
     assert abs(level_dbfs(heard, 1300, RATE) - 20 * np.log10(0.1)) < 1.5
     assert level_dbfs(heard, 900, RATE) < -40  # nothing between them
 
 
-def test_recording_file_uses_voice_complexity(tmp_path) -> None:
+def test_recording_file_encodes_with_libopus_and_keeps_both_channels(tmp_path) -> None:
     from bargein.signaling.recorder import OggOpusFile
 
     f = OggOpusFile(tmp_path / "r.ogg", RATE)
-    assert f.stream.codec_context.options["compression_level"] == str(COMPLEXITY)
+    assert f.opus is not None  # libopus straight, PyAV's container (its header from the stream's encoder)
     for frame in _two_voices(50):
         f.write(np.stack([frame, frame // 2]))
     f.close()
     with av.open(str(tmp_path / "r.ogg")) as c:
         pcm = np.concatenate([fr.to_ndarray() for fr in c.decode(audio=0)], axis=1)
-    left = pcm[0, -RATE // 2:].astype(np.float64)
+    assert abs(pcm.shape[1] - 50 * 960) < 960  # every frame, the encoder's pre-skip trimmed by the header
+    left, right = (pcm[ch, -RATE // 2:].astype(np.float64) for ch in (0, 1))
     if pcm.dtype.kind == "f":  # the decoder gives floats in [-1, 1]
-        left *= 32767
+        left, right = left * 32767, right * 32767
     assert abs(level_dbfs(left, 500, RATE) - 20 * np.log10(0.2)) < 1.5
+    assert abs(level_dbfs(right, 500, RATE) - 20 * np.log10(0.1)) < 1.5  # the right channel is half as loud
 
 
 def test_recording_closed_before_any_frame_is_a_file_that_decodes(tmp_path) -> None:

@@ -1,0 +1,205 @@
+"""A server leg's Opus RTP sent and received directly, once DTLS is up, without aiortc's per-packet tasks.
+
+aiortc handles every audio packet with several coroutine hops: outbound, an ``RTCRtpSender`` task per
+leg wakes for each frame, wraps it in an ``av.Packet``, builds an ``RtpPacket`` and serializes it with
+its header extensions, then awaits the DTLS and ICE transports down to ``sendto``; inbound, aioice
+queues each datagram for the DTLS transport's task, which unprotects, parses, routes and awaits the
+receiver's handler. On a media worker carrying many legs that Python costs more than the codecs.
+
+:class:`DirectRtp` keeps aiortc for everything but the audio packets: ICE (and its consent checks),
+DTLS and its SRTP keys, RTCP (sender and receiver reports, which it keeps producing from the counters
+updated here), and closing. Once the leg's DTLS transport is connected:
+
+- **out**: :meth:`DirectRtp.send` is called by the gateway right after the tick's encode, for every
+  leg in one pass; it writes the RTP header (the sender's SSRC, payload type and ``mid`` extension, as
+  negotiated), protects it with the DTLS transport's SRTP session and hands it to the nominated ICE
+  pair's socket. The leg's ``RTCRtpSender`` task never gets a frame (it waits, idle); its RTCP task
+  sends sender reports from the counters this updates.
+- **in**: the ICE connection's ``data_received`` is wrapped: SRTP packets of the negotiated Opus
+  payload type are unprotected and handed straight to the leg's :class:`~.opus_inbound.OpusInbound`
+  (decode + adaptive buffer) with the receiver's RTCP statistics updated, so its receiver reports
+  stay right; anything else (DTLS, RTCP, other payload types, packets before the keys exist) takes
+  aiortc's own path.
+
+This reads private attributes of aiortc 1.16 / aioice 0.13 (pinned in pyproject.toml): :meth:`attach`
+checks each one and returns None when they are not there, and the gateway then keeps aiortc's path.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+from typing import Any
+
+import pylibsrtp
+import structlog
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import HeaderExtensions
+
+from .opus_inbound import RTP_RATE, OpusInbound
+
+log = structlog.get_logger("bargein.webrtc")
+
+_HEADER = struct.Struct("!BBHLL")
+_NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
+
+
+def ntp_now() -> int:
+    """The NTP timestamp (64-bit fixed point) RTCP sender reports carry."""
+    return int((time.time() + _NTP_EPOCH_OFFSET) * (1 << 32))
+
+
+class _Seen:
+    """What aiortc's ``StreamStatistics.add`` reads of a packet (one reused per leg)."""
+
+    __slots__ = ("sequence_number", "timestamp")
+
+    def __init__(self) -> None:
+        self.sequence_number = 0
+        self.timestamp = 0
+
+
+class DirectRtp:
+    """One leg's audio RTP, both ways, on aiortc's connected transports (see the module docstring)."""
+
+    def __init__(self, transceiver: Any, dtls: Any, connection: Any, inbound: OpusInbound | None,
+                 samples_per_frame: int, rate: int) -> None:
+        sender, receiver = transceiver.sender, transceiver.receiver
+        opus = next(c for c in transceiver._codecs if c.mimeType.lower() == "audio/opus")
+        self.pt = opus.payloadType
+        self.ssrc: int = sender._ssrc
+        self._sender = sender
+        self._dtls = dtls
+        self._nominated: dict[int, Any] = connection._nominated
+        profile, value = sender._RTCRtpSender__rtp_header_extensions_map.set(
+            HeaderExtensions(mid=sender._RTCRtpSender__mid))
+        self._ext = struct.pack("!HH", profile, len(value) >> 2) + value if value else b""
+        self._b0 = 0x90 if self._ext else 0x80  # version 2, extension bit when there is one
+        self._b1 = 0x80 | self.pt  # marker on every packet, as aiortc's sender does for audio
+        self._seq = random.getrandbits(15)  # lower half: no wrap-around early on (as aiortc)
+        self._ts0 = random.getrandbits(32)
+        self._step = samples_per_frame * RTP_RATE // rate  # RTP clock ticks per frame
+        self._frames = 0
+        self.sent = self.octets = self.send_errors = 0
+        # inbound
+        self.inbound = inbound
+        self._streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams
+        self._seen = _Seen()
+        self.received = self.unprotect_errors = 0
+        self._connection = connection
+        self._aiortc_data_received = connection.data_received
+        self._protocol: Any = None
+        if inbound is not None:
+            connection.data_received = self._data_received
+            # and before aioice's own datagram handler tries to parse each packet as STUN, on the socket
+            # the peer sends to (another one's packets still reach the hook above)
+            pair = connection._nominated.get(1)
+            if pair is not None and "datagram_received" not in vars(pair.protocol):
+                self._protocol = pair.protocol
+                self._aioice_datagram = pair.protocol.datagram_received
+                pair.protocol.datagram_received = self._datagram
+
+    # ------------------------------------------------------------------ attach
+    @classmethod
+    def attach(cls, pc: Any, inbound: OpusInbound | None, samples_per_frame: int, rate: int) -> DirectRtp | None:
+        """The direct path for ``pc``'s audio transceiver once its DTLS transport is connected; None while it
+        is not yet, and :data:`UNAVAILABLE` when aiortc's internals are not the pinned ones."""
+        try:
+            transceiver = next(t for t in pc.getTransceivers() if t.kind == "audio")
+            sender = transceiver.sender
+            dtls = sender.transport
+            if dtls.state != "connected" or dtls._tx_srtp is None or dtls._rx_srtp is None:
+                return None
+            if not sender._RTCRtpSender__started:  # its mid and header extensions are set when it starts
+                return None
+            connection = dtls.transport._connection
+            if not connection._nominated:
+                return None
+            direct = cls(transceiver, dtls, connection, inbound, samples_per_frame, rate)
+        except (AttributeError, StopIteration, TypeError) as exc:
+            log.warning("webrtc.direct_rtp_unavailable", error=repr(exc))
+            return UNAVAILABLE
+        return direct
+
+    def detach(self) -> None:
+        """Give inbound packets back to aiortc (the leg is closing)."""
+        if self._connection.data_received == self._data_received:
+            self._connection.data_received = self._aiortc_data_received
+        if self._protocol is not None:
+            vars(self._protocol).pop("datagram_received", None)
+            self._protocol = None
+
+    # ------------------------------------------------------------------ out
+    def send(self, payload: bytes) -> bool:
+        """One encoded 20 ms frame as one RTP packet; False when the transport is gone (the leg is closing)."""
+        dtls = self._dtls
+        pair = self._nominated.get(1)
+        if pair is None or dtls._state is not DtlsState.CONNECTED:
+            return False
+        ts = (self._ts0 + self._frames * self._step) & 0xFFFFFFFF
+        packet = _HEADER.pack(self._b0, self._b1, self._seq, ts, self.ssrc) + self._ext + payload
+        try:
+            pair.protocol.transport.sendto(dtls._tx_srtp.protect(packet), pair.remote_addr)
+        except (pylibsrtp.Error, OSError, AttributeError):  # a closing socket: the leg is being torn down
+            self.send_errors += 1
+            return False
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._frames += 1
+        self.sent += 1
+        self.octets += len(payload)
+        if self.sent & 7 == 1:  # what its RTCP task puts in sender reports (every 0.5-1.5 s): fresh to 160 ms
+            s = self._sender
+            s._RTCRtpSender__ntp_timestamp = ntp_now()
+            s._RTCRtpSender__rtp_timestamp = ts
+            s._RTCRtpSender__packet_count = self.sent
+            s._RTCRtpSender__octet_count = self.octets
+        return True
+
+    def skip(self) -> None:
+        """A frame not sent (nothing encoded this tick): the RTP clock still moves on."""
+        self._frames += 1
+
+    # ------------------------------------------------------------------ in
+    def _datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if data and 127 < data[0] < 192:  # RTP or RTCP: never STUN (whose first two bits are 0)
+            self._data_received(data, 1)
+        else:
+            self._aioice_datagram(data, addr)
+
+    def _data_received(self, data: bytes, component: int) -> None:
+        if len(data) < 12 or not 127 < data[0] < 192 or (data[1] & 0x7F) != self.pt or 192 <= data[1] <= 208:
+            self._aiortc_data_received(data, component)  # DTLS, RTCP, another payload type: aiortc's path
+            return
+        try:
+            clear = self._dtls._rx_srtp.unprotect(data)
+        except pylibsrtp.Error:
+            self.unprotect_errors += 1  # aiortc drops these too
+            return
+        b0 = clear[0]
+        _, _, seq, ts, ssrc = _HEADER.unpack_from(clear)
+        start = 12 + 4 * (b0 & 0x0F)
+        if b0 & 0x10:  # header extension: skip it
+            if len(clear) < start + 4:
+                return
+            start += 4 + 4 * int.from_bytes(clear[start + 2:start + 4], "big")
+        end = len(clear) - (clear[-1] if b0 & 0x20 else 0)
+        if end < start:
+            return
+        self.received += 1
+        stats = self._streams.get(ssrc)  # what the receiver's RTCP task puts in receiver reports
+        if stats is None:
+            stats = self._streams[ssrc] = StreamStatistics(RTP_RATE)
+        seen = self._seen
+        seen.sequence_number, seen.timestamp = seq, ts
+        stats.add(seen)  # type: ignore[arg-type]
+        assert self.inbound is not None
+        self.inbound.add_payload(ts, clear[start:end])
+
+
+class _Unavailable:
+    """Marks a leg whose aiortc internals are not the pinned ones: it keeps aiortc's own path."""
+
+
+UNAVAILABLE: Any = _Unavailable()
