@@ -10,7 +10,9 @@ push and tick together, the input read where it lies), what a real-time tick cos
 ``batched+push_many`` is queueing the frames with ``push_many`` (a copy into the engine) and then the
 tick. ``copy`` copies the same input bytes to an output array of the same size: the memory floor for
 any mixer. ``--realtime`` runs the real-time clock with input in every tick, split over ``--threads``
-threads, the tick awaited off the event loop (``--realtime-input push_many`` queues it with push_many).
+threads, in the clock's own thread off the event loop, under SCHED_FIFO (``--rt-priority``; 0 for ordinary
+threads); ``--realtime-input push_many`` queues the input with push_many. Each missed tick is listed with its
+parts (late wake-up, waiting for the loop, compute per mix thread) and the likeliest cause.
 """
 
 from __future__ import annotations
@@ -21,11 +23,22 @@ import gc
 import json
 import os
 import platform
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from bargein.mixer import LegRouting, MixerEngine, RealtimeClock, Role, SupervisorMode, samples_per_frame
+from bargein.mixer import (
+    LegRouting,
+    MixerEngine,
+    RealtimeClock,
+    RealtimePolicy,
+    Role,
+    ShareTiming,
+    SupervisorMode,
+    TickStats,
+    samples_per_frame,
+)
 from bargein.mixer.reference import PerCallMixer
 from rich.console import Console
 from rich.table import Table
@@ -139,15 +152,23 @@ def bench_per_call(calls: int, legs: int, rate: int, ticks: int, warmup: int) ->
 
 
 async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel: str, threads: int = 1,
-                       input_path: str = "tick") -> dict:
+                       input_path: str = "tick", policy: RealtimePolicy | None = None) -> dict:
     """Run the real-time clock with ``calls`` calls fed by synthetic sources; ingest is inside the tick, which
-    runs in a worker thread (split over ``threads``) while the event loop stays free. ``input_path`` "tick"
-    hands each tick its input (``tick(legs, frames)``), "push_many" queues it first."""
+    runs in the clock's own thread (split over ``threads``) while the event loop stays free. ``input_path``
+    "tick" hands each tick its input (``tick(legs, frames)``), "push_many" queues it first. ``policy`` is the
+    real-time scheduling of the mix threads (the product's default when None)."""
+    if policy is None:
+        policy = RealtimePolicy(priority=DEFAULT_RT_PRIORITY)
     n = samples_per_frame(rate)
-    engine = MixerEngine(rate=rate, kernel=kernel, threads=threads)
+    engine = MixerEngine(rate=rate, kernel=kernel, threads=threads, realtime=policy)
     routing = call_routing(legs)
     leg_ids = np.asarray([engine.add_leg(c, r) for c in range(calls) for r in routing], dtype=np.int64)
     frames = synthetic_input(calls, legs, n).reshape(calls * legs, n)
+    splits: dict[int, tuple[ShareTiming, ...]] = {}  # tick index -> the engine's per-thread timings of that tick
+    # tick index -> CPU steal per CPU from the end of the previous tick to the end of this one, its wake-up
+    # included (ms, in the kernel's 10 ms steps)
+    stolen: dict[int, list[float]] = {}
+    last_steal = [steal_per_cpu()]
 
     def on_tick() -> None:
         if input_path == "push_many":
@@ -155,20 +176,31 @@ async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel:
             engine.tick()
         else:
             engine.tick(leg_ids, frames)
+        splits[clock.tick_index] = engine.last_split
+        now = steal_per_cpu()
+        stolen[clock.tick_index] = [round(b - a, 1) for a, b in zip(last_steal[0], now, strict=True)]
+        last_steal[0] = now
 
+    engine.start_workers()
+    clock = RealtimeClock(on_tick, keep_stats=int(seconds * 50) + 10, offload=True, realtime=policy)
     on_tick()  # one tick before the clock starts: first-touch page faults belong to set-up, not to a deadline
-    clock = RealtimeClock(on_tick, keep_stats=int(seconds * 50) + 10, offload=True)
     # the set-up's objects (imports, the engine) out of the collector's reach: a full collection scanning them
     # holds the GIL for milliseconds, and neither the loop nor the tick's Python part can run meanwhile
     gc.collect()
     gc.freeze()
+    steal0, huge = cpu_steal_s(), anon_huge_kb()
+    collections = GcWatch()
+    gc.callbacks.append(collections)
     try:
         await clock.run(duration_s=seconds)
     finally:
+        gc.callbacks.remove(collections)
         gc.unfreeze()
+    steal = cpu_steal_s() - steal0
     s = clock.stats
-    compute = np.array([t.compute_ms for t in s.recent])
-    late = np.array([t.lateness_ms for t in s.recent])
+    recent = list(s.recent)
+    compute = np.array([t.compute_ms for t in recent])
+    late = np.array([t.lateness_ms for t in recent])
     return {
         "engine": "batched_realtime",
         "calls": calls,
@@ -191,7 +223,120 @@ async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel:
         "lateness_ms_hist": histogram(late),
         "frames_missing": engine.counters.frames_missing,
         "frames_dropped": engine.counters.frames_dropped,
+        # how the threads were scheduled, and what the machine did meanwhile
+        "rt_priority": policy.priority,
+        "rt_clock_thread": clock.realtime_granted,
+        "rt_mix_workers": engine.realtime_workers,
+        "wake_ms_p99": round(float(np.percentile([t.wake_ms for t in recent], 99)), 4) if recent else 0.0,
+        "preempted_ticks": sum(1 for t in recent if t.preempted),
+        "page_faults": sum(t.faults for t in recent),
+        "cpu_steal_ms": round(steal * 1000, 1),
+        "anon_huge_kb": huge,
+        **collections.summary(),
+        "misses": [miss_cause(t, splits.get(t.index, ()), collections.during(clock, t), stolen.get(t.index, []))
+                   for t in recent if t.missed][:MAX_MISSES_LISTED],
+        # the longest ticks, missed or not: what the spikes that come closest to the deadline are made of
+        "slowest_ticks": [miss_cause(t, splits.get(t.index, ()), collections.during(clock, t), stolen.get(t.index, []))
+                          for t in sorted(recent, key=lambda t: t.lateness_ms + t.compute_ms)[-5:][::-1]],
     }
+
+
+class GcWatch:
+    """Every garbage collection during the run: when, which generation, in which thread. A collection holds the
+    GIL throughout, so it stalls every thread's Python, the tick's included."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, float, int, str]] = []
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.monotonic()
+        else:
+            self.events.append((self._start, time.monotonic(), info["generation"], threading.current_thread().name))
+
+    def summary(self) -> dict[str, object]:
+        ms = [(b - a) * 1000 for a, b, _, _ in self.events]
+        return {"gc_collections": {str(g): sum(1 for e in self.events if e[2] == g) for g in (0, 1, 2)},
+                "gc_ms_max": round(max(ms, default=0.0), 3), "gc_ms_total": round(sum(ms), 1)}
+
+    def during(self, clock: RealtimeClock, t: TickStats) -> list[dict[str, object]]:
+        """Collections that overlapped tick ``t`` (from its due time to the end of its compute)."""
+        due = (clock.start_time or 0.0) + t.index * clock.period_s
+        end = due + (t.lateness_ms + t.compute_ms) / 1000
+        return [{"generation": g, "ms": round((b - a) * 1000, 3), "thread": name}
+                for a, b, g, name in self.events if a < end and b > due]
+
+
+DEFAULT_RT_PRIORITY = 40  # as the server's default mixer_rt_priority
+MAX_MISSES_LISTED = 50
+
+
+def miss_cause(t: TickStats, split: tuple[ShareTiming, ...], collections: list[dict[str, object]],
+               steal_ms: list[float]) -> dict:
+    """One (missed) tick, taken apart: a late start (``wake_ms``: the timer or the scheduler; ``wait_ms``: the
+    event loop) or a long compute, and per mix thread its start after the split, wall and CPU time, involuntary
+    switches and page faults. ``cause`` names the largest part."""
+    late_wake, late_loop = t.wake_ms, t.wait_ms
+    shares = [{"start_ms": round(x.start_ms, 3), "wall_ms": round(x.wall_ms, 3), "cpu_ms": round(x.cpu_ms, 3),
+               "preempted": x.preempted, "faults": x.faults} for x in split]
+    slowest = max(split, key=lambda x: x.start_ms + x.wall_ms, default=None)
+    gc_ms = sum(float(c["ms"]) for c in collections)  # type: ignore[arg-type]
+    if gc_ms > 0.25 * (t.lateness_ms + t.compute_ms):
+        cause = "garbage collection"
+    elif max(steal_ms, default=0.0) >= 0.25 * (t.lateness_ms + t.compute_ms):
+        cause = "CPU steal (the hypervisor ran something else on a CPU of ours)"
+    elif late_wake + late_loop > t.compute_ms:
+        cause = "late wake-up" if late_wake >= late_loop else "waited for the event loop"
+    elif slowest is not None and slowest.wall_ms > 1.5 * slowest.cpu_ms and (slowest.preempted or t.preempted):
+        cause = "a mix thread was preempted"
+    elif slowest is not None and slowest.start_ms > 0.25 * slowest.wall_ms:
+        cause = "a mix thread started late"
+    elif t.faults or any(x.faults for x in split):
+        cause = "page faults"
+    else:
+        cause = "compute (CPU time itself was long)"
+    return {"index": t.index, "lateness_ms": round(t.lateness_ms, 3), "wake_ms": round(late_wake, 3),
+            "wait_ms": round(late_loop, 3), "compute_ms": round(t.compute_ms, 3), "cpu_ms": round(t.cpu_ms, 3),
+            "preempted": t.preempted, "faults": t.faults, "threads": shares, "gc": collections,
+            "steal_ms_per_cpu": steal_ms, "cause": cause}
+
+
+def cpu_steal_s() -> float:
+    """Time the hypervisor ran something else while this VM's CPUs wanted to run (all CPUs, seconds)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def steal_per_cpu() -> list[float]:
+    """Each CPU's steal so far (ms; the kernel counts it in 10 ms steps)."""
+    out = []
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("cpu") and line[3].isdigit():
+                    out.append(int(line.split()[8]) * 1000 / os.sysconf("SC_CLK_TCK"))
+                elif out:
+                    break
+    except (OSError, IndexError, ValueError):
+        pass
+    return out
+
+
+def anon_huge_kb() -> int:
+    """Anonymous memory of this process in transparent huge pages (numpy asks for them on large arrays)."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 HIST_EDGES_MS = (0, 1, 2, 5, 10, 15, 20, 30, 50)
@@ -235,6 +380,22 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def print_ticks(title: str, misses: list[dict]) -> None:
+    if not misses:
+        return
+    table = Table(title=title)
+    for col in ("tick", "late", "wake", "loop", "compute", "cpu", "threads: start/wall/cpu", "gc", "steal/cpu",
+                "cause"):
+        table.add_column(col, justify="right")
+    for m in misses:
+        shares = "  ".join(f"{x['start_ms']:.1f}/{x['wall_ms']:.1f}/{x['cpu_ms']:.1f}" for x in m["threads"])
+        table.add_row(str(m["index"]), f"{m['lateness_ms']:.1f}", f"{m['wake_ms']:.1f}", f"{m['wait_ms']:.1f}",
+                      f"{m['compute_ms']:.1f}", f"{m['cpu_ms']:.1f}", shares,
+                      " ".join(f"g{c['generation']} {c['ms']:.1f} {c['thread']}" for c in m["gc"]),
+                      "/".join(f"{x:.0f}" for x in m["steal_ms_per_cpu"]), m["cause"])
+    console.print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.mixing_latency", description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", default="100,1000,10000", help="comma-separated call counts")
@@ -256,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--realtime-input", choices=["tick", "push_many"], default="tick",
                     help="--realtime: hand each tick its input (tick(legs, frames), default) or queue it with "
                          "push_many first")
+    ap.add_argument("--rt-priority", type=int, default=DEFAULT_RT_PRIORITY, metavar="P",
+                    help=f"--realtime: SCHED_FIFO priority of the mix threads (default {DEFAULT_RT_PRIORITY}, as the "
+                         "server; 0: ordinary threads)")
+    ap.add_argument("--rt-cpus", default="", metavar="LIST",
+                    help="--realtime: pin mix thread i to the i-th of these comma-separated CPUs (default: no pinning)")
     args = ap.parse_args(argv)
     configure_logging("WARNING")
     counts = [int(c) for c in args.calls.split(",") if c.strip()]
@@ -299,10 +465,15 @@ def main(argv: list[str] | None = None) -> int:
     realtime = None
     if args.realtime:
         calls = args.realtime_calls or max(counts)
-        console.log(f"real-time clock: {calls} calls for {args.realtime} s, {args.threads} thread(s), tick off the loop")
+        console.log(f"real-time clock: {calls} calls for {args.realtime} s, {args.threads} thread(s) in the clock's "
+                    f"thread, SCHED_FIFO priority {args.rt_priority or 'off'}")
+        policy = RealtimePolicy(priority=args.rt_priority,
+                                cpus=tuple(int(c) for c in args.rt_cpus.split(",") if c.strip()))
         realtime = asyncio.run(realtime_run(calls, args.legs, args.rate, args.realtime, args.kernel, args.threads,
-                                            args.realtime_input))
-        console.print(realtime)
+                                            args.realtime_input, policy))
+        console.print({k: v for k, v in realtime.items() if k not in ("misses", "slowest_ticks")})
+        print_ticks("Missed ticks (ms)", realtime["misses"])
+        print_ticks("Slowest ticks (ms)", realtime["slowest_ticks"])
 
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
 """Batched numpy conference mixer: routing, limits, engine and clocks."""
 
 from .clock import RealtimeClock, TickStats, VirtualClock
-from .engine import MixerCounters, MixerEngine, UnknownCallError, UnknownLegError
+from .engine import MixerCounters, MixerEngine, ShareTiming, UnknownCallError, UnknownLegError
 from .frames import FRAME_MS, SUPPORTED_RATES, FrameError, samples_per_frame
 from .limits import CallLimits, LimitError
+from .realtime import RealtimePolicy
 from .roles import Role, SupervisorMode
 from .routing import LegRouting, hears, route
 
@@ -17,7 +18,9 @@ __all__ = [
     "MixerCounters",
     "MixerEngine",
     "RealtimeClock",
+    "RealtimePolicy",
     "Role",
+    "ShareTiming",
     "SupervisorMode",
     "TickStats",
     "UnknownCallError",

@@ -10,6 +10,9 @@
  * path tracks the block's min and max and hands the block to the float path only when one passes the knee:
  * ordinary speech never pays for the clip. A listener hearing one speaker is a copy.
  *
+ * bargein_tick_chunks: the same for a list of row ranges of any pools, shared by the mix threads (each takes the
+ * next range until none is left).
+ *
  * bargein_push: queue one frame per leg (a sequence of legs in any pools): each frame is one contiguous
  * copy into the ring slot the tick will read.
  *
@@ -272,6 +275,34 @@ int bargein_tick_rows(const pool_arrays *p, int64_t row0, int64_t row1, int64_t 
     }
     if (nt) _mm_sfence();  /* streamed stores visible before another thread reads the outputs */
     return 0;
+}
+
+/* A tick's work as chunks of call rows, each a row of CHUNK_FIELDS int64 (kernel.CHUNK_FIELDS): the address of
+ * the pool's pool_arrays, row0, row1, w, ns, depth, plane_stride, nt. Every mix thread calls bargein_tick_chunks
+ * with the same chunks and counters (next chunk to take, chunks finished; fresh for every tick) and takes the next
+ * chunk until none is left: a thread that starts late or runs slowly (its CPU taken by another process or the
+ * hypervisor) leaves its share to the others instead of holding the tick up. With wait, the caller then waits
+ * for the chunks other threads still have in hand (at most one each), so the whole tick is mixed when it returns;
+ * a thread that had not started by then finds nothing left and returns at once.
+ * Returns how many chunks this thread mixed, or -1 when the kernel refused one (frames or calls too large). */
+#define CHUNK_FIELDS 8
+
+int64_t bargein_tick_chunks(const int64_t *chunks, int64_t n, int64_t *counters, int soft, int wait) {
+    int64_t *next = counters, *finished = counters + 1;
+    int64_t done = 0;
+    int refused = 0;
+    for (;;) {
+        const int64_t i = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);
+        if (i >= n) break;
+        const int64_t *c = chunks + i * CHUNK_FIELDS;
+        refused |= bargein_tick_rows((const pool_arrays *)(intptr_t)c[0], c[1], c[2], c[3], c[4], c[5], c[6], soft,
+                                     (int)c[7]) != 0;
+        __atomic_fetch_add(finished, 1, __ATOMIC_RELEASE);  /* after the chunk's stores (and their sfence) */
+        done++;
+    }
+    if (wait)
+        while (__atomic_load_n(finished, __ATOMIC_ACQUIRE) < n) _mm_pause();
+    return refused ? -1 : done;
 }
 
 /* Per pool width w, a row of POOL_FIELDS int64 in the pool table (kernel.POOL_FIELDS). */

@@ -13,7 +13,10 @@ then round, limit and clamp once to int16.
 
 from __future__ import annotations
 
+import itertools
+import resource
 import threading
+import time
 from collections.abc import Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from . import kernel as _kernel
 from .frames import FrameError, check_frame, check_rate, samples_per_frame
 from .limiter import LimiterKind, finish
 from .limits import CallLimits, LimitError
+from .realtime import OFF, RealtimePolicy, make_current_thread_realtime
 from .roles import Role, SupervisorMode
 from .routing import LegRouting, recording_gains, route
 
@@ -38,6 +42,7 @@ _CHUNK_BYTES = 1 << 20  # float32 scratch per chunk: fits in L2 with room for th
 _MIN_CAPACITY = 4
 _STREAM_BYTES = 8 << 20  # a pool plane larger than this is written with non-temporal stores (does not fit in cache)
 _SPLIT_ROWS = 64  # a pool is split over the worker threads only when each gets at least this many calls
+_CHUNK_ROWS = 64  # calls per chunk of a split pool (~0.4 MB of 48 kHz input at 3 legs): little left to wait on
 
 
 class UnknownLegError(KeyError):
@@ -176,6 +181,19 @@ class _Call:
 
 
 @dataclass(frozen=True, slots=True)
+class ShareTiming:
+    """One thread's share of the last C tick: when it began after the split (ms), its wall and CPU time (ms),
+    how often it was switched out against its will, its page faults. Wall well over CPU: it was not running."""
+
+    start_ms: float
+    wall_ms: float
+    cpu_ms: float
+    preempted: int
+    faults: int
+    chunks: int = 0  # chunks of calls it mixed (a thread that fell behind mixed fewer)
+
+
+@dataclass(frozen=True, slots=True)
 class MixerCounters:
     ticks: int
     frames_missing: int
@@ -195,8 +213,11 @@ class MixerEngine:
         kernel: Literal["auto", "c", "numpy"] = "auto",
         threads: int = 1,
         frame_samples: int | None = None,
+        realtime: RealtimePolicy = OFF,
     ) -> None:
-        """``frame_samples`` overrides the 20 ms frame length at ``rate`` (small frames keep tests fast)."""
+        """``frame_samples`` overrides the 20 ms frame length at ``rate`` (small frames keep tests fast).
+        ``realtime`` schedules the ``threads - 1`` mix worker threads (see ``mixer/realtime.py``); the thread
+        that calls :meth:`tick` is the caller's to schedule (``RealtimeClock(realtime=...)`` does)."""
         check_rate(rate)
         if not 1 <= buffer_frames <= 64:
             raise ValueError(f"buffer_frames must be between 1 and 64, got {buffer_frames}")
@@ -217,7 +238,13 @@ class MixerEngine:
             raise ValueError(f"frame_samples must be between 1 and {_kernel.MAX_SAMPLES}, got {frame_samples}")
         self.threads = threads
         # the C kernel runs without the GIL, so large pools can be split across worker threads
-        self._workers = ThreadPoolExecutor(threads - 1, thread_name_prefix="bargein-mix") if threads > 1 else None
+        self.realtime = realtime
+        self._workers = ThreadPoolExecutor(threads - 1, thread_name_prefix="bargein-mix",
+                                           initializer=self._worker_started,
+                                           initargs=(itertools.count(1),)) if threads > 1 else None
+        self.realtime_workers = 0  # worker threads running under SCHED_FIFO
+        self.last_split: tuple[ShareTiming, ...] = ()  # the last C tick, per thread (the calling thread first)
+        self._chunks: tuple[np.ndarray, bool] | None = None  # the C tick's work (see _tick_chunks)
         self.rate = rate
         self.n_samples = frame_samples or samples_per_frame(rate)
         self.limits = limits or CallLimits()
@@ -244,6 +271,17 @@ class MixerEngine:
         self._recorded = 0  # calls with a recording tap
         self._rec_ids = np.empty(0, dtype=np.int64)
         self._rec_frames = np.empty((0, 2, self.n_samples), dtype=np.int16)
+
+    def _worker_started(self, numbers: itertools.count[int]) -> None:
+        if make_current_thread_realtime(self.realtime, next(numbers)):
+            self.realtime_workers += 1
+
+    def start_workers(self) -> None:
+        """Start the mix worker threads now (they start on the first split tick otherwise): their set-up, such as
+        real-time scheduling, is then not in any tick's time."""
+        if self._workers is not None:
+            for job in [self._workers.submit(time.sleep, 0.01) for _ in range(self.threads - 1)]:
+                job.result()
 
     # ------------------------------------------------------------------ membership (between ticks)
     @property
@@ -342,6 +380,7 @@ class MixerEngine:
               drop: int = -1) -> None:
         """Move ``call`` to the pool of its new width, carrying its buffers and counters."""
         self._table = None  # a pool may be created or grown
+        self._chunks = None
         w_old = len(c.legs)
         if w_old:
             pool = self._pools[w_old]
@@ -678,25 +717,43 @@ class MixerEngine:
         return np.where(wr > rd, pool.slot_base[:n] + (rd % pool.depth) * pool.plane_stride, pool.zero_row)
 
     def _tick_c(self) -> None:
-        """The fused C kernel consumes and mixes; large pools are split into row ranges, one per thread."""
-        shares: list[list[tuple[_Pool, int, int]]] = [[] for _ in range(self.threads)]
-        for pool in self._pools.values():
-            if pool.n >= _SPLIT_ROWS * self.threads > _SPLIT_ROWS:
-                bounds = np.linspace(0, pool.n, self.threads + 1).astype(int)
-                for t in range(self.threads):
-                    shares[t].append((pool, int(bounds[t]), int(bounds[t + 1])))
-            elif pool.n:
-                shares[0].append((pool, 0, pool.n))
-        jobs = [self._workers.submit(self._mix_rows, share) for share in shares[1:] if share] if self._workers else []
-        self._mix_rows(shares[0])
-        for job in jobs:
-            job.result()
+        """The fused C kernel consumes and mixes. With several threads, large pools are cut into chunks of
+        ``_CHUNK_ROWS`` calls that every thread takes from one queue, and the tick is done when every chunk is
+        mixed, whoever mixed it: a thread that starts late or is slowed down (its CPU taken by another process or
+        the hypervisor) leaves its share to the others and holds up at most the one chunk it has in hand."""
+        chunks, shared = self._tick_chunks()
+        if not len(chunks):
+            self.last_split = ()
+            return
+        counters = np.zeros(2, np.int64)  # fresh per tick: a worker that starts after the tick finds nothing left
+        split = time.perf_counter()
+        jobs = [self._workers.submit(self._mix_chunks, chunks, counters, split, False)
+                for _ in range(self.threads - 1)] if self._workers and shared else []
+        timings = [self._mix_chunks(chunks, counters, split, True)]
+        timings += [job.result() for job in jobs if job.done()]  # workers that had not finished are not waited on
+        self.last_split = tuple(timings)
 
-    def _mix_rows(self, share: list[tuple[_Pool, int, int]]) -> None:
-        soft = self.limiter == "soft"
-        for pool, row0, row1 in share:
-            _kernel.tick_rows(pool.arrays_addr, row0, row1, pool.w, pool.n_samples, pool.depth, pool.plane_stride, soft,
-                              pool.stream)
+    def _tick_chunks(self) -> tuple[np.ndarray, bool]:
+        """The tick's chunks (kernel.CHUNK_FIELDS per row; rebuilt after membership changes), and whether they are
+        worth sharing with the worker threads (a pool large enough to split)."""
+        if self._chunks is None:
+            rows, shared = [], False
+            for pool in self._pools.values():
+                split = self.threads > 1 and pool.n >= _SPLIT_ROWS * self.threads
+                shared |= split
+                step = _CHUNK_ROWS if split else max(pool.n, 1)
+                rows += [(pool.arrays_addr, r0, min(pool.n, r0 + step), pool.w, pool.n_samples, pool.depth,
+                          pool.plane_stride, int(pool.stream)) for r0 in range(0, pool.n, step)]
+            self._chunks = (np.array(rows, np.int64).reshape(-1, _kernel.CHUNK_FIELDS), shared)
+        return self._chunks
+
+    def _mix_chunks(self, chunks: np.ndarray, counters: np.ndarray, split: float, wait: bool) -> ShareTiming:
+        t0, c0, r0 = time.perf_counter(), time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
+        done = _kernel.tick_chunks(_kernel.address(chunks), len(chunks), _kernel.address(counters),
+                                   self.limiter == "soft", wait)
+        t1, c1, r1 = time.perf_counter(), time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
+        return ShareTiming((t0 - split) * 1000, (t1 - t0) * 1000, (c1 - c0) * 1000, r1.ru_nivcsw - r0.ru_nivcsw,
+                           r1.ru_minflt - r0.ru_minflt + r1.ru_majflt - r0.ru_majflt, done)
 
     @staticmethod
     def _consume(pool: _Pool) -> np.ndarray:
@@ -743,6 +800,7 @@ __all__ = [
     "MixerCounters",
     "MixerEngine",
     "Role",
+    "ShareTiming",
     "SupervisorMode",
     "UnknownCallError",
     "UnknownLegError",

@@ -21,6 +21,7 @@ log = structlog.get_logger("bargein.mixer")
 MAX_SAMPLES = 4096  # frame length limit of the kernel's stack scratch (see _kernel.c)
 MAX_LEGS = 64
 POOL_FIELDS = 8  # ring, wr, rd, dropped, depth, plane_stride, nt, src: one row per pool width
+CHUNK_FIELDS = 8  # pool arrays address, row0, row1, w, ns, depth, plane_stride, nt: one row per chunk of a tick
 # the arrays of one pool the tick reads and writes, in the order of _kernel.c's pool_arrays
 POOL_ARRAYS = ("ring", "wr", "rd", "missing", "src", "gains", "out", "rec_id", "rec_gains", "rec_out")
 
@@ -36,7 +37,7 @@ def _load() -> ctypes.CDLL | None:
         if path.exists():
             try:
                 lib = ctypes.CDLL(str(path))
-                tick, push = lib.bargein_tick_rows, lib.bargein_push
+                tick, push, chunks = lib.bargein_tick_rows, lib.bargein_push, lib.bargein_tick_chunks
             except (OSError, AttributeError) as exc:  # built for another platform, or a stale build
                 log.warning("mixer.kernel_unloadable", path=str(path), error=str(exc))
                 return None
@@ -44,6 +45,8 @@ def _load() -> ctypes.CDLL | None:
             tick.restype = _int
             push.argtypes = [_ptr, _i64, _ptr, _i64, _ptr, _ptr, _i64, _ptr, _i64, _int]
             push.restype = _i64
+            chunks.argtypes = [_ptr, _i64, _ptr, _int, _int]
+            chunks.restype = _i64
             return lib
     return None
 
@@ -68,15 +71,16 @@ def address(a: np.ndarray) -> int:
     return int(a.__array_interface__["data"][0])
 
 
-def tick_rows(arrays: int, row0: int, row1: int, w: int, ns: int, depth: int, plane_stride: int,
-              soft: bool, stream: bool) -> None:
-    """Consume one frame per leg and mix call rows ``[row0, row1)`` of one pool (and the recordings of its
-    recorded calls). ``arrays`` is the address of an int64 array holding the addresses of the pool's arrays
-    named in ``POOL_ARRAYS`` (C-contiguous; see ``_Pool`` in engine.py)."""
+def tick_chunks(chunks: int, n: int, counters: int, soft: bool, wait: bool) -> int:
+    """Mix chunks of a tick (``chunks``: address of an ``(n, CHUNK_FIELDS)`` int64 array) until none is left, taking
+    the next one from the shared ``counters`` (address of two int64, both 0 at the start of the tick: next chunk,
+    chunks finished). Call it from every mix thread at once; the one that calls with ``wait`` returns when every
+    chunk is mixed, by whichever thread. Returns how many chunks this thread mixed."""
     assert _LIB is not None
-    rc = _LIB.bargein_tick_rows(arrays, row0, row1, w, ns, depth, plane_stride, int(soft), int(stream))
-    if rc != 0:
-        raise ValueError(f"mix kernel refused frames of {ns} samples or calls of {w} legs")
+    done = int(_LIB.bargein_tick_chunks(chunks, n, counters, int(soft), int(wait)))
+    if done < 0:
+        raise ValueError("mix kernel refused frames or calls too large for it")
+    return done
 
 
 def push(leg_loc: np.ndarray, legs: np.ndarray, frames: np.ndarray, pools: np.ndarray, lend: bool = False,

@@ -108,9 +108,14 @@ class BargeinServer:
         self.conn_suffix = ""  # a cluster node's "@node": connection ids unique in the cluster
         # a cluster node that does not lead answers the supervisor API from the leader (None: answer here)
         self.api_forward: Callable[[web.Request], Awaitable[web.Response | None]] | None = None
-        self.state_changed: Callable[[], None] = lambda: None  # after each batch of actions (cluster snapshots)
-        self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits)
-        self.clock = RealtimeClock(self.engine.tick, offload=True)  # the mix computes off the event loop
+        self.state_changed: Callable[[], None] = lambda: None  # before each batch of actions (cluster snapshots)
+        rt = self.settings.mixer_realtime
+        self.engine = MixerEngine(rate=self.settings.mixer_rate, limits=self.settings.limits,
+                                  threads=self.settings.mixer_threads, realtime=rt)
+        # the mix computes off the event loop, in the clock's own (real-time) thread; that thread keeps the time,
+        # unless an in-process media gateway feeds the mixer from its jitter buffers on the loop at each tick
+        self.clock = RealtimeClock(self.engine.tick, offload=True, realtime=rt,
+                                   timing="thread" if gateway is None else "loop")
         self.gateway = gateway
         self.services = list(services or [])
         self.legs: dict[str, int] = {}  # core leg key -> mixer leg id
@@ -243,6 +248,7 @@ class BargeinServer:
         if self.media is not None:
             await self.media.start()
         else:
+            self.engine.start_workers()
             self.clock.start()
         self._tasks.append(asyncio.get_running_loop().create_task(self._timeouts(), name="bargein-timeouts"))
         for svc in self.services:
@@ -483,7 +489,8 @@ class BargeinServer:
     async def apply(self, actions: list[Action]) -> None:
         """Apply actions in order. SDP offers are answered outside the lock, so one client's slow or
         large negotiation never holds up anyone else's signaling; what followed an offer waits for it."""
-        actions_in = actions
+        if not _read_only(actions):  # the core changed when it made them: before anything goes out
+            self.state_changed()
         while actions:
             follow_up: list[Action] = []
             offer: Send | None = None
@@ -501,8 +508,6 @@ class BargeinServer:
                 await self.apply(follow_up)
         if self.core.next_deadline() != self._armed:
             self._timers.set()
-        if not _read_only(actions_in):
-            self.state_changed()
 
     async def _apply_one(self, a: Action) -> list[Action]:
         if self.media is not None and (isinstance(a, AddLeg | UpdateLeg | RemoveLeg | MeterCall) or

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bargein.mixer.limits import CallLimits
+from bargein.mixer.realtime import RealtimePolicy
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +30,14 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="address to bind (keep 127.0.0.1 unless behind a proxy)")
     port: int = Field(8080, ge=0, le=65535, description="TCP port of the web client, /ws and /api")
     mixer_rate: int = Field(48000, description="mixer sample rate in Hz: 8000, 16000 or 48000")
+    mixer_threads: int = Field(1, ge=1, le=64, description="threads one mixer tick is split over (the in-process "
+                               "mixer; large pools only)")
+    mixer_rt_priority: int = Field(
+        40, ge=0, le=99, description="SCHED_FIFO priority of the in-process mixer's clock and mix threads, as audio "
+        "servers run theirs (0: ordinary threads); without the permission (root or CAP_SYS_NICE) they stay ordinary "
+        "threads and a warning is logged")
+    mixer_cpus: list[int] = Field(default_factory=list, description="pin the mixer's threads, one each in turn, to "
+                                  "these CPUs (empty: no pinning)")
     limits: CallLimits = Field(CallLimits(), description="per-call limits")
     enhanced_monitoring: bool = Field(True, description="off: silent monitoring still works, barge and coach are refused")
     queues: dict[str, QueueSettings] = Field(
@@ -73,6 +82,10 @@ class Settings(BaseSettings):
                                    "(default http://HOST:PORT)")
     drain_grace_s: float = Field(300.0, gt=0, description="after SIGTERM a cluster node takes no new calls and "
                                  "exits when its calls end, or after this many seconds")
+
+    @property
+    def mixer_realtime(self) -> RealtimePolicy:
+        return RealtimePolicy(priority=self.mixer_rt_priority, cpus=tuple(self.mixer_cpus))
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

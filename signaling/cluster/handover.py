@@ -7,9 +7,9 @@ socket. It writes only while it holds the leader lock (a compare-and-set script:
 overwrites its successor), whenever its state has changed: ahead of everything it publishes (the
 snapshot heads each outbox pipeline, so no party, edge or media node hears of a change that a successor
 would not know), and otherwise at most every ``SNAPSHOT_EVERY_S``. The whole state is written each time:
-about 0.1 ms per call with its two sessions (measured with 100 to 3,000 calls); snapshots are kept to a
-fifth of the leader's time, so with a big state under load a change may be published before the
-snapshot that has it, and a successor may not know it.
+70-90 µs per call with its two sessions (``benchmarks.handover``). Once a snapshot takes more than
+5 ms of CPU (some tens of calls), snapshots are kept to a fifth of the leader's time: with a big state under
+load a change may then be published before the snapshot that has it, and a successor may not know it.
 
 The successor loads it, keeps the sessions whose socket is on a live node and the calls whose media
 runs on a live node, and ends the rest with a reason (docs/architecture.md, "Cluster": "Leader failover").
@@ -54,7 +54,8 @@ except PackageNotFoundError:  # running from a source tree without an install
     CODE = f"source/{FORMAT}"
 
 # the core's attributes that belong to the node, not to the state: rebuilt by SignalingCore.__init__
-COST_SHARE = 5  # snapshots take at most about a fifth of the leader's time
+STRICT_BELOW_S = 0.005  # a snapshot cheaper than this heads every pipeline that follows a change
+COST_SHARE = 5  # dearer ones take at most about a fifth of the leader's time
 _NODE_PARTS = ("_handlers", "settings", "directory", "clock")
 _CONTACT_STATE = ("contacts", "sessions", "recording", "_rec_calls", "_rec_contacts", "_rec_ids")
 
@@ -158,7 +159,7 @@ class Handover:
         self._dirty = asyncio.Event()
         self._write = bus.redis.register_script(WRITE)
         self.take: Callable[[], str | None] = lambda: None  # the snapshot's text, or None (nothing to hand over)
-        self.cost_s = 0.0  # how long the last snapshot took to make
+        self.cost_s = 0.0  # the CPU time the last snapshot took to make
         self._taken = 0.0  # when (monotonic)
         bus.prelude, bus.prelude_lost = self._prelude, self.changed
 
@@ -168,16 +169,17 @@ class Handover:
             self._dirty.set()
 
     def _take(self) -> str | None:
-        t0 = time.monotonic()
+        t0 = time.thread_time()  # CPU time: other processes on a loaded machine must not make it look dear
         text = self.take()
-        self._taken, self.cost_s = time.monotonic(), time.monotonic() - t0
+        self._taken, self.cost_s = time.monotonic(), time.thread_time() - t0
         return text
 
     def _prelude(self, pipe: Any) -> None:
-        """At the head of an outbox pipeline: the state as it is now, if it changed; unless snapshots
-        would take more than 1 / ``COST_SHARE`` of the leader's time (a big state under load): then the
-        next pipeline or the writer below carries it."""
-        if self.leading and self._dirty.is_set() and time.monotonic() - self._taken >= COST_SHARE * self.cost_s:
+        """At the head of an outbox pipeline: the state as it is now, if it changed; unless a snapshot
+        costs more than ``STRICT_BELOW_S`` and snapshots would take more than 1 / ``COST_SHARE`` of the
+        leader's time (a big state under load): then the next pipeline or the writer below carries it."""
+        if self.leading and self._dirty.is_set() and (
+                self.cost_s < STRICT_BELOW_S or time.monotonic() - self._taken >= COST_SHARE * self.cost_s):
             self._dirty.clear()
             text = self._take()
             if text is not None:

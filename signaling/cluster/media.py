@@ -50,6 +50,7 @@ class ClusterMedia:
         self.on_recording_failed: Callable[[int, str], None] = lambda rec_id, reason: None
         self.on_levels: Callable[[dict[str, dict[str, float]]], None] = lambda calls: None
         self.more_health: Callable[[], dict[str, Any]] = dict  # the node adds its own (the leader's snapshots)
+        self.on_change: Callable[[], None] = lambda: None  # a placement changed (the leader's snapshot)
 
     @property
     def n(self) -> int:
@@ -110,6 +111,7 @@ class ClusterMedia:
             return
         self._placing.pop(call_id, None)
         self.call_node[call_id] = node
+        self.on_change()  # before the call's messages go: the snapshot ahead of them has the placement
         for msg in self._held.pop(call_id, []):
             self._send(node, msg)
         fut.set_result(node)
@@ -161,6 +163,7 @@ class ClusterMedia:
     def _forget(self, call_id: str) -> None:
         """The call's last leg left: its placement ends (the key is deleted)."""
         self.call_node.pop(call_id, None)
+        self.on_change()
         key = call_key(call_id)
         self._spawn(self._quietly(lambda r: r.delete(key)))
 

@@ -76,6 +76,7 @@ class ClusterNode:
         server.api_forward = self.forward
         server.state_changed = self.handover.changed
         self.handover.take = self._snapshot
+        self.media.on_change = self.handover.changed
         self.media.more_health = lambda: {"snapshots": {
             "written": self.handover.written, "last_bytes": self.handover.last_bytes,
             "last_ms": round(1000 * self.handover.cost_s, 2)}}

@@ -113,3 +113,81 @@ def test_the_handover_benchmark_measures_busy_cores() -> None:
     from benchmarks.handover import measure
     row = measure(3, 1)
     assert row["live_calls"] == 3 and row["sessions"] == 6 and row["snapshot_kib"] > 0
+
+
+def _burn(cpu_s: float) -> None:
+    import time
+    end = time.thread_time() + cpu_s
+    while time.thread_time() < end:
+        pass
+
+
+class _Pipe:
+    def __init__(self) -> None:
+        self.evals: list[tuple] = []
+
+    def eval(self, *args: object) -> None:
+        self.evals.append(args)
+
+
+def test_every_publication_after_a_change_is_headed_by_its_snapshot() -> None:
+    """A cheap snapshot heads every outbox pipeline that follows a change, however soon after the last:
+    what an edge or media node hears is in Redis first (the failover test saw a BYE sent as a CANCEL
+    when a pipeline went out without it)."""
+
+    from bargein.signaling.cluster.bus import Bus
+    from bargein.signaling.cluster.handover import Handover
+
+    def take() -> str:
+        _burn(0.001)  # a small state: about a millisecond of CPU
+        return f"state {len(pipe.evals)}"
+    handover = Handover(Bus("redis://127.0.0.1:1/0", "n1"), "n1", "b1")
+    handover.take, handover.leading = take, True
+    pipe = _Pipe()
+    for _ in range(3):
+        handover.changed()
+        handover._prelude(pipe)
+    assert [e[5] for e in pipe.evals] == ["state 0", "state 1", "state 2"]
+    handover._prelude(pipe)  # nothing changed since: nothing written
+    assert len(pipe.evals) == 3
+
+
+async def test_the_server_marks_its_state_changed_before_any_frame_goes_out(tmp_path: Path) -> None:
+    """A leader's frames are published through the outbox as they are applied: the snapshot that heads
+    their pipeline must already know of the change (a relayed ACK once went out ahead of it, and the
+    successor rang a call its agent had answered)."""
+    from bargein.signaling.server import BargeinServer
+    from bargein.signaling.settings import Settings
+
+    server = BargeinServer(Settings(data_dir=tmp_path))
+    seen: list[object] = []
+    server.state_changed = lambda: seen.append("changed")
+    local = await server.open_local(lambda msg: seen.append(msg.get("status")))
+    seen.clear()
+    await local.send({"method": "REGISTER", "cseq": 1, "token": "agent1"})
+    assert seen == ["changed", 200]
+    seen.clear()
+    await local.send({"method": "OPTIONS", "cseq": 2})  # a liveness probe changes nothing worth handing over
+    assert seen == [200]
+
+
+def test_a_dear_snapshot_is_kept_to_a_share_of_the_leaders_time() -> None:
+    """A big state (here 6 ms of CPU a snapshot) is not written ahead of every pipeline: the next one
+    after a change soon after the last is left to a later pipeline (or the writer)."""
+    from bargein.signaling.cluster.bus import Bus
+    from bargein.signaling.cluster.handover import COST_SHARE, Handover
+
+    def take() -> str:
+        _burn(0.006)
+        return "big state"
+    handover = Handover(Bus("redis://127.0.0.1:1/0", "n1"), "n1", "b1")
+    handover.take, handover.leading = take, True
+    pipe = _Pipe()
+    handover.changed()
+    handover._prelude(pipe)
+    handover.changed()
+    handover._prelude(pipe)  # at once: skipped, still to be written
+    assert len(pipe.evals) == 1
+    handover._taken -= COST_SHARE * handover.cost_s  # as if that long had passed
+    handover._prelude(pipe)
+    assert len(pipe.evals) == 2
