@@ -106,7 +106,10 @@ class Bus:
             async def send(r: aioredis.Redis, batch: list[tuple[str, str]] = batch) -> Any:
                 async with r.pipeline(transaction=False) as pipe:
                     if self.prelude is not None:
-                        self.prelude(pipe)
+                        try:
+                            self.prelude(pipe)
+                        except Exception:  # the messages go without it: an outbox that dies loses them all
+                            log.exception("cluster.prelude_failed", node=self.node)
                     for channel, payload in batch:
                         pipe.publish(channel, payload)
                     return await pipe.execute()

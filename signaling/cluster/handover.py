@@ -155,6 +155,7 @@ class Handover:
         self.bus, self.node, self.boot = bus, node, boot
         self.leading = False
         self.written = 0  # snapshots written (for /healthz)
+        self.failed = 0  # snapshots that could not be made
         self.last_bytes = 0
         self._dirty = asyncio.Event()
         self._write = bus.redis.register_script(WRITE)
@@ -169,8 +170,17 @@ class Handover:
             self._dirty.set()
 
     def _take(self) -> str | None:
+        """The snapshot's text; None if it cannot be made (logged): a state that does not pickle must
+        never stop the outbox it heads, nor the writer."""
         t0 = time.thread_time()  # CPU time: other processes on a loaded machine must not make it look dear
-        text = self.take()
+        try:
+            text = self.take()
+        except Exception as exc:
+            self.failed += 1
+            if self.failed == 1 or self.failed % 1000 == 0:
+                log.exception("cluster.snapshot_failed", node=self.node, failed=self.failed,
+                              error=f"{type(exc).__name__}: {exc}")
+            text = None
         self._taken, self.cost_s = time.monotonic(), time.thread_time() - t0
         return text
 

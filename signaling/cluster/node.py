@@ -78,7 +78,7 @@ class ClusterNode:
         self.handover.take = self._snapshot
         self.media.on_change = self.handover.changed
         self.media.more_health = lambda: {"snapshots": {
-            "written": self.handover.written, "last_bytes": self.handover.last_bytes,
+            "written": self.handover.written, "failed": self.handover.failed, "last_bytes": self.handover.last_bytes,
             "last_ms": round(1000 * self.handover.cost_s, 2)}}
         self.bus.subscribe(signal_channel(self.node), self._on_signal)
         self.bus.subscribe(media_channel(self.node), self.host.on_message)

@@ -191,3 +191,19 @@ def test_a_dear_snapshot_is_kept_to_a_share_of_the_leaders_time() -> None:
     handover._taken -= COST_SHARE * handover.cost_s  # as if that long had passed
     handover._prelude(pipe)
     assert len(pipe.evals) == 2
+
+
+def test_a_state_that_does_not_pickle_never_stops_the_outbox() -> None:
+    """The snapshot heads the outbox's pipelines: if it cannot be made, the pipeline goes without it
+    (and the failure is counted and logged) rather than the outbox task dying with every later message."""
+    from bargein.signaling.cluster.bus import Bus
+    from bargein.signaling.cluster.handover import Handover
+
+    def take() -> str:
+        raise pickle.PicklingError("a lambda in the state")
+    handover = Handover(Bus("redis://127.0.0.1:1/0", "n1"), "n1", "b1")
+    handover.take, handover.leading = take, True
+    pipe = _Pipe()
+    handover.changed()
+    handover._prelude(pipe)  # does not raise
+    assert pipe.evals == [] and handover.failed == 1
