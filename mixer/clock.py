@@ -245,19 +245,25 @@ class RealtimeClock(_ClockBase):
             log.info("clock.stopped", ticks=self.stats.ticks, deadline_misses=self.stats.deadline_misses,
                      skipped=self.skipped)
 
+    async def _until_due(self, start: float, n: int, end_tick: int | None) -> tuple[int, float]:
+        """On the loop: sleep until tick ``n`` is due; returns the tick to run (later, if ticks were
+        skipped after a stall) and how late it is."""
+        due = start + n * self.period_s
+        delay = due - self._now()
+        if delay > 0:
+            await self._sleep(delay)
+        lateness = self._now() - due
+        skip = self._overdue(lateness, n, end_tick)
+        if skip:
+            n += skip
+            lateness = self._now() - (start + n * self.period_s)
+        return n, lateness
+
     async def _run_on_loop(self, end_tick: int | None) -> None:
         start = self.start_time = self._now()
         n = 0
         while end_tick is None or n < end_tick:
-            due = start + n * self.period_s
-            delay = due - self._now()
-            if delay > 0:
-                await self._sleep(delay)
-            lateness = self._now() - due
-            skip = self._overdue(lateness, n, end_tick)
-            if skip:
-                n += skip
-                lateness = self._now() - (start + n * self.period_s)
+            n, lateness = await self._until_due(start, n, end_tick)
             self._run_tick(n, max(0.0, lateness))
             self._tick_done()
             n += 1
@@ -273,15 +279,7 @@ class RealtimeClock(_ClockBase):
             start = self.start_time = self._now()
             n = 0
             while end_tick is None or n < end_tick:
-                due = start + n * self.period_s
-                delay = due - self._now()
-                if delay > 0:
-                    await self._sleep(delay)
-                lateness = self._now() - due
-                skip = self._overdue(lateness, n, end_tick)
-                if skip:
-                    n += skip
-                    lateness = self._now() - (start + n * self.period_s)
+                n, lateness = await self._until_due(start, n, end_tick)
                 t0 = self._timer()
                 for feed in list(self._feeders):  # inputs are pulled on the loop, right before the mix
                     feed(n)

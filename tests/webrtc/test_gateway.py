@@ -17,47 +17,25 @@ from bargein.mixer import LegRouting, MixerEngine, RealtimeClock, Role, Supervis
 from bargein.mixer.tones import level_dbfs, tone
 from bargein.signaling.gateway import MediaError
 from bargein.signaling.webrtc import OUT_QUEUE, MixedAudioTrack, WebRTCGateway, _Leg
-from bargein.signaling.webrtc_client import ClientLeg
+from helpers.gateway_rig import GatewayRig
 from helpers.media import vanish
 
 HEARD, SILENT = -30.0, -50.0
 CUSTOMER, AGENT, SUPERVISOR = 500.0, 750.0, 1650.0
 
 
-class Rig:
-    def __init__(self, rate: int, silent_peer_s: float = 5.0, shared_encode: bool = True,
-                 encode_inline: bool = False) -> None:
-        self.engine = MixerEngine(rate=rate)
-        self.clock = RealtimeClock(self.engine.tick)
-        self.gateway = WebRTCGateway(silent_peer_s=silent_peer_s, shared_encode=shared_encode,
-                                     encode_inline=encode_inline)
-        self.lost: list[int] = []
-        self.gateway.attach(self.engine, self.clock, self.lost.append)
-        self.clients: list[ClientLeg] = []
-
-    async def join(self, routing: LegRouting, freq: float) -> tuple[int, ClientLeg]:
-        leg = self.engine.add_leg("call-1", routing)
-        client = ClientLeg(freq)
-        self.clients.append(client)
-        await client.accept(await self.gateway.open_leg(leg, "call-1", await client.offer()))
-        return leg, client
-
-
 @pytest.fixture(params=[(16000, True, False), (48000, True, False), (48000, False, False), (48000, True, True)],
                 ids=["mixer16k-shared-encode", "mixer48k-shared-encode", "mixer48k-encode-per-leg",
                      "mixer48k-shared-encode-inline"])
-async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+async def rig(request: pytest.FixtureRequest) -> AsyncIterator[GatewayRig]:
     rate, shared, inline = request.param
-    r = Rig(rate, shared_encode=shared, encode_inline=inline)
+    r = GatewayRig(rate, shared_encode=shared, encode_inline=inline)
     r.clock.start()
     yield r
-    for c in r.clients:
-        await c.close()
-    await r.gateway.close()
-    await r.clock.stop()
+    await r.close()
 
 
-async def test_media_path_without_signaling(rig: Rig) -> None:
+async def test_media_path_without_signaling(rig: GatewayRig) -> None:
     """Resampled inbound audio reaches the mixer, each leg's mix comes back; the supervisor's mic is
     connected from the start but only heard once the routing says so (no renegotiation)."""
     cust_leg, customer = await rig.join(LegRouting(Role.CUSTOMER), CUSTOMER)
@@ -91,7 +69,7 @@ async def test_media_path_without_signaling(rig: Rig) -> None:
 async def test_listeners_hearing_the_same_mix_share_one_encode() -> None:
     """Two monitoring supervisors hear the same mix: one Opus encode per tick serves both, and both
     still hear the right audio; once one barges their mixes differ and each gets its own stream."""
-    rig = Rig(48000)
+    rig = GatewayRig(48000)
     rig.clock.start()
     try:
         _, customer = await rig.join(LegRouting(Role.CUSTOMER), CUSTOMER)
@@ -122,7 +100,7 @@ async def test_listeners_hearing_the_same_mix_share_one_encode() -> None:
 
 async def test_vanished_peer_is_reported_lost() -> None:
     """A peer that stops sending without closing anything (killed browser) is found by the watchdog."""
-    rig = Rig(48000, silent_peer_s=1.0)
+    rig = GatewayRig(48000, silent_peer_s=1.0)
     rig.clock.start()
     try:
         _, customer = await rig.join(LegRouting(Role.CUSTOMER), CUSTOMER)
@@ -223,7 +201,7 @@ async def test_legs_still_route_when_the_receiver_shim_is_unavailable(monkeypatc
     import bargein.signaling.webrtc as webrtc
 
     monkeypatch.setattr(webrtc, "install", lambda receiver, inbound: False)
-    rig = Rig(48000)
+    rig = GatewayRig(48000)
     rig.clock.start()
     try:
         _, customer = await rig.join(LegRouting(Role.CUSTOMER), CUSTOMER)

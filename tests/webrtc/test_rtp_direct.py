@@ -9,40 +9,20 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiortc import RTCPeerConnection
-from bargein.mixer import LegRouting, MixerEngine, RealtimeClock, Role
+from bargein.mixer import Role
 from bargein.signaling.rtp_direct import UNAVAILABLE, DirectRtp
-from bargein.signaling.webrtc import WebRTCGateway
-from bargein.signaling.webrtc_client import ClientLeg
+from helpers.gateway_rig import GatewayRig
 
 HEARD, SILENT = -30.0, -50.0
 CUSTOMER, AGENT = 500.0, 750.0
 
 
-class Rig:
-    def __init__(self) -> None:
-        self.engine = MixerEngine(rate=48000)
-        self.clock = RealtimeClock(self.engine.tick)
-        self.gateway = WebRTCGateway(encode_inline=True)
-        self.gateway.attach(self.engine, self.clock, lambda leg: None)
-        self.clients: list[ClientLeg] = []
-
-    async def join(self, role: Role, freq: float) -> tuple[int, ClientLeg]:
-        leg = self.engine.add_leg("call-1", LegRouting(role))
-        client = ClientLeg(freq)
-        self.clients.append(client)
-        await client.accept(await self.gateway.open_leg(leg, "call-1", await client.offer()))
-        return leg, client
-
-
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    r = Rig()
+async def rig() -> AsyncIterator[GatewayRig]:
+    r = GatewayRig(48000, encode_inline=True)
     r.clock.start()
     yield r
-    for c in r.clients:
-        await c.close()
-    await r.gateway.close()
-    await r.clock.stop()
+    await r.close()
 
 
 async def _stats(pc: RTCPeerConnection, kind: str) -> list[object]:
@@ -62,7 +42,7 @@ async def _eventually(check, timeout: float = 15.0) -> None:  # type: ignore[no-
         await asyncio.sleep(0.2)
 
 
-async def test_direct_path_carries_each_legs_mix_both_ways(rig: Rig) -> None:
+async def test_direct_path_carries_each_legs_mix_both_ways(rig: GatewayRig) -> None:
     cust_leg, customer = await rig.join(Role.CUSTOMER, CUSTOMER)
     agent_leg, agent = await rig.join(Role.AGENT, AGENT)
     await asyncio.gather(customer.fresh(30), agent.fresh(30))
@@ -79,7 +59,7 @@ async def test_direct_path_carries_each_legs_mix_both_ways(rig: Rig) -> None:
         assert rig.gateway.legs[leg].track.dropped == 0 and not rig.gateway.legs[leg].track._queue
 
 
-async def test_rtcp_reports_stay_right_on_the_direct_path(rig: Rig) -> None:
+async def test_rtcp_reports_stay_right_on_the_direct_path(rig: GatewayRig) -> None:
     """The peer gets sender reports counting the packets sent directly, and receiver reports for the packets
     it sent us (aiortc's receiver never saw them: the direct path keeps its statistics)."""
     cust_leg, customer = await rig.join(Role.CUSTOMER, CUSTOMER)
@@ -101,7 +81,7 @@ async def test_rtcp_reports_stay_right_on_the_direct_path(rig: Rig) -> None:
     assert reported <= direct.sent  # the counts are ours: aiortc's own sender sent nothing
 
 
-async def test_a_leg_falls_back_to_aiortc_when_its_internals_are_missing(rig: Rig, monkeypatch) -> None:
+async def test_a_leg_falls_back_to_aiortc_when_its_internals_are_missing(rig: GatewayRig, monkeypatch) -> None:
     """An aiortc without the pinned internals: legs keep aiortc's sender and still carry audio."""
     monkeypatch.setattr(DirectRtp, "attach", classmethod(lambda cls, *a: UNAVAILABLE))
     _, customer = await rig.join(Role.CUSTOMER, CUSTOMER)
