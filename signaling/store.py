@@ -142,13 +142,16 @@ def _unreachable(exc: Exception) -> bool:
 
 def create_schema(engine: Engine) -> None:
     """Create the tables if they are missing. Several nodes (processes) may start at once on one database:
-    on PostgreSQL they take turns under an advisory lock; elsewhere, one that loses the race to
-    ``CREATE TABLE`` looks again and finds the tables."""
+    on PostgreSQL they take turns under an advisory lock, on SQLite under the database's write lock
+    (``BEGIN IMMEDIATE``: the check for a table and its ``CREATE`` are otherwise separate statements, and
+    two nodes could both find it missing). Elsewhere, one that loses the race looks again."""
     for attempt in range(3):
         try:
             with engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+                elif conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 metadata.create_all(conn)
             return
         except sa_exc.DBAPIError:

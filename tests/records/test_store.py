@@ -3,13 +3,17 @@ back as they went in, search and pages agree with a plain Python filter, a refus
 several stores (a cluster's nodes) share one database, and a database outage loses nothing queued."""
 
 import random
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Table, create_engine, event, inspect
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from sqlalchemy.schema import CreateTable
 from bargein.signaling.contact_models import Contact, ContactQuery, ModeChange, MonitorSession, new_id
-from bargein.signaling.store import SqlContactStore
+from bargein.signaling.store import SqlContactStore, metadata
 from helpers.postgres_server import PostgresServer
 
 
@@ -113,6 +117,35 @@ async def test_a_refused_row_costs_only_itself(store: SqlContactStore, database_
     store.save_contact(contact(3000.0))  # the writer goes on
     await store.flush()
     assert len((await store.search(ContactQuery(limit=500)))[0]) == len(ids) + 1
+
+
+def test_a_node_creating_the_tables_meanwhile_cannot_slip_between_check_and_create(tmp_path: Path) -> None:
+    """A rival node tries to create each table just after this node found it missing (the race a CI run
+    lost with four nodes starting at once). On SQLite the rival must wait for the write lock, so the
+    tables are made by one node and neither fails; before the fix every attempt failed 'already exists'."""
+    path = tmp_path / "contacts.sqlite3"
+    rival_created: list[str] = []
+
+    def rival_creates(target: Table, connection: object, **_kw: object) -> None:
+        rival = sqlite3.connect(path, timeout=0.05)
+        try:
+            rival.execute(str(CreateTable(target).compile(dialect=sqlite_dialect())))
+            rival.commit()
+            rival_created.append(target.name)
+        except sqlite3.OperationalError:
+            pass  # locked out: the node creating the schema holds the write lock
+        finally:
+            rival.close()
+
+    for table in metadata.tables.values():
+        event.listen(table, "before_create", rival_creates)
+    try:
+        SqlContactStore(f"sqlite:///{path}")
+    finally:
+        for table in metadata.tables.values():
+            event.remove(table, "before_create", rival_creates)
+    assert rival_created == []
+    assert set(inspect(create_engine(f"sqlite:///{path}")).get_table_names()) == set(metadata.tables)
 
 
 async def test_stores_sharing_one_database_see_each_others_rows(database_url: str | None, tmp_path: Path) -> None:
