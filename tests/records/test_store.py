@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Table, create_engine, event, inspect
-from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
-from sqlalchemy.schema import CreateTable
 from bargein.signaling.contact_models import Contact, ContactQuery, ModeChange, MonitorSession, new_id
 from bargein.signaling.store import SqlContactStore, metadata
 from helpers.postgres_server import PostgresServer
+from sqlalchemy import Table, create_engine, event, inspect
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from sqlalchemy.schema import CreateTable
 
 
 def url_for(database_url: str | None, tmp_path: Path) -> str:
