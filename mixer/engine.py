@@ -253,6 +253,8 @@ class MixerEngine:
         self._pools: dict[int, _Pool] = {}
         self._calls: dict[CallKey, _Call] = {}
         self._leg_call: dict[LegId, CallKey] = {}
+        # moves on at every change of membership or routing: who hears which mix (a cached send plan is stale)
+        self.routing_epoch = 0
         self._next_leg = 0
         self.ticks = 0
         self.frames_pushed = 0
@@ -356,6 +358,7 @@ class MixerEngine:
         with self._lock:
             c.routing = trial
             self._pool(len(c.legs)).gains[c.row] = route(c.routing)
+            self.routing_epoch += 1
             self._set_rec_row(c)
         log.debug("mixer.routing_set", call=str(call), leg=leg, mode=routing.mode.value if routing.mode else None,
                   muted=routing.muted, held=routing.held, gain=routing.gain)
@@ -379,6 +382,7 @@ class MixerEngine:
     def _move(self, call: CallKey, c: _Call, *, add: LegRouting | None = None, leg: LegId = -1,
               drop: int = -1) -> None:
         """Move ``call`` to the pool of its new width, carrying its buffers and counters."""
+        self.routing_epoch += 1
         self._table = None  # a pool may be created or grown
         self._chunks = None
         w_old = len(c.legs)

@@ -110,10 +110,7 @@ class OpusInbound:
 
     def add_payload(self, timestamp: int, data: bytes) -> None:
         """One Opus payload with its RTP timestamp (:mod:`.rtp_direct` calls this straight from the socket)."""
-        now = self.clock()
-        self.last_arrival = now
-        self.packets += 1
-        pos = self._unwrap(timestamp)
+        now, pos = self._arrived(timestamp)
         if not data:
             return
         try:
@@ -124,6 +121,24 @@ class OpusInbound:
         except (av.FFmpegError, libopus.OpusError):
             self.decode_errors += 1  # a corrupt packet is a lost packet: the buffer conceals it
             return
+        self._file(cut, now)
+
+    def add_pcm(self, timestamp: int, pcm: np.ndarray | None, decode_failed: bool = False) -> None:
+        """One packet already decoded (by :mod:`.rtp_fast`, with this inbound's own decoder): ``pcm`` mono at the
+        mixer rate, or None for an empty payload or one that did not decode (``decode_failed``)."""
+        now, pos = self._arrived(timestamp)
+        if pcm is None:
+            self.decode_errors += decode_failed
+            return
+        self._file(self._cutter.cut_pcm(pos, pcm), now)
+
+    def _arrived(self, timestamp: int) -> tuple[float, int]:
+        now = self.clock()
+        self.last_arrival = now
+        self.packets += 1
+        return now, self._unwrap(timestamp)
+
+    def _file(self, cut: list[tuple[int, np.ndarray]], now: float) -> None:
         for number, pcm in cut:
             self.buffer.put(number, pcm, now)
             if self.on_frame is not None:

@@ -38,6 +38,7 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import HeaderExtensions
 
+from . import rtp_fast
 from .opus_inbound import RTP_RATE, OpusInbound
 
 log = structlog.get_logger("bargein.webrtc")
@@ -82,7 +83,13 @@ class DirectRtp:
         self._ts0 = random.getrandbits(32)
         self._step = samples_per_frame * RTP_RATE // rate  # RTP clock ticks per frame
         self._frames = 0
-        self.sent = self.octets = self.send_errors = 0
+        self._sent = self._octets = self._send_errors = 0
+        self._last_ts = 0
+        # the C path out (rtp_fast.SendTable), once the gateway moves the leg there
+        self._table: rtp_fast.SendTable | None = None
+        self._row = -1
+        self._pair: Any = None
+        self._tx_session: Any = None
         # inbound
         self.inbound = inbound
         self._streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams
@@ -91,8 +98,16 @@ class DirectRtp:
         self._connection = connection
         self._aiortc_data_received = connection.data_received
         self._protocol: Any = None
+        # the C path in: unprotect, parse, statistics and decode in one call per datagram
+        self._rx: rtp_fast.Receiver | None = None
+        self._rx_session: Any = None
+        self._rx_ssrc = -1
+        if inbound is not None and rtp_fast.available() and inbound._opus is not None:
+            self._rx_session = dtls._rx_srtp
+            self._rx = rtp_fast.Receiver(rtp_fast.srtp_address(self._rx_session), inbound._opus, self.pt, RTP_RATE)
+        self._on_rtp = self._data_received if self._rx is None else self._data_received_fast
         if inbound is not None:
-            connection.data_received = self._data_received
+            connection.data_received = self._on_rtp
             # and before aioice's own datagram handler tries to parse each packet as STUN, on the socket
             # the peer sends to (another one's packets still reach the hook above)
             pair = connection._nominated.get(1)
@@ -125,13 +140,28 @@ class DirectRtp:
 
     def detach(self) -> None:
         """Give inbound packets back to aiortc (the leg is closing)."""
-        if self._connection.data_received == self._data_received:
+        if self._connection.data_received == self._on_rtp:
             self._connection.data_received = self._aiortc_data_received
+        self.sync_stats()
+        if self._table is not None:
+            self.leave_fast()
         if self._protocol is not None:
             vars(self._protocol).pop("datagram_received", None)
             self._protocol = None
 
     # ------------------------------------------------------------------ out
+    @property
+    def sent(self) -> int:
+        return int(self._table.legs[self._row, rtp_fast.L_SENT]) if self._table is not None else self._sent
+
+    @property
+    def octets(self) -> int:
+        return int(self._table.legs[self._row, rtp_fast.L_OCTETS]) if self._table is not None else self._octets
+
+    @property
+    def send_errors(self) -> int:
+        return int(self._table.legs[self._row, rtp_fast.L_ERRORS]) if self._table is not None else self._send_errors
+
     def send(self, payload: bytes) -> bool:
         """One encoded 20 ms frame as one RTP packet; False when the transport is gone (the leg is closing)."""
         dtls = self._dtls
@@ -143,19 +173,80 @@ class DirectRtp:
         try:
             pair.protocol.transport.sendto(dtls._tx_srtp.protect(packet), pair.remote_addr)
         except (pylibsrtp.Error, OSError, AttributeError):  # a closing socket: the leg is being torn down
-            self.send_errors += 1
+            self._send_errors += 1
             return False
         self._seq = (self._seq + 1) & 0xFFFF
         self._frames += 1
-        self.sent += 1
-        self.octets += len(payload)
-        if self.sent & 7 == 1:  # what its RTCP task puts in sender reports (every 0.5-1.5 s): fresh to 160 ms
-            s = self._sender
-            s._RTCRtpSender__ntp_timestamp = ntp_now()
-            s._RTCRtpSender__rtp_timestamp = ts
-            s._RTCRtpSender__packet_count = self.sent
-            s._RTCRtpSender__octet_count = self.octets
+        self._sent += 1
+        self._octets += len(payload)
+        self._last_ts = ts
+        if self._sent & 7 == 1:  # what its RTCP task puts in sender reports (every 0.5-1.5 s): fresh to 160 ms
+            self.report()
         return True
+
+    def report(self) -> None:
+        """Hand the sender's RTCP task what it puts in sender reports (the C path: every 8 ticks, by the gateway)."""
+        if self._table is not None:
+            row = self._table.legs[self._row]
+            self._last_ts, self._sent, self._octets = int(row[rtp_fast.L_LAST_TS]), int(row[rtp_fast.L_SENT]), \
+                int(row[rtp_fast.L_OCTETS])
+            if not self._sent:
+                return
+        s = self._sender
+        s._RTCRtpSender__ntp_timestamp = ntp_now()
+        s._RTCRtpSender__rtp_timestamp = self._last_ts
+        s._RTCRtpSender__packet_count = self._sent
+        s._RTCRtpSender__octet_count = self._octets
+
+    # ------------------------------------------------------------------ out, the C path
+    @property
+    def fast(self) -> bool:
+        """Whether the gateway sends this leg's packets through its :class:`~.rtp_fast.SendTable`."""
+        return self._table is not None
+
+    def go_fast(self, table: rtp_fast.SendTable) -> bool:
+        """Move this leg's sending onto ``table`` (its state goes with it); False when it cannot go."""
+        pair = self._nominated.get(1)
+        if pair is None or self._dtls._state is not DtlsState.CONNECTED:
+            return False
+        session = self._dtls._tx_srtp
+        state = {"seq": self._seq, "ts0": self._ts0, "step": self._step, "frames": self._frames, "sent": self._sent,
+                 "octets": self._octets, "send_errors": self._send_errors, "last_ts": self._last_ts,
+                 "head": self._b0 << 8 | self._b1, "ssrc": self.ssrc}
+        try:
+            sock = pair.protocol.transport.get_extra_info("socket")
+            row = table.add(self, rtp_fast.srtp_address(session), sock, pair.remote_addr, self._ext, state)
+        except (AttributeError, TypeError, ValueError, OSError) as exc:
+            log.warning("webrtc.rtp_fast_refused", error=repr(exc))
+            return False
+        self._table, self._row, self._pair, self._tx_session = table, row, pair, session
+        return True
+
+    def leave_fast(self) -> None:
+        """Back to :meth:`send` in Python, going on from the table's sequence number and counters."""
+        if self._table is None:
+            return
+        state = self._table.remove(self._row)
+        self._seq, self._frames, self._sent = state["seq"], state["frames"], state["sent"]
+        self._octets, self._send_errors, self._last_ts = state["octets"], state["send_errors"], state["last_ts"]
+        self._table, self._row, self._pair, self._tx_session = None, -1, None, None
+
+    def revalidate(self) -> bool:
+        """Every 25 ticks: the socket, destination and SRTP sessions the C path was given must still be the leg's
+        (the nominated pair can change, a transport can close); each direction that no longer matches goes back
+        to Python. True when the sending side left the C path."""
+        dtls = self._dtls
+        if self._rx is not None and dtls._rx_srtp is not self._rx_session:
+            self.sync_stats()
+            self._rx = None
+            if self._connection.data_received == self._on_rtp:
+                self._connection.data_received = self._data_received
+            self._on_rtp = self._data_received
+        if self._table is not None and not (self._nominated.get(1) is self._pair and dtls._state is DtlsState.CONNECTED
+                                            and dtls._tx_srtp is self._tx_session):
+            self.leave_fast()
+            return True
+        return False
 
     def skip(self) -> None:
         """A frame not sent (nothing encoded this tick): the RTP clock still moves on."""
@@ -164,7 +255,7 @@ class DirectRtp:
     # ------------------------------------------------------------------ in
     def _datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
         if data and 127 < data[0] < 192:  # RTP or RTCP: never STUN (whose first two bits are 0)
-            self._data_received(data, 1)
+            self._on_rtp(data, 1)
         else:
             self._aioice_datagram(data, addr)
 
@@ -196,6 +287,40 @@ class DirectRtp:
         stats.add(seen)  # type: ignore[arg-type]
         assert self.inbound is not None
         self.inbound.add_payload(ts, clear[start:end])
+
+
+    def _data_received_fast(self, data: bytes, component: int) -> None:
+        """:meth:`_data_received` in one C call (:class:`~.rtp_fast.Receiver`)."""
+        rx = self._rx
+        assert rx is not None and self.inbound is not None
+        n = rx.receive(data)
+        if n >= 0:
+            self.received += 1
+            self.inbound.add_pcm(int(rx.info[rtp_fast.I_TS]), rx.pcm(n))
+        elif n == rtp_fast.RX_NOT_OURS:
+            self._aiortc_data_received(data, component)
+        elif n == rtp_fast.RX_NEW_SSRC:  # the first packet, or the peer's SSRC changed: swap statistics rows
+            self.sync_stats()
+            ssrc = int(rx.info[rtp_fast.I_SSRC])
+            stats = self._streams.get(ssrc)
+            if stats is None:
+                stats = self._streams[ssrc] = StreamStatistics(RTP_RATE)
+            rx.load(ssrc, stats)
+            self._rx_ssrc = ssrc
+            self._data_received_fast(data, component)
+        elif n == rtp_fast.RX_UNPROTECT:
+            self.unprotect_errors += 1  # aiortc drops these too
+        elif n in (rtp_fast.RX_DECODE, rtp_fast.RX_EMPTY):  # a corrupt packet is a lost one: concealed
+            self.received += 1
+            self.inbound.add_pcm(int(rx.info[rtp_fast.I_TS]), None, decode_failed=n == rtp_fast.RX_DECODE)
+        # RX_MALFORMED: dropped, as the Python path does
+
+    def sync_stats(self) -> None:
+        """Copy the C path's receiver statistics into aiortc's (its receiver reports read those): every 25 ticks."""
+        if self._rx is not None and self._rx_ssrc >= 0:
+            stats = self._streams.get(self._rx_ssrc)
+            if stats is not None:
+                self._rx.store(stats)
 
 
 class _Unavailable:

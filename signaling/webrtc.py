@@ -15,6 +15,12 @@ nominated ICE pair's socket); inbound SRTP packets go from the socket straight t
 :class:`~.opus_inbound.OpusInbound`. aiortc keeps ICE, DTLS, RTCP and closing. A leg still connecting gets
 no audio (nothing could be sent yet).
 
+The C path (default on media workers, :mod:`.rtp_fast`): with the encode on the loop and the extension built, the
+tick's encodes and every leg's RTP header, SRTP protect and ``sendto`` are one C call over a table of legs written
+only when legs attach, leave or change groups (a cached send plan, rebuilt when the mixer's routing epoch or the
+set of legs moves), and each inbound datagram is unprotected, parsed, counted and decoded in one C call. Without
+it (or with the onset probe on) the same work runs in Python.
+
 Shared encode (default): legs that hear exactly the same mix (``MixerEngine.shared_mix_groups``, e.g.
 two monitoring supervisors) share one Opus encode per tick. The gateway encodes each group's mix once
 (libopus at the mixer rate, mono, :mod:`.libopus`) on the loop (``encode_inline``, media workers) or on one
@@ -48,7 +54,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.mediastreams import MediaStreamError
 from bargein.mixer import TickStats
 
-from . import libopus
+from . import libopus, rtp_fast
 from .gateway import MediaError, MediaGateway
 from .ice_consent import keep_consent
 from .jitter import INBOUND_COUNTERS, AdaptiveJitterBuffer
@@ -150,6 +156,16 @@ class _GroupEncoder:
         return [bytes(p) for p in self.codec.encode(frame)]
 
 
+class _SendPlan:
+    """Who hears which encode this tick, for the C path: rebuilt only when ``key`` (the mixer's routing epoch, the
+    gateway's leg epoch) moves, or every tick while a leg is still connecting (``pending``)."""
+
+    def __init__(self, key: tuple[int, int], pending: bool, groups: list[frozenset[int]], encoders: np.ndarray,
+                 reps: list[int], fast_legs: int, slow: list[tuple[int, int]]) -> None:
+        self.key, self.pending, self.groups, self.encoders = key, pending, groups, encoders
+        self.reps, self.fast_legs, self.slow = reps, fast_legs, slow
+
+
 class _Leg:
     def __init__(self, leg: int, pc: RTCPeerConnection, track: MixedAudioTrack, samples: int) -> None:
         self.leg, self.pc, self.track = leg, pc, track
@@ -160,6 +176,7 @@ class _Leg:
         self.pump: asyncio.Task[None] | None = None
         self.opened = time.monotonic()
         self._pump_last_in: float | None = None
+        self.fast_refused = False  # its direct path could not go on the C path: Python sends it
 
     @property
     def last_in(self) -> float | None:
@@ -184,6 +201,10 @@ class WebRTCGateway(MediaGateway):
         self._encoders: dict[frozenset[int], _GroupEncoder] = {}  # touched on the encode thread only
         self._encode_pool: ThreadPoolExecutor | None = None
         self._encode_failed = False
+        # the C path (media workers): encode + send of every leg in one call per tick
+        self._table = rtp_fast.SendTable() if encode_inline and shared_encode and rtp_fast.available() else None
+        self._plan: _SendPlan | None = None
+        self._legs_epoch = 0  # moves on whenever a leg opens, closes or leaves the C path
         self.silent_peer_s, self.connect_grace_s = silent_peer_s, connect_grace_s
         self.lost = 0  # legs freed because their peer closed, failed or went silent
         self.why_lost: dict[int, str] = {}  # ... and why (on_leg_lost's callee pops it)
@@ -209,6 +230,7 @@ class WebRTCGateway(MediaGateway):
         track = MixedAudioTrack(self.engine.rate, self.engine.n_samples)
         state = _Leg(leg, pc, track, self.engine.n_samples)
         self.legs[leg] = state
+        self._legs_epoch += 1
         if self.trace is not None:
             track.on_sent = functools.partial(self._sent_probe, leg)
 
@@ -251,6 +273,7 @@ class WebRTCGateway(MediaGateway):
         state = self.legs.pop(leg, None)
         if state is None:
             return
+        self._legs_epoch += 1
         stats = state.inbound.stats  # counted before any await: the totals never dip while it closes
         for k in INBOUND_COUNTERS:
             self._closed_inbound[k] += getattr(stats, k)
@@ -271,6 +294,8 @@ class WebRTCGateway(MediaGateway):
         if self._encode_pool is not None:
             self._encode_pool.shutdown(wait=False, cancel_futures=True)
             self._encode_pool = None
+        if self._table is not None:
+            self._table.close()
         if self.trace is not None:
             self.trace.close()
             self.trace = None
@@ -328,7 +353,10 @@ class WebRTCGateway(MediaGateway):
         if not self.legs:
             return
         if self.shared_encode and not self._encode_failed:
-            self._encode_tick()
+            if self._table is not None and self.trace is None:
+                self._send_fast(stats.index)
+            else:
+                self._encode_tick()
             return
         for leg, state in list(self.legs.items()):
             try:
@@ -386,6 +414,68 @@ class WebRTCGateway(MediaGateway):
         fut = asyncio.get_running_loop().run_in_executor(self._encode_pool, self._encode_jobs, jobs)
         fut.add_done_callback(functools.partial(self._deliver, marks))
 
+    def _send_fast(self, index: int) -> None:
+        """:meth:`_encode_tick` and :meth:`_deliver` on the C path: one call encodes every group and sends every leg."""
+        assert self._table is not None
+        plan = self._plan
+        if plan is None or plan.pending or plan.key != (self.engine.routing_epoch, self._legs_epoch):
+            plan = self._plan = self._make_plan()
+        if not plan.groups:
+            return
+        sent = self._table.send(plan.encoders, self.engine.outputs(plan.reps))
+        if sent < 0:  # never leave legs mute: fall back to one encode per leg
+            log.error("webrtc.shared_encode_failed", error=f"opus_encode failed for legs {sorted(plan.groups[-1 - sent])}")
+            self._encode_failed = True
+            return
+        self.encodes += len(plan.groups)
+        self.deliveries += plan.fast_legs
+        for leg, g in plan.slow:  # legs aiortc sends, or whose direct path stayed in Python
+            state = self.legs.get(leg)
+            if state is None:
+                continue
+            if isinstance(state.direct, DirectRtp):
+                state.direct.send(self._table.payload(g))
+            else:
+                state.track.feed(self._table.payload(g))
+            self.deliveries += 1
+        if index % 8 == 0:  # what the legs' RTCP tasks put in sender reports (every 0.5-1.5 s): fresh to 160 ms
+            for direct in self._table.owners.values():
+                direct.report()
+
+    def _make_plan(self) -> _SendPlan:
+        assert self._table is not None
+        key = (self.engine.routing_epoch, self._legs_epoch)
+        ready = self._ready()
+        pending = len(ready) < len(self.legs)
+        for leg in ready:
+            state = self.legs[leg]
+            direct = state.direct
+            if isinstance(direct, DirectRtp) and not direct.fast and not state.fast_refused:
+                state.fast_refused = not direct.go_fast(self._table)
+        calls = set()
+        for leg in ready:
+            with contextlib.suppress(KeyError):
+                calls.add(self.engine.call_of(leg))
+        groups = [mine for call in calls for group in self.engine.shared_mix_groups(call)
+                  if (mine := frozenset(leg for leg in group if leg in ready))]
+        for legs in groups:
+            if legs not in self._encoders:
+                self._encoders[legs] = _GroupEncoder(self.engine.rate)
+        for gone in self._encoders.keys() - set(groups):  # the group changed or left: its stream ends
+            del self._encoders[gone]
+        encoders = np.array([self._encoders[legs].opus._enc for legs in groups], np.int64)  # type: ignore[union-attr]
+        rows, row_groups, slow = [], [], []
+        for g, legs in enumerate(groups):
+            for leg in legs:
+                direct = self.legs[leg].direct
+                if isinstance(direct, DirectRtp) and direct.fast:
+                    rows.append(direct._row)
+                    row_groups.append(g)
+                else:
+                    slow.append((leg, g))
+        self._table.set_groups(rows, row_groups)
+        return _SendPlan(key, pending, groups, encoders, [next(iter(legs)) for legs in groups], len(rows), slow)
+
     def _encode_jobs(self, jobs: list[tuple[frozenset[int], np.ndarray]]) -> list[tuple[frozenset[int], list[bytes]]]:
         out, used = [], set()
         for legs, pcm in jobs:
@@ -422,9 +512,14 @@ class WebRTCGateway(MediaGateway):
                     self.deliveries += 1
 
     def _watchdog(self) -> None:
-        """A peer that vanished without closing (browser killed, network gone) stops sending: free its leg."""
+        """A peer that vanished without closing (browser killed, network gone) stops sending: free its leg. And the
+        C path's receiver statistics go to aiortc's receiver reports, and its legs are checked."""
         now = time.monotonic()
         for leg, state in list(self.legs.items()):
+            if isinstance(state.direct, DirectRtp):
+                state.direct.sync_stats()
+                if state.direct.revalidate():
+                    self._legs_epoch += 1
             if state.last_in is not None:
                 silent = now - state.last_in > self.silent_peer_s
             else:
