@@ -115,8 +115,9 @@ static int uint16_gt(uint32_t a, uint32_t b) /* RFC 1982 serial number arithmeti
     return (a > b && a - b < 0x8000) || (a < b && b - a > 0x8000);
 }
 
-/* One datagram. Returns the samples decoded into the context's PCM buffer (mono, at most C_MAX_PCM), or an
- * RX_* code. The statistics row is updated as aiortc's StreamStatistics.add does. */
+/* One datagram. Returns (RTP timestamp << 16) | samples decoded into the context's PCM buffer (mono, at most
+ * C_MAX_PCM < 65536), or an RX_* code (< 0). The statistics row is updated as aiortc's StreamStatistics.add
+ * does. */
 int64_t bargein_rtp_receive(int64_t *ctx, const uint8_t *data, int64_t len)
 {
     int64_t *stats = ctx + C_FIELDS, *info = ctx + C_FIELDS + S_FIELDS;
@@ -171,5 +172,5 @@ int64_t bargein_rtp_receive(int64_t *ctx, const uint8_t *data, int64_t len)
     int samples = ((dec_fn)(intptr_t)ctx[C_DECODE])((void *)(intptr_t)ctx[C_DECODER], work + start,
                                                       (int32_t)(end - start), (int16_t *)(intptr_t)ctx[C_PCM],
                                                       (int)ctx[C_MAX_PCM], 0);
-    return samples < 0 ? RX_DECODE : samples;
+    return samples < 0 ? RX_DECODE : ((int64_t)ts << 16) | samples;
 }

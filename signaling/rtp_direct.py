@@ -114,7 +114,7 @@ class DirectRtp:
             if pair is not None and "datagram_received" not in vars(pair.protocol):
                 self._protocol = pair.protocol
                 self._aioice_datagram = pair.protocol.datagram_received
-                pair.protocol.datagram_received = self._datagram
+                pair.protocol.datagram_received = self._datagram if self._rx is None else self._datagram_fast
 
     # ------------------------------------------------------------------ attach
     @classmethod
@@ -289,15 +289,38 @@ class DirectRtp:
         self.inbound.add_payload(ts, clear[start:end])
 
 
+    def _datagram_fast(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        """:meth:`_datagram` with the C receive path inlined (this runs for every packet of the leg)."""
+        if data and 127 < data[0] < 192:
+            if self._rx is None:  # left the C path since this hook was set
+                self._data_received(data, 1)
+                return
+            receive, ctx, pcm = self._rx.call
+            r = receive(ctx, data, len(data))
+            if r >= 0:
+                self.received += 1
+                self.inbound.add_pcm(r >> 16, pcm[: r & 0xFFFF].copy())  # type: ignore[union-attr]
+            else:
+                self._rx_other(r, data, 1)
+        else:
+            self._aioice_datagram(data, addr)
+
     def _data_received_fast(self, data: bytes, component: int) -> None:
         """:meth:`_data_received` in one C call (:class:`~.rtp_fast.Receiver`)."""
         rx = self._rx
         assert rx is not None and self.inbound is not None
-        n = rx.receive(data)
-        if n >= 0:
+        r = rx.receive(data)
+        if r >= 0:
             self.received += 1
-            self.inbound.add_pcm(int(rx.info[rtp_fast.I_TS]), rx.pcm(n))
-        elif n == rtp_fast.RX_NOT_OURS:
+            self.inbound.add_pcm(r >> 16, rx.pcm(r & 0xFFFF))
+        else:
+            self._rx_other(r, data, component)
+
+    def _rx_other(self, n: int, data: bytes, component: int) -> None:
+        """What the C receive path did not decode (see rtp_fast.RX_*)."""
+        rx = self._rx
+        assert rx is not None and self.inbound is not None
+        if n == rtp_fast.RX_NOT_OURS:
             self._aiortc_data_received(data, component)
         elif n == rtp_fast.RX_NEW_SSRC:  # the first packet, or the peer's SSRC changed: swap statistics rows
             self.sync_stats()

@@ -223,12 +223,14 @@ class Receiver:
         self.stats[S_SSRC] = -1
         self._ctx = _address(c)
         self._decoder = decoder  # its buffer is where C decodes to
+        self.call = (self._receive, self._ctx, decoder._pcm)  # for a caller that inlines receive + pcm
 
     def receive(self, data: bytes) -> int:
-        """One datagram: samples decoded (see :meth:`pcm`) or an ``RX_*`` code."""
+        """One datagram: ``timestamp << 16 | samples`` decoded (see :meth:`pcm`), or an ``RX_*`` code (< 0)."""
         return self._receive(self._ctx, data, len(data))
 
     def pcm(self, n: int) -> np.ndarray:
+        """A copy of the last ``n`` samples decoded."""
         return self._decoder._pcm[:n].copy()
 
     # the statistics row <-> aiortc's StreamStatistics (its receiver reports read that)
