@@ -19,7 +19,10 @@ import os
 import numpy as np
 
 APPLICATION_VOIP = 2048
+APPLICATION_RESTRICTED_LOWDELAY = 2051  # CELT only: 2.5 ms of look-ahead instead of 6.5 ms
+APPLICATION = {"voip": APPLICATION_VOIP, "lowdelay": APPLICATION_RESTRICTED_LOWDELAY}  # PyAV's option names
 _SET_BITRATE, _SET_MAX_BANDWIDTH, _SET_COMPLEXITY, _SET_SIGNAL = 4002, 4004, 4010, 4024
+_GET_LOOKAHEAD = 4027
 _SIGNAL_VOICE = 3001
 BANDWIDTH = {"narrowband": 1101, "mediumband": 1102, "wideband": 1103, "superwideband": 1104, "fullband": 1105}
 MAX_PACKET = 1500
@@ -78,11 +81,11 @@ class Encoder:
     """One Opus encoder of int16 frames (``channels`` interleaved) at ``rate`` Hz."""
 
     def __init__(self, rate: int, channels: int = 1, *, bit_rate: int | None = None, complexity: int | None = None,
-                 max_bandwidth: str | None = None) -> None:
+                 max_bandwidth: str | None = None, application: str = "voip") -> None:
         if _lib is None:
             raise OpusError("libopus not found")
         err = ctypes.c_int()
-        self._enc = _lib.opus_encoder_create(rate, channels, APPLICATION_VOIP, ctypes.byref(err))
+        self._enc = _lib.opus_encoder_create(rate, channels, APPLICATION[application], ctypes.byref(err))
         _check(err.value)
         self.channels = channels
         enc = ctypes.c_void_p(self._enc)
@@ -92,6 +95,9 @@ class Encoder:
             if value is not None:
                 _check(_lib.opus_encoder_ctl(enc, ctypes.c_int(request), ctypes.c_int(value)))
         self._out = ctypes.create_string_buffer(MAX_PACKET)
+        lookahead = ctypes.c_int32()
+        _check(_lib.opus_encoder_ctl(enc, ctypes.c_int(_GET_LOOKAHEAD), ctypes.byref(lookahead)))
+        self.lookahead = lookahead.value  # samples at ``rate``: the decoder's output lags the input by this
 
     def encode(self, pcm: np.ndarray) -> bytes:
         """One frame (2.5-60 ms of samples per channel; int16, C-contiguous) -> one Opus packet."""

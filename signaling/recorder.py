@@ -29,7 +29,13 @@ import structlog
 from bargein.mixer import MixerEngine, TickStats, UnknownCallError
 
 from . import libopus
-from .opus_voice import LIVE_BANDWIDTH, RECORDING_COMPLEXITY, voice_options
+from .opus_voice import (
+    LIVE_APPLICATION,
+    LIVE_BANDWIDTH,
+    RECORDING_BIT_RATE,
+    RECORDING_COMPLEXITY,
+    voice_options,
+)
 
 log = structlog.get_logger("bargein.recording")
 
@@ -58,13 +64,15 @@ class OggOpusFile:
         self.container = av.open(str(path), "w", format="ogg")
         self.stream = self.container.add_stream("libopus", rate=rate, layout="stereo",
                                               options=voice_options(RECORDING_COMPLEXITY))
+        self.stream.codec_context.bit_rate = RECORDING_BIT_RATE
         self.rate = rate
         self.pts = 0
         self.time_base = fractions.Fraction(1, rate)
         self.opus: libopus.Encoder | None = None
         if libopus.available():
             self.stream.codec_context.open()  # its Opus header (channels, rate, pre-skip) for the container
-            self.opus = libopus.Encoder(rate, 2, complexity=RECORDING_COMPLEXITY, max_bandwidth=LIVE_BANDWIDTH)
+            self.opus = libopus.Encoder(rate, 2, bit_rate=RECORDING_BIT_RATE, complexity=RECORDING_COMPLEXITY,
+                                        max_bandwidth=LIVE_BANDWIDTH, application=LIVE_APPLICATION)
 
     def write(self, frame: np.ndarray) -> None:
         ns = frame.shape[1]

@@ -61,7 +61,7 @@ from .jitter import INBOUND_COUNTERS, AdaptiveJitterBuffer
 from .levels import LevelMeter
 from .onset_trace import OnsetTrace
 from .opus_inbound import RTP_RATE, FrameCutter, OpusInbound, install
-from .opus_voice import LIVE_BANDWIDTH, LIVE_BIT_RATE, LIVE_COMPLEXITY, voice_options
+from .opus_voice import LIVE_APPLICATION, LIVE_BANDWIDTH, LIVE_BIT_RATE, LIVE_COMPLEXITY, voice_options
 from .rtp_direct import UNAVAILABLE, DirectRtp
 from .sdp import OfferRefused, check_offer
 
@@ -138,7 +138,7 @@ class _GroupEncoder:
         self.opus: libopus.Encoder | None = None
         if libopus.available():
             self.opus = libopus.Encoder(rate, 1, bit_rate=LIVE_BIT_RATE, complexity=LIVE_COMPLEXITY,
-                                        max_bandwidth=LIVE_BANDWIDTH)
+                                        max_bandwidth=LIVE_BANDWIDTH, application=LIVE_APPLICATION)
             return
         self.codec = av.CodecContext.create("libopus", "w")
         self.codec.format, self.codec.layout, self.codec.sample_rate = "s16", "mono", rate

@@ -37,6 +37,27 @@ def test_group_encoder_uses_voice_complexity_and_keeps_both_tones() -> None:
     assert level_dbfs(heard, 900, RATE) < -40  # nothing between them
 
 
+def _celt_only(packet: bytes) -> bool:
+    return packet[0] >> 3 >= 16  # TOC configs 16-31 (RFC 6716 3.1)
+
+
+def test_live_and_recording_encoders_are_low_delay_celt(tmp_path) -> None:
+    """The server re-encodes every sound it passes on: its encoder's look-ahead is added to the call's
+    latency. Restricted low-delay Opus looks ahead 2.5 ms (SILK's voice mode 6.5 ms) and codes CELT only."""
+    from bargein.signaling import libopus
+    from bargein.signaling.recorder import OggOpusFile
+
+    enc = _GroupEncoder(RATE)
+    assert enc.opus is not None and enc.opus.lookahead == RATE * 25 // 10000
+    assert all(_celt_only(p) for frame in _two_voices(20) for p in enc.encode(frame))
+    assert libopus.Encoder(RATE, 1).lookahead == RATE * 65 // 10000  # the default (voip) for comparison
+    rec = OggOpusFile(tmp_path / "r.ogg", RATE)
+    assert rec.opus is not None
+    pre_skip = int.from_bytes(rec.stream.codec_context.extradata[10:12], "little")  # OpusHead (RFC 7845 5.1)
+    assert pre_skip == rec.opus.lookahead == RATE * 25 // 10000  # the header trims what our encoder adds
+    rec.close()
+
+
 def test_recording_file_encodes_with_libopus_and_keeps_both_channels(tmp_path) -> None:
     from bargein.signaling.recorder import OggOpusFile
 
