@@ -113,9 +113,12 @@ def sockaddr(family: int, addr: tuple[Any, ...]) -> bytes:
     if family == socket.AF_INET:
         return struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + socket.inet_pton(socket.AF_INET, host) \
             + bytes(8)
-    if family == socket.AF_INET6:
-        scope = int(addr[3]) if len(addr) > 3 else 0
-        return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, 0)
+    if family == socket.AF_INET6:  # getaddrinfo resolves a link-local "fe80::1%eth0" to its scope id
+        _, _, flow, scope = socket.getaddrinfo(host, port, socket.AF_INET6, socket.SOCK_DGRAM,
+                                               flags=socket.AI_NUMERICHOST)[0][4]
+        if len(addr) > 3 and addr[3]:
+            scope = int(addr[3])
+        return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, flow)
                 + socket.inet_pton(socket.AF_INET6, host.split("%")[0]) + struct.pack("=I", scope))
     raise ValueError(f"address family {family}")
 

@@ -45,9 +45,10 @@ class _Owner:
     """What the send table keeps per row (a DirectRtp in the gateway): only needs to stay alive."""
 
 
-def _state(seq: int, ssrc: int, ts0: int = 1000) -> dict[str, int]:
+def _state(seq: int, ssrc: int, ts0: int = 1000, ext: bool = True) -> dict[str, int]:
+    """A row's state as DirectRtp hands it over (first byte 0x90 with a header extension, 0x80 without)."""
     return {"seq": seq, "ts0": ts0, "step": N, "frames": 0, "sent": 0, "octets": 0, "send_errors": 0, "last_ts": 0,
-            "head": 0x90 << 8 | 0x80 | 111, "ssrc": ssrc}
+            "head": (0x90 if ext else 0x80) << 8 | 0x80 | 111, "ssrc": ssrc}
 
 
 def _parse(clear: bytes) -> tuple[int, int, int, bytes, bytes]:
@@ -105,12 +106,35 @@ def test_send_table_routes_each_group_to_its_legs_with_their_own_headers() -> No
         s.close()
 
 
+def test_send_table_sends_over_ipv6() -> None:
+    """An IPv6 pair (the destination is built as a sockaddr_in6 for C): the packet arrives and unprotects."""
+    try:
+        peer = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        peer.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    peer.settimeout(5)
+    sender = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sender.bind(("::1", 0))
+    tx, rx = _sessions()
+    table = rtp_fast.SendTable()
+    table.add(_Owner(), rtp_fast.srtp_address(tx), sender, peer.getsockname()[:2], b"", _state(seq=1, ssrc=9, ext=False))
+    table.set_groups([0], [0])
+    enc = libopus.Encoder(RATE, 1)
+    assert table.send(np.array([enc._enc], np.int64), np.zeros((1, N), np.int16)) == 1
+    clear = rx.unprotect(peer.recv(2048))
+    assert struct.unpack_from("!HLL", clear, 2) == (1, 1000, 9) and clear[0] == 0x80
+    table.close()
+    sender.close()
+    peer.close()
+
+
 def test_a_failed_send_counts_an_error_and_keeps_the_sequence() -> None:
     table = rtp_fast.SendTable()
     tx, _ = _sessions()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
-    table.add(_Owner(), rtp_fast.srtp_address(tx), sock, ("127.0.0.1", 9), b"", _state(seq=7, ssrc=1))
+    table.add(_Owner(), rtp_fast.srtp_address(tx), sock, ("127.0.0.1", 9), b"", _state(seq=7, ssrc=1, ext=False))
     table.set_groups([0], [0])
     os.close(int(table.legs[0, rtp_fast.L_FD]))  # the socket is gone under the table
     enc = libopus.Encoder(RATE, 1)
