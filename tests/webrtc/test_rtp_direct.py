@@ -5,9 +5,7 @@ Real aiortc client peers over loopback, a real mixer and clock."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from aiortc import RTCPeerConnection
 from bargein.mixer import Role
 from bargein.signaling.rtp_direct import UNAVAILABLE, DirectRtp
@@ -15,14 +13,6 @@ from helpers.gateway_rig import GatewayRig
 
 HEARD, SILENT = -30.0, -50.0
 CUSTOMER, AGENT = 500.0, 750.0
-
-
-@pytest.fixture
-async def rig() -> AsyncIterator[GatewayRig]:
-    r = GatewayRig(48000, encode_inline=True)
-    r.clock.start()
-    yield r
-    await r.close()
 
 
 async def _stats(pc: RTCPeerConnection, kind: str) -> list[object]:

@@ -12,7 +12,6 @@ import asyncio
 import os
 import socket
 import struct
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -219,14 +218,6 @@ class SeqWatch:
             numbers.append(k)
         assert len(set(numbers)) == len(numbers)  # never the same sequence number twice
         assert sorted(numbers) == numbers  # loopback keeps order
-
-
-@pytest.fixture
-async def rig() -> AsyncIterator[GatewayRig]:
-    r = GatewayRig(48000, encode_inline=True)
-    r.clock.start()
-    yield r
-    await r.close()
 
 
 async def _join(rig: GatewayRig, routing: LegRouting | Role, freq: float) -> tuple[int, Any, SeqWatch]:
