@@ -43,7 +43,8 @@ PROBE_AMPLITUDE = 0.25
 
 
 # ---------------------------------------------------------------------------------------- client side
-def _client_main(base: str, conn: Connection, first: int, probe: bool, cpus: set[int] | None = None) -> None:
+def _client_main(base: str, conn: Connection, first: int, probe: bool, cpus: set[int] | None = None,
+                 direct: bool = False) -> None:
     """A client process: sets up calls on command; ``probe`` processes measure latency instead."""
     if cpus:
         os.sched_setaffinity(0, cpus)
@@ -54,14 +55,18 @@ def _client_main(base: str, conn: Connection, first: int, probe: bool, cpus: set
     from bargein.logs import configure_logging
 
     configure_logging("ERROR", json=True)
-    asyncio.run(_client(base, conn, first, probe))
+    asyncio.run(_client(base, conn, first, probe, direct))
 
 
-async def _client(base: str, conn: Connection, first: int, probe: bool) -> None:
+async def _client(base: str, conn: Connection, first: int, probe: bool, direct: bool = False) -> None:
     import aiohttp
+
+    from ._direct_caller import DirectCallers
 
     loop = asyncio.get_running_loop()
     held: list[Any] = []  # everything of the live calls, kept referenced
+    callers = DirectCallers() if direct else None
+    going: list[asyncio.Task[None]] = []  # agent legs going direct once their call is up
     index = first
     async with aiohttp.ClientSession() as session:
         while True:
@@ -69,8 +74,16 @@ async def _client(base: str, conn: Connection, first: int, probe: bool) -> None:
             try:
                 if cmd[0] == "calls":
                     for _ in range(cmd[1]):
-                        held.append(await _call(session, base, index))
+                        parts = await _call(session, base, index, callers=callers)
+                        held.append(parts)
                         index += 1
+                        if callers is not None:
+                            going.append(loop.create_task(_agent_direct(callers, parts)))
+                    if going:  # agents answer calls of any process: those answered by now have gone direct
+                        await asyncio.wait(going, timeout=10)
+                        for task in [t for t in going if t.done()]:
+                            going.remove(task)
+                            task.result()
                     conn.send(("ok", len(held)))
                 elif cmd[0] == "probe_call":
                     held.append(await _call(session, base, index, probe=True))
@@ -81,6 +94,10 @@ async def _client(base: str, conn: Connection, first: int, probe: bool) -> None:
                     break
             except Exception as exc:  # noqa: BLE001 - reported to the orchestrator, which decides
                 conn.send(("error", repr(exc)))
+        for task in going:
+            task.cancel()
+        if callers is not None:
+            await callers.close()
         for parts in held:
             for leg in parts["legs"]:
                 await leg.close()
@@ -88,7 +105,7 @@ async def _client(base: str, conn: Connection, first: int, probe: bool) -> None:
                 await ws.close()
 
 
-async def _call(session: Any, base: str, i: int, probe: bool = False) -> dict[str, Any]:
+async def _call(session: Any, base: str, i: int, probe: bool = False, callers: Any = None) -> dict[str, Any]:
     from bargein.signaling.client import Refused, sign_in
     from bargein.signaling.webrtc_client import ClientLeg, ToneTrack
 
@@ -98,6 +115,8 @@ async def _call(session: Any, base: str, i: int, probe: bool = False) -> dict[st
         bursts = ToneTrack(PROBE_HZ, PROBE_AMPLITUDE, burst_frames=BURST_FRAMES, period_frames=BURST_EVERY)
         customer_leg = ClientLeg(PROBE_HZ, keep_frames=2, track=bursts)
         agent_leg = ClientLeg(750.0, keep_frames=2, onset_threshold=PROBE_AMPLITUDE * 32767 / 3)
+    elif callers is not None:  # their audio goes through the direct path (benchmarks/_direct_caller.py)
+        agent_leg, customer_leg = callers.leg(), callers.leg()
     else:
         agent_leg, customer_leg = ClientLeg(750.0, keep_frames=2), ClientLeg(500.0, keep_frames=2)
     await agent.request("PUBLISH", state="available")
@@ -108,10 +127,18 @@ async def _call(session: Any, base: str, i: int, probe: bool = False) -> dict[st
         raise Refused(r)
     if probe:  # the probe's own agent is the only one available when it calls
         await asyncio.wait_for(answering, 120)
+    elif callers is not None:
+        await callers.go_direct(customer_leg, 500.0)
     else:
         await customer_leg.fresh(5, timeout=120)  # the agent who answered (any process) sends audio
     return {"legs": [agent_leg, customer_leg], "ws": [agent, customer], "answering": answering,
-            "sent": customer_leg.track.onsets, "heard": agent_leg.detector}
+            "sent": getattr(customer_leg.track, "onsets", []), "heard": agent_leg.detector}
+
+
+async def _agent_direct(callers: Any, parts: dict[str, Any]) -> None:
+    """The agent leg of a load call sends through the direct path once a call reached it."""
+    await parts["answering"]
+    await callers.go_direct(parts["legs"][0], 750.0)
 
 
 async def _measure(parts: dict[str, Any], seconds: float) -> list[float]:
@@ -228,8 +255,8 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
         ctx = mp.get_context("spawn")
         for k in range(args.client_procs + 1):  # the first one carries the probe call
             ours, theirs = ctx.Pipe()
-            p = ctx.Process(target=_client_main, args=(base, theirs, 1 + k * users, k == 0, _client_cpus(args)),
-                            daemon=True)
+            p = ctx.Process(target=_client_main, args=(base, theirs, 1 + k * users, k == 0, _client_cpus(args),
+                                                       args.callers == "direct" and k > 0), daemon=True)
             p.start()
             clients.append((p, ours))
         probe = clients[0][1]
@@ -272,6 +299,7 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
                    "concealed_pct": round(100 * missing / max(1.0, mixed), 2),
                    "probe_latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None}
             row["media_worker_cpu_pct"] = round(100 * (media1 - media0) / (t1 - t0), 1)  # added: the workers' part
+            row["callers"] = args.callers  # added: how the load calls' audio was sent and received
             if args.pin_server is not None:  # an added field: where the server ran
                 row["server_cpus"] = args.pin_server
             rows.append(row)
@@ -296,6 +324,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--client-procs", type=int, default=2, help="processes carrying the load calls")
     ap.add_argument("--step-timeout", type=float, default=180.0, help="give up on a step whose calls take longer")
     ap.add_argument("--json", type=Path, default=None, help="write the rows here")
+    ap.add_argument("--callers", choices=("direct", "aiortc"), default="direct",
+                    help="load calls' audio once they are up: bargein's direct RTP path with pre-encoded tones "
+                         "(cheap callers) or aiortc's own media path (as before 27 Nov); the probe call is aiortc")
     ap.add_argument("--verbose", action="store_true", help="show the server's logs")
     ap.add_argument("--pin-server", default=None, metavar="CPUS",
                     help="pin the server and its media workers to these cores (e.g. 0) and the callers to the others")
