@@ -6,8 +6,9 @@ import asyncio
 
 from bargein.mixer import LegRouting, Role
 from bargein.mixer.tones import level_dbfs
-from benchmarks._direct_caller import DirectCallers
 from helpers.gateway_rig import GatewayRig
+
+from benchmarks._direct_caller import DirectCallers
 
 CUSTOMER, AGENT = 500.0, 750.0
 
