@@ -8,7 +8,10 @@ aiortc client legs run in separate client processes (their CPU is not counted): 
 customer leg and an agent leg, each sending its own tone. One of the calls is a probe: its customer
 sends 200 ms tone bursts once a second and its agent timestamps their onsets in the audio it
 receives, in the same process and on the same clock (latency = onset handed to the sender ->
-onset decoded by the receiver, measured as in :mod:`benchmarks.webrtc_latency`).
+onset decoded by the receiver, measured as in :mod:`benchmarks.webrtc_latency`). With ``--callers direct``
+(the default) the load calls' audio goes through bargein's direct RTP path once they are set up
+(:mod:`benchmarks._direct_caller`: pre-encoded tones, received packets counted, not decoded), so the
+callers cost a fraction of aiortc's media path and do not starve the server on a small machine.
 
 The legs are stepped up; at each step, after a settling pause, the benchmark measures for
 ``--measure`` seconds: the server's CPU (its process and every media worker, user + system, as %
