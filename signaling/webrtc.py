@@ -387,20 +387,12 @@ class WebRTCGateway(MediaGateway):
     def _encode_tick(self) -> None:
         """Encode this tick's mixes (inline or on the encode thread): one job per group of legs hearing the same
         mix, for the legs that can send."""
-        ready = self._ready()
-        calls = set()
-        for leg in ready:
-            with contextlib.suppress(KeyError):
-                calls.add(self.engine.call_of(leg))
         jobs: list[tuple[frozenset[int], np.ndarray]] = []
         marks: set[int] = set()
-        for call in calls:
-            for group in self.engine.shared_mix_groups(call):
-                mine = frozenset(leg for leg in group if leg in ready)
-                if mine:
-                    jobs.append((mine, self.engine.output(next(iter(mine))).copy()))
-                    if self.trace is not None:
-                        marks.update(leg for leg in mine if self._mixed(leg, jobs[-1][1]))
+        for mine in self._groups(self._ready()):
+            jobs.append((mine, self.engine.output(next(iter(mine))).copy()))
+            if self.trace is not None:
+                marks.update(leg for leg in mine if self._mixed(leg, jobs[-1][1]))
         if self.encode_inline:
             done: asyncio.Future[list[tuple[frozenset[int], list[bytes]]]] = asyncio.get_running_loop().create_future()
             try:
@@ -452,18 +444,8 @@ class WebRTCGateway(MediaGateway):
             direct = state.direct
             if isinstance(direct, DirectRtp) and not direct.fast and not state.fast_refused:
                 state.fast_refused = not direct.go_fast(self._table)
-        calls = set()
-        for leg in ready:
-            with contextlib.suppress(KeyError):
-                calls.add(self.engine.call_of(leg))
-        groups = [mine for call in calls for group in self.engine.shared_mix_groups(call)
-                  if (mine := frozenset(leg for leg in group if leg in ready))]
-        for legs in groups:
-            if legs not in self._encoders:
-                self._encoders[legs] = _GroupEncoder(self.engine.rate)
-        for gone in self._encoders.keys() - set(groups):  # the group changed or left: its stream ends
-            del self._encoders[gone]
-        encoders = np.array([self._encoders[legs].opus._enc for legs in groups], np.int64)  # type: ignore[union-attr]
+        groups = self._groups(ready)
+        encoders = np.array([enc.opus._enc for enc in self._group_encoders(groups)], np.int64)  # type: ignore[union-attr]
         rows, row_groups, slow = [], [], []
         for g, legs in enumerate(groups):
             for leg in legs:
@@ -476,17 +458,27 @@ class WebRTCGateway(MediaGateway):
         self._table.set_groups(rows, row_groups)
         return _SendPlan(key, pending, groups, encoders, [next(iter(legs)) for legs in groups], len(rows), slow)
 
-    def _encode_jobs(self, jobs: list[tuple[frozenset[int], np.ndarray]]) -> list[tuple[frozenset[int], list[bytes]]]:
-        out, used = [], set()
-        for legs, pcm in jobs:
-            enc = self._encoders.get(legs)
-            if enc is None:
-                enc = self._encoders[legs] = _GroupEncoder(self.engine.rate)
-            used.add(legs)
-            out.append((legs, enc.encode(pcm)))
-        for gone in self._encoders.keys() - used:  # the group changed or left: its stream ends
+    def _groups(self, ready: set[int]) -> list[frozenset[int]]:
+        """The ``ready`` legs, grouped by the mix they hear (one encode per group)."""
+        calls = set()
+        for leg in ready:
+            with contextlib.suppress(KeyError):
+                calls.add(self.engine.call_of(leg))
+        return [mine for call in calls for group in self.engine.shared_mix_groups(call)
+                if (mine := frozenset(leg for leg in group if leg in ready))]
+
+    def _group_encoders(self, groups: list[frozenset[int]]) -> list[_GroupEncoder]:
+        """Each group's encoder (a new group gets a fresh one; a group that changed or left ends its stream)."""
+        for legs in groups:
+            if legs not in self._encoders:
+                self._encoders[legs] = _GroupEncoder(self.engine.rate)
+        for gone in self._encoders.keys() - set(groups):
             del self._encoders[gone]
-        return out
+        return [self._encoders[legs] for legs in groups]
+
+    def _encode_jobs(self, jobs: list[tuple[frozenset[int], np.ndarray]]) -> list[tuple[frozenset[int], list[bytes]]]:
+        encoders = self._group_encoders([legs for legs, _ in jobs])
+        return [(legs, enc.encode(pcm)) for (legs, pcm), enc in zip(jobs, encoders, strict=True)]
 
     def _deliver(self, marks: set[int], fut: asyncio.Future[list[tuple[frozenset[int], list[bytes]]]]) -> None:
         if fut.cancelled():
