@@ -288,7 +288,6 @@ class DirectRtp:
         assert self.inbound is not None
         self.inbound.add_payload(ts, clear[start:end])
 
-
     def _datagram_fast(self, data: bytes, addr: tuple[Any, ...]) -> None:
         """:meth:`_datagram` with the C receive path inlined (this runs for every packet of the leg)."""
         if data and 127 < data[0] < 192:
