@@ -16,8 +16,11 @@ callers cost a fraction of aiortc's media path and do not starve the server on a
 The legs are stepped up; at each step, after a settling pause, the benchmark measures for
 ``--measure`` seconds: the server's CPU (its process and every media worker, user + system, as %
 of one core), deadline misses, frames concealed (an input frame missing at its tick, as % of leg
-frames mixed) and the probe's latency p50. ``max_clean_legs`` is the most legs with 0 deadline
-misses and < 1 % concealed.
+frames mixed) and the probe's latency p50; besides those, the caller processes' CPU over the same window
+(``callers_cpu_pct``, % of one core: they share the cores) and the CPU time the hypervisor took from the
+machine (``steal_pct``). ``max_clean_legs`` is the most legs with 0 deadline misses and < 1 % concealed;
+the summary row also fits a line through the server's CPU of the steps under 1 % concealed:
+``fixed_cpu_pct`` (what does not grow with legs) and ``cpu_pct_per_added_leg`` (what each leg adds).
 """
 
 from __future__ import annotations
@@ -174,6 +177,47 @@ def _server_cpu_s(proc: psutil.Process, only: set[int] | None = None) -> float:
     return total
 
 
+def _procs_cpu_s(pids: list[int]) -> float:
+    """CPU seconds of these processes (the callers), user + system."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def _steal_s() -> float:
+    """CPU seconds the hypervisor gave to others while this machine's CPUs wanted to run (all CPUs, from boot)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def fit_line(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least-squares ``y = a + b x`` through ``points``: (a, b), or None with fewer than two distinct x."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    b = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    return my - b * mx, b
+
+
+def summary(workers: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary row of one worker count: ``max_clean_legs`` (the contract), and how the server's CPU splits
+    into a part that does not grow with legs and a part per added leg (a line through the steps that were
+    not overloaded, i.e. < 1 % concealed)."""
+    clean = [r["legs"] for r in rows if r["deadline_misses"] == 0 and r["concealed_pct"] < 1.0]
+    out: dict[str, Any] = {"workers": workers, "max_clean_legs": max(clean, default=0)}
+    line = fit_line([(r["legs"], r["server_cpu_pct"]) for r in rows if r["concealed_pct"] < 1.0])
+    if line is not None:
+        out["fixed_cpu_pct"], out["cpu_pct_per_added_leg"] = round(line[0], 1), round(line[1], 2)
+    return out
+
+
 def _mixer_deltas(h0: dict[str, Any], h1: dict[str, Any]) -> tuple[int, int, float]:
     """Deadline misses, frames concealed and leg-frames mixed between two /healthz readings (all workers).
     Concealed: the legs' inbound buffers answered a pull with concealment (loss, late or a gap) when
@@ -244,8 +288,7 @@ def run_workers(workers: int, steps: list[int], args: argparse.Namespace) -> lis
                        log_level="INFO" if args.verbose else "WARNING", show_output=args.verbose, cpus=_server_cpus(args),
                        ready=lambda h: h["media_workers"]["alive"] == workers) as (base, server):
         rows = _steps(base, server, workers, users, steps, args)
-    clean = [r["legs"] for r in rows if r["deadline_misses"] == 0 and r["concealed_pct"] < 1.0]
-    rows.append({"workers": workers, "max_clean_legs": max(clean, default=0)})
+    rows.append(summary(workers, rows))
     return rows
 
 
@@ -262,6 +305,7 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
                                                        args.callers == "direct" and k > 0), daemon=True)
             p.start()
             clients.append((p, ours))
+        caller_pids = [p.pid for p, _ in clients if p.pid is not None]
         probe = clients[0][1]
         probe.send(("probe_call",))
         if (r := _reply(probe, args.step_timeout))[0] != "ok":
@@ -281,6 +325,7 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
             h0, cpu0, t0 = get_json(base + "/healthz"), _server_cpu_s(proc), time.monotonic()
             media = {w["pid"] for w in h0["media_workers"]["workers"]}
             media0 = _server_cpu_s(proc, media)
+            callers0, steal0 = _procs_cpu_s(caller_pids), _steal_s()
             spies = []
             if args.py_spy and target == steps[-1]:
                 spies = _py_spy([w["pid"] for w in h0["media_workers"]["workers"]], args.measure,
@@ -289,6 +334,7 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
             lat = _reply(probe, args.measure + args.step_timeout)
             h1, cpu1, t1 = get_json(base + "/healthz"), _server_cpu_s(proc), time.monotonic()
             media1 = _server_cpu_s(proc, media)
+            callers1, steal1 = _procs_cpu_s(caller_pids), _steal_s()
             for spy in spies:
                 spy.wait(60)
             misses, missing, mixed = _mixer_deltas(h0, h1)
@@ -303,6 +349,10 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
                    "probe_latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None}
             row["media_worker_cpu_pct"] = round(100 * (media1 - media0) / (t1 - t0), 1)  # added: the workers' part
             row["callers"] = args.callers  # added: how the load calls' audio was sent and received
+            # added: what the caller processes (probe included) took of the same cores, and what the hypervisor
+            # took from all of them (isolated deadline misses on a quiet VM come with the steal)
+            row["callers_cpu_pct"] = round(100 * (callers1 - callers0) / (t1 - t0), 1)
+            row["steal_pct"] = round(100 * (steal1 - steal0) / (t1 - t0), 1)
             if args.pin_server is not None:  # an added field: where the server ran
                 row["server_cpus"] = args.pin_server
             rows.append(row)
@@ -340,9 +390,12 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict[str, Any]] = []
     for w in (int(x) for x in args.workers.split(",")):
         rows += run_workers(w, steps, args)
-    print_table("WebRTC capacity through bargein serve", rows, [
-        "workers", "legs", "server_cpu_pct", "cpu_pct_per_leg", "deadline_misses", "concealed_pct",
-        "probe_latency_ms_p50", "max_clean_legs"])
+    print_table("WebRTC capacity through bargein serve", [r for r in rows if "legs" in r], [
+        "workers", "legs", ("server cpu %", "server_cpu_pct"), ("% per leg", "cpu_pct_per_leg"),
+        ("misses", "deadline_misses"), ("concealed %", "concealed_pct"), ("probe p50 ms", "probe_latency_ms_p50"),
+        ("callers cpu %", "callers_cpu_pct"), ("steal %", "steal_pct")])
+    print_table("Per worker count", [r for r in rows if "legs" not in r], [
+        "workers", "max_clean_legs", "fixed_cpu_pct", "cpu_pct_per_added_leg"])
     load = os.getloadavg()
     console.print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, load average {load[0]:.1f} "
                   f"{load[1]:.1f} {load[2]:.1f} at the end (other work on the machine shares these cores)")
