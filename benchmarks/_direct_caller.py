@@ -37,14 +37,18 @@ class Silent(MediaStreamTrack):
 
 
 class _Counted:
-    """The inbound end of a direct leg: packets counted, not decoded (no ``_opus``: the Python receive path)."""
+    """The inbound end of a direct leg (an ``InboundAudio``): packets counted, not decoded (no decoder: the
+    direct path hands over payloads, not PCM)."""
 
-    _opus = None
+    decoder = None
 
     def __init__(self) -> None:
         self.packets = 0
 
     def add_payload(self, timestamp: int, data: bytes) -> None:
+        self.packets += 1
+
+    def add_pcm(self, timestamp: int, pcm: object, decode_failed: bool = False) -> None:
         self.packets += 1
 
 

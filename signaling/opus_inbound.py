@@ -103,6 +103,11 @@ class OpusInbound:
         self.decode_errors = 0
         self.last_arrival: float | None = None
 
+    @property
+    def decoder(self) -> libopus.Decoder | None:
+        """The leg's libopus decoder (the direct path's C receiver decodes with it); None: PyAV decodes."""
+        return self._opus
+
     def add(self, packet: Any) -> tuple[bool, None]:
         """aiortc's receiver hands over a depayloaded packet (its jitter buffer's place)."""
         self.add_payload(packet.timestamp, getattr(packet, "_data", packet.payload))

@@ -30,7 +30,7 @@ from __future__ import annotations
 import random
 import struct
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import pylibsrtp
 import structlog
@@ -38,8 +38,8 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import HeaderExtensions
 
-from . import rtp_fast
-from .opus_inbound import RTP_RATE, OpusInbound
+from . import libopus, rtp_fast
+from .opus_inbound import RTP_RATE
 
 log = structlog.get_logger("bargein.webrtc")
 
@@ -62,10 +62,23 @@ class _Seen:
         self.timestamp = 0
 
 
+class InboundAudio(Protocol):
+    """Where a direct leg's inbound payloads go: an :class:`~.opus_inbound.OpusInbound`, or anything that takes
+    payloads (a benchmark's caller only counts them). With a ``decoder``, the C receive path decodes with it
+    and hands over PCM (``add_pcm``); without one, payloads go to ``add_payload``."""
+
+    @property
+    def decoder(self) -> libopus.Decoder | None: ...
+
+    def add_payload(self, timestamp: int, data: bytes) -> None: ...
+
+    def add_pcm(self, timestamp: int, pcm: Any, decode_failed: bool = False) -> None: ...
+
+
 class DirectRtp:
     """One leg's audio RTP, both ways, on aiortc's connected transports (see the module docstring)."""
 
-    def __init__(self, transceiver: Any, dtls: Any, connection: Any, inbound: OpusInbound | None,
+    def __init__(self, transceiver: Any, dtls: Any, connection: Any, inbound: InboundAudio | None,
                  samples_per_frame: int, rate: int) -> None:
         sender, receiver = transceiver.sender, transceiver.receiver
         opus = next(c for c in transceiver._codecs if c.mimeType.lower() == "audio/opus")
@@ -102,9 +115,9 @@ class DirectRtp:
         self._rx: rtp_fast.Receiver | None = None
         self._rx_session: Any = None
         self._rx_ssrc = -1
-        if inbound is not None and rtp_fast.available() and inbound._opus is not None:
+        if inbound is not None and rtp_fast.available() and inbound.decoder is not None:
             self._rx_session = dtls._rx_srtp
-            self._rx = rtp_fast.Receiver(rtp_fast.srtp_address(self._rx_session), inbound._opus, self.pt, RTP_RATE)
+            self._rx = rtp_fast.Receiver(rtp_fast.srtp_address(self._rx_session), inbound.decoder, self.pt, RTP_RATE)
         self._on_rtp = self._data_received if self._rx is None else self._data_received_fast
         if inbound is not None:
             connection.data_received = self._on_rtp
@@ -118,7 +131,7 @@ class DirectRtp:
 
     # ------------------------------------------------------------------ attach
     @classmethod
-    def attach(cls, pc: Any, inbound: OpusInbound | None, samples_per_frame: int, rate: int) -> DirectRtp | None:
+    def attach(cls, pc: Any, inbound: InboundAudio | None, samples_per_frame: int, rate: int) -> DirectRtp | None:
         """The direct path for ``pc``'s audio transceiver once its DTLS transport is connected; None while it
         is not yet, and :data:`UNAVAILABLE` when aiortc's internals are not the pinned ones."""
         try:
