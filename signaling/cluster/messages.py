@@ -96,8 +96,7 @@ class CallsLost(_Message):
 
 class FromNode(_Message):
     node: str
-    message: Annotated[p.Hello | p.Answer | p.Refused | p.LegLost | p.LegLevels | p.RecordingFailed | p.Stats
-                       | CallsLost, Field(discriminator="type")]
+    message: Annotated[p.FromWorkerMessage | CallsLost, Field(discriminator="type")]  # a worker's, unchanged
 
 
 TO_NODE: TypeAdapter[ToNode] = TypeAdapter(ToNode)

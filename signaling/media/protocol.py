@@ -202,8 +202,8 @@ class Stats(_Message):
 
 ToWorker = Annotated[AddLeg | UpdateLeg | RemoveLeg | MeterCall | Offer | StatsRequest | StartRecording | StopRecording
                      | Shutdown, Field(discriminator="type")]
-FromWorker = Annotated[Hello | Answer | Refused | LegLost | LegLevels | RecordingFailed | Stats,
-                       Field(discriminator="type")]
+FromWorkerMessage = Hello | Answer | Refused | LegLost | LegLevels | RecordingFailed | Stats  # a cluster adds its own
+FromWorker = Annotated[FromWorkerMessage, Field(discriminator="type")]
 TO_WORKER: TypeAdapter[ToWorker] = TypeAdapter(ToWorker)
 FROM_WORKER: TypeAdapter[FromWorker] = TypeAdapter(FromWorker)
 
