@@ -30,7 +30,7 @@ async def test_ticks_run_in_the_clock_thread_between_feeders_and_listeners_on_th
 
     def on_tick() -> None:
         where["tick"].add(threading.get_ident())
-        order.append(f"tick{sum(o.startswith('tick') for o in order)}")
+        order.append(f"tick{clock.tick_index}")
 
     def feed(i: int) -> None:
         where["feed"].add(threading.get_ident())
@@ -44,10 +44,14 @@ async def test_ticks_run_in_the_clock_thread_between_feeders_and_listeners_on_th
     clock.add_feeder(feed)
     clock.add_listener(after)
     await clock.run(duration_s=0.1)
-    assert order == [x for i in range(5) for x in (f"feed{i}", f"tick{i}", f"after{i}")]
+    # every tick that ran (a stalled machine may skip some: counted, never run late in a burst) is its feeders,
+    # then its mix, then its listeners, before the next one starts
+    ran = [int(o[4:]) for o in order if o.startswith("tick")]
+    assert ran == sorted(set(ran)) and len(ran) + clock.skipped == 5
+    assert order == [x for i in ran for x in (f"feed{i}", f"tick{i}", f"after{i}")]
     assert where["feed"] == where["after"] == {loop_thread}
     assert len(where["tick"]) == 1 and loop_thread not in where["tick"]
-    assert clock.stats.ticks == 5
+    assert clock.stats.ticks == len(ran)
     assert all(t.cpu_ms >= 0 for t in clock.stats.recent)
 
 
