@@ -1,7 +1,7 @@
 """Batched numpy conference mixer: routing, limits, engine and clocks."""
 
 from .clock import RealtimeClock, TickStats, VirtualClock
-from .engine import MixerCounters, MixerEngine, ShareTiming, UnknownCallError, UnknownLegError
+from .engine import MixerCounters, MixerEngine, OutputGather, ShareTiming, UnknownCallError, UnknownLegError
 from .frames import FRAME_MS, SUPPORTED_RATES, FrameError, samples_per_frame
 from .limits import CallLimits, LimitError
 from .realtime import RealtimePolicy
@@ -17,6 +17,7 @@ __all__ = [
     "LimitError",
     "MixerCounters",
     "MixerEngine",
+    "OutputGather",
     "RealtimeClock",
     "RealtimePolicy",
     "Role",

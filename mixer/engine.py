@@ -193,6 +193,20 @@ class ShareTiming:
     chunks: int = 0  # chunks of calls it mixed (a thread that fell behind mixed fewer)
 
 
+class OutputGather:
+    """Where a fixed list of legs' mixes are, for :meth:`MixerEngine.gather`: located once and reused while the
+    engine's layout stands (its ``routing_epoch``: every membership change moves it), so a caller that reads
+    the same legs every tick (the WebRTC send plan) skips the per-tick lookups."""
+
+    __slots__ = ("legs", "epoch", "parts", "res")
+
+    def __init__(self, legs: Iterable[LegId], n_samples: int) -> None:
+        self.legs = list(legs)
+        self.epoch = -1  # not located yet
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (pool.out, sel, rows, slots)
+        self.res = np.empty((len(self.legs), n_samples), np.int16)
+
+
 @dataclass(frozen=True, slots=True)
 class MixerCounters:
     ticks: int
@@ -624,6 +638,25 @@ class MixerEngine:
                 res[sel] = self._pools[int(w)].out[loc[sel, 1], loc[sel, 2]]
         return res
 
+    def output_gather(self, legs: Iterable[LegId]) -> OutputGather:
+        """A reusable :meth:`outputs` for these legs (see :class:`OutputGather` and :meth:`gather`)."""
+        return OutputGather(legs, self.n_samples)
+
+    def gather(self, g: OutputGather) -> np.ndarray:
+        """:meth:`outputs` of ``g``'s legs, into ``g``'s own array (overwritten by the next call); the legs are
+        located again only when the layout changed since the last call."""
+        with self._lock:
+            if g.epoch != self.routing_epoch:
+                loc = self._locate_many(g.legs)
+                g.parts = []
+                for w in np.unique(loc[:, 0]):
+                    sel = np.flatnonzero(loc[:, 0] == w)
+                    g.parts.append((self._pools[int(w)].out, sel, loc[sel, 1], loc[sel, 2]))
+                g.epoch = self.routing_epoch
+            for out, sel, rows, slots in g.parts:
+                g.res[sel] = out[rows, slots]
+        return g.res
+
     def buffered(self, leg: LegId) -> int:
         with self._lock:
             self._drain_pending()
@@ -803,6 +836,7 @@ __all__ = [
     "LimitError",
     "MixerCounters",
     "MixerEngine",
+    "OutputGather",
     "Role",
     "ShareTiming",
     "SupervisorMode",

@@ -52,7 +52,7 @@ import numpy as np
 import structlog
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-from bargein.mixer import TickStats
+from bargein.mixer import OutputGather, TickStats
 
 from . import libopus, rtp_fast
 from .gateway import MediaError, MediaGateway
@@ -161,9 +161,9 @@ class _SendPlan:
     gateway's leg epoch) moves, or every tick while a leg is still connecting (``pending``)."""
 
     def __init__(self, key: tuple[int, int], pending: bool, groups: list[frozenset[int]], encoders: np.ndarray,
-                 reps: list[int], fast_legs: int, slow: list[tuple[int, int]]) -> None:
+                 mixes: OutputGather, fast_legs: int, slow: list[tuple[int, int]]) -> None:
         self.key, self.pending, self.groups, self.encoders = key, pending, groups, encoders
-        self.reps, self.fast_legs, self.slow = reps, fast_legs, slow
+        self.mixes, self.fast_legs, self.slow = mixes, fast_legs, slow  # mixes: one leg's mix per group
 
 
 class _Leg:
@@ -414,7 +414,7 @@ class WebRTCGateway(MediaGateway):
             plan = self._plan = self._make_plan()
         if not plan.groups:
             return
-        sent = self._table.send(plan.encoders, self.engine.outputs(plan.reps))
+        sent = self._table.send(plan.encoders, self.engine.gather(plan.mixes))
         if sent < 0:  # never leave legs mute: fall back to one encode per leg
             log.error("webrtc.shared_encode_failed", error=f"opus_encode failed for legs {sorted(plan.groups[-1 - sent])}")
             self._encode_failed = True
@@ -456,7 +456,8 @@ class WebRTCGateway(MediaGateway):
                 else:
                     slow.append((leg, g))
         self._table.set_groups(rows, row_groups)
-        return _SendPlan(key, pending, groups, encoders, [next(iter(legs)) for legs in groups], len(rows), slow)
+        mixes = self.engine.output_gather([next(iter(legs)) for legs in groups])
+        return _SendPlan(key, pending, groups, encoders, mixes, len(rows), slow)
 
     def _groups(self, ready: set[int]) -> list[frozenset[int]]:
         """The ``ready`` legs, grouped by the mix they hear (one encode per group)."""
