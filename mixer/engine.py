@@ -631,12 +631,19 @@ class MixerEngine:
         """Copies of several legs' last mixes, ``(len(legs), samples_per_frame)``."""
         legs = list(legs)
         res = np.empty((len(legs), self.n_samples), np.int16)
-        loc = self._locate_many(legs)
         with self._lock:
-            for w in np.unique(loc[:, 0]):
-                sel = np.flatnonzero(loc[:, 0] == w)
-                res[sel] = self._pools[int(w)].out[loc[sel, 1], loc[sel, 2]]
+            for out, sel, rows, slots in self._output_parts(legs):
+                res[sel] = out[rows, slots]
         return res
+
+    def _output_parts(self, legs: list[LegId]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Where ``legs``' mixes are, one part per pool: (its outputs, positions in ``legs``, rows, slots)."""
+        loc = self._locate_many(legs)
+        parts = []
+        for w in np.unique(loc[:, 0]):
+            sel = np.flatnonzero(loc[:, 0] == w)
+            parts.append((self._pools[int(w)].out, sel, loc[sel, 1], loc[sel, 2]))
+        return parts
 
     def output_gather(self, legs: Iterable[LegId]) -> OutputGather:
         """A reusable :meth:`outputs` for these legs (see :class:`OutputGather` and :meth:`gather`)."""
@@ -647,12 +654,7 @@ class MixerEngine:
         located again only when the layout changed since the last call."""
         with self._lock:
             if g.epoch != self.routing_epoch:
-                loc = self._locate_many(g.legs)
-                g.parts = []
-                for w in np.unique(loc[:, 0]):
-                    sel = np.flatnonzero(loc[:, 0] == w)
-                    g.parts.append((self._pools[int(w)].out, sel, loc[sel, 1], loc[sel, 2]))
-                g.epoch = self.routing_epoch
+                g.parts, g.epoch = self._output_parts(g.legs), self.routing_epoch
             for out, sel, rows, slots in g.parts:
                 g.res[sel] = out[rows, slots]
         return g.res
