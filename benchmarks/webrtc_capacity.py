@@ -39,6 +39,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 
 from ._report import console, print_table, write_json
@@ -165,26 +166,19 @@ def _reply(conn: Connection, timeout: float) -> tuple[str, Any]:
     return conn.recv()
 
 
-def _server_cpu_s(proc: psutil.Process, only: set[int] | None = None) -> float:
-    """CPU seconds of the server and every process under it (``only``: just these pids)."""
+def _cpu_s(procs: list[psutil.Process]) -> float:
+    """CPU seconds (user + system) of these processes; one that has gone counts nothing."""
     total = 0.0
-    for p in [proc, *proc.children(recursive=True)]:
-        if only is not None and p.pid not in only:
-            continue
+    for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             t = p.cpu_times()
             total += t.user + t.system
     return total
 
 
-def _procs_cpu_s(pids: list[int]) -> float:
-    """CPU seconds of these processes (the callers), user + system."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-    return total
+def _server_cpu_s(proc: psutil.Process, only: set[int] | None = None) -> float:
+    """CPU seconds of the server and every process under it (``only``: just these pids)."""
+    return _cpu_s([p for p in [proc, *proc.children(recursive=True)] if only is None or p.pid in only])
 
 
 def _steal_s() -> float:
@@ -200,10 +194,8 @@ def fit_line(points: list[tuple[float, float]]) -> tuple[float, float] | None:
     """Least-squares ``y = a + b x`` through ``points``: (a, b), or None with fewer than two distinct x."""
     if len({x for x, _ in points}) < 2:
         return None
-    n = len(points)
-    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
-    b = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
-    return my - b * mx, b
+    b, a = np.polyfit([x for x, _ in points], [y for _, y in points], 1)
+    return float(a), float(b)
 
 
 def summary(workers: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -305,7 +297,7 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
                                                        args.callers == "direct" and k > 0), daemon=True)
             p.start()
             clients.append((p, ours))
-        caller_pids = [p.pid for p, _ in clients if p.pid is not None]
+        callers = [psutil.Process(p.pid) for p, _ in clients if p.pid is not None]
         probe = clients[0][1]
         probe.send(("probe_call",))
         if (r := _reply(probe, args.step_timeout))[0] != "ok":
@@ -325,7 +317,7 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
             h0, cpu0, t0 = get_json(base + "/healthz"), _server_cpu_s(proc), time.monotonic()
             media = {w["pid"] for w in h0["media_workers"]["workers"]}
             media0 = _server_cpu_s(proc, media)
-            callers0, steal0 = _procs_cpu_s(caller_pids), _steal_s()
+            callers0, steal0 = _cpu_s(callers), _steal_s()
             spies = []
             if args.py_spy and target == steps[-1]:
                 spies = _py_spy([w["pid"] for w in h0["media_workers"]["workers"]], args.measure,
@@ -334,7 +326,7 @@ def _steps(base: str, server: subprocess.Popen[bytes], workers: int, users: int,
             lat = _reply(probe, args.measure + args.step_timeout)
             h1, cpu1, t1 = get_json(base + "/healthz"), _server_cpu_s(proc), time.monotonic()
             media1 = _server_cpu_s(proc, media)
-            callers1, steal1 = _procs_cpu_s(caller_pids), _steal_s()
+            callers1, steal1 = _cpu_s(callers), _steal_s()
             for spy in spies:
                 spy.wait(60)
             misses, missing, mixed = _mixer_deltas(h0, h1)
