@@ -213,6 +213,11 @@ class DirectRtp:
 
     # ------------------------------------------------------------------ out, the C path
     @property
+    def row(self) -> int:
+        """Its row in the :class:`~.rtp_fast.SendTable` while :attr:`fast` (-1 otherwise)."""
+        return self._row
+
+    @property
     def fast(self) -> bool:
         """Whether the gateway sends this leg's packets through its :class:`~.rtp_fast.SendTable`."""
         return self._table is not None

@@ -451,7 +451,7 @@ class WebRTCGateway(MediaGateway):
             for leg in legs:
                 direct = self.legs[leg].direct
                 if isinstance(direct, DirectRtp) and direct.fast:
-                    rows.append(direct._row)
+                    rows.append(direct.row)
                     row_groups.append(g)
                 else:
                     slow.append((leg, g))
