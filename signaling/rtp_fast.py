@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import structlog
+from bargein.mixer.kernel import address as _address
 
 from . import libopus
 
@@ -94,10 +95,6 @@ _LOADED = _load()
 
 def available() -> bool:
     return _LOADED is not None
-
-
-def _address(a: np.ndarray) -> int:
-    return int(a.__array_interface__["data"][0])
 
 
 def srtp_address(session: Any) -> int:
