@@ -161,6 +161,7 @@ async def realtime_run(calls: int, legs: int, rate: int, seconds: float, kernel:
         policy = RealtimePolicy(priority=DEFAULT_RT_PRIORITY)
     n = samples_per_frame(rate)
     engine = MixerEngine(rate=rate, kernel=kernel, threads=threads, realtime=policy)
+    engine.share_timing = True  # each thread's share of every tick, for the misses' causes
     routing = call_routing(legs)
     leg_ids = np.asarray([engine.add_leg(c, r) for c in range(calls) for r in routing], dtype=np.int64)
     frames = synthetic_input(calls, legs, n).reshape(calls * legs, n)

@@ -258,6 +258,9 @@ class MixerEngine:
                                            initargs=(itertools.count(1),)) if threads > 1 else None
         self.realtime_workers = 0  # worker threads running under SCHED_FIFO
         self.last_split: tuple[ShareTiming, ...] = ()  # the last C tick, per thread (the calling thread first)
+        # the timing behind last_split costs four clock and rusage calls per thread per tick, a share of a small
+        # worker's tick: on by default only where the tick is split across threads (benchmarks turn it on)
+        self.share_timing = threads > 1
         self._chunks: tuple[np.ndarray, bool] | None = None  # the C tick's work (see _tick_chunks)
         self.rate = rate
         self.n_samples = frame_samples or samples_per_frame(rate)
@@ -765,6 +768,11 @@ class MixerEngine:
             self.last_split = ()
             return
         counters = np.zeros(2, np.int64)  # fresh per tick: a worker that starts after the tick finds nothing left
+        if not self.share_timing and not shared:
+            _kernel.tick_chunks(_kernel.address(chunks), len(chunks), _kernel.address(counters),
+                                self.limiter == "soft", True)
+            self.last_split = ()
+            return
         split = time.perf_counter()
         jobs = [self._workers.submit(self._mix_chunks, chunks, counters, split, False)
                 for _ in range(self.threads - 1)] if self._workers and shared else []

@@ -100,7 +100,8 @@ class Encoder:
         self.lookahead = lookahead.value  # samples at ``rate``: the decoder's output lags the input by this
 
     def encode(self, pcm: np.ndarray) -> bytes:
-        """One frame (2.5-60 ms of samples per channel; int16, C-contiguous) -> one Opus packet."""
+        """One packet's audio (2.5, 5, 10, 20, 40, 60, 80, 100 or 120 ms of samples per channel; int16,
+        C-contiguous) -> one Opus packet."""
         assert _lib is not None
         if pcm.dtype != np.int16:
             pcm = pcm.astype(np.int16)

@@ -45,10 +45,15 @@ ErrorFn = Callable[[int, str], None]
 class StereoSink(Protocol):
     """Where one recording's frames go (a file)."""
 
-    def write(self, frame: np.ndarray) -> None:
-        """One stereo frame, ``(2, samples)`` int16: left then right."""
+    def write(self, frames: np.ndarray) -> None:
+        """Consecutive stereo frames, ``(k, 2, samples)`` int16: left then right."""
 
     def close(self) -> None: ...
+
+
+# 20 ms frames per Opus packet in a recording file. Each packet costs a libopus call, a PyAV packet and a mux
+# whatever its length; a file has no latency to keep, so 100 ms packets cost the writer a fifth of that
+PACKET_FRAMES = 5
 
 
 class OggOpusFile:
@@ -59,7 +64,9 @@ class OggOpusFile:
     pushes every frame through an FFmpeg filter graph first, which cost more than the encode itself. Without
     that library PyAV's encoder does it all."""
 
-    def __init__(self, path: Path, rate: int) -> None:
+    def __init__(self, path: Path, rate: int, packet_frames: int = PACKET_FRAMES) -> None:
+        if not 1 <= packet_frames <= 6:
+            raise ValueError("an Opus packet holds 1 to 6 frames of 20 ms")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(path), "w", format="ogg")
         self.stream = self.container.add_stream("libopus", rate=rate, layout="stereo",
@@ -73,27 +80,57 @@ class OggOpusFile:
             self.stream.codec_context.open()  # its Opus header (channels, rate, pre-skip) for the container
             self.opus = libopus.Encoder(rate, 2, bit_rate=RECORDING_BIT_RATE, complexity=RECORDING_COMPLEXITY,
                                         max_bandwidth=LIVE_BANDWIDTH, application=LIVE_APPLICATION)
+        self.packet_frames = packet_frames
+        self._held: np.ndarray | None = None  # frames waiting for a whole packet
+        self._n_held = 0
 
-    def write(self, frame: np.ndarray) -> None:
-        ns = frame.shape[1]
-        packed = np.ascontiguousarray(frame.T).reshape(1, 2 * ns)  # s16 packed: L R L R ...
-        if self.opus is not None:
-            packet = av.Packet(self.opus.encode(packed))
-            packet.stream, packet.time_base = self.stream, self.time_base
-            packet.pts = packet.dts = self.pts
-            packet.duration = ns
-            self.pts += ns
-            self.container.mux(packet)
+    def write(self, frames: np.ndarray) -> None:
+        if self.opus is None:
+            for frame in frames:
+                self._encode_pyav(frame)
             return
-        af = av.AudioFrame.from_ndarray(packed, format="s16", layout="stereo")
+        at, k, whole = 0, len(frames), self.packet_frames
+        while at < k:
+            take = min(whole - self._n_held, k - at)
+            if take == whole:  # a whole packet's frames in a row: no copy
+                self._encode(frames[at:at + take])
+            else:
+                if self._held is None:
+                    self._held = np.empty((whole, *frames.shape[1:]), np.int16)
+                self._held[self._n_held:self._n_held + take] = frames[at:at + take]
+                self._n_held += take
+                if self._n_held == whole:
+                    self._encode(self._held)
+                    self._n_held = 0
+            at += take
+
+    def _encode(self, frames: np.ndarray) -> None:
+        """One Opus packet of ``len(frames)`` frames (20-120 ms: any whole number of 20 ms frames up to 6)."""
+        assert self.opus is not None
+        samples = frames.shape[0] * frames.shape[2]
+        packed = np.ascontiguousarray(frames.transpose(0, 2, 1)).reshape(1, 2 * samples)  # s16 packed: L R L R ...
+        packet = av.Packet(self.opus.encode(packed))
+        packet.stream, packet.time_base = self.stream, self.time_base
+        packet.pts = packet.dts = self.pts
+        packet.duration = samples
+        self.pts += samples
+        self.container.mux(packet)
+
+    def _encode_pyav(self, frame: np.ndarray) -> None:
+        ns = frame.shape[1]
+        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(frame.T).reshape(1, 2 * ns), format="s16", layout="stereo")
         af.sample_rate, af.pts = self.rate, self.pts
         self.pts += ns
         for packet in self.stream.encode(af):
             self.container.mux(packet)
 
     def close(self) -> None:
-        if self.pts == 0:  # a call that ended before its first tick: PyAV writes no file without a frame,
-            self.write(np.zeros((2, self.rate // 50), np.int16))  # and the contact record names this path
+        if self.pts == 0 and not self._n_held:  # a call that ended before its first tick: PyAV writes no file
+            self.write(np.zeros((1, 2, self.rate // 50), np.int16))  # without a frame, and the record names it
+        if self._n_held:  # the last frames: a shorter packet (still a whole number of 20 ms frames)
+            assert self._held is not None
+            self._encode(self._held[: self._n_held])
+            self._n_held = 0
         try:
             if self.opus is None:
                 for packet in self.stream.encode(None):
@@ -175,13 +212,16 @@ class RecordingWriter:
             if kind == _FRAMES:
                 self._room.release()
                 ids, frames = item[1], item[2]
+                rows: dict[int, list[int]] = {}  # each recording's frames in the batch, in tick order
                 for i, rec_id in enumerate(ids.tolist()):
+                    rows.setdefault(rec_id, []).append(i)
+                for rec_id, mine in rows.items():
                     sink = sinks.get(rec_id)
                     if sink is None:
                         continue
                     try:
-                        sink.write(frames[i])
-                        self.frames_written += 1
+                        sink.write(frames[mine])
+                        self.frames_written += len(mine)
                     except Exception as exc:  # disk full, I/O error, encoder error: this recording stops
                         self._fail(sinks, rec_id, f"writing the recording failed: {exc}")
             elif kind == _OPEN:

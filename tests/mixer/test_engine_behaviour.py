@@ -332,3 +332,21 @@ def test_frame_size_is_a_constructor_parameter(kernel: str) -> None:
     np.testing.assert_array_equal(engine.output(c), np.arange(40))
     with pytest.raises(ValueError, match="frame_samples must be between 1 and 4096"):
         MixerEngine(rate=8000, frame_samples=5000)
+
+
+@pytest.mark.skipif(MixerEngine(rate=RATE).kernel != "c", reason="the C kernel was not built")
+def test_per_thread_tick_timing_only_when_asked() -> None:
+    """A one-thread engine (a media worker's) skips the clock and rusage calls behind ``last_split``; a benchmark
+    that asks for them gets them."""
+    engine = MixerEngine(rate=RATE, kernel="c")
+    leg = engine.add_leg("c1", LegRouting(Role.CUSTOMER))
+    engine.add_leg("c1", LegRouting(Role.AGENT))
+    engine.push(leg, frame(100))
+    engine.tick()
+    assert not engine.share_timing and engine.last_split == ()
+    engine.share_timing = True
+    engine.push(leg, frame(100))
+    engine.tick()
+    (mine,) = engine.last_split
+    assert mine.chunks == 1 and mine.cpu_ms >= 0
+    assert MixerEngine(rate=RATE, kernel="c", threads=2).share_timing

@@ -163,7 +163,7 @@ class FullDisk:
     def __init__(self, path: Path, rate: int) -> None:
         self.frames = 0
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frames: np.ndarray) -> None:
         self.frames += 1
         if self.frames > 5:
             raise OSError(errno.ENOSPC, "No space left on device")
@@ -173,7 +173,7 @@ class FullDisk:
 
 
 class SlowDisk(FullDisk):
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frames: np.ndarray) -> None:
         import time
 
         time.sleep(0.2)  # far slower than real time: the bounded queue fills
