@@ -13,8 +13,9 @@ setup(
         ),
         Extension(
             "bargein.signaling._rtpfast",
-            sources=["signaling/_rtpfast.c"],
-            extra_compile_args=["-O2"],
+            sources=["signaling/_rtpfast.c", "signaling/_jitter.c"],
+            # no fused multiply-add: the adaptive buffer must round as its Python reference does
+            extra_compile_args=["-O2", "-ffp-contract=off"],
             optional=True,  # without it the direct RTP path runs in Python
         ),
     ]

@@ -18,7 +18,7 @@ fi
 # One stamp per extras set, holding the hash of the packaging inputs it was installed from: switching
 # between scripts/run and scripts/test reinstalls nothing once both sets are in (the dev,bench install
 # contains the plain one, so it stamps both).
-WANT="$(cat pyproject.toml setup.py mixer/_kernel.c signaling/_rtpfast.c | sha256sum | cut -d' ' -f1)"
+WANT="$(cat pyproject.toml setup.py mixer/_kernel.c signaling/_rtpfast.c signaling/_jitter.c | sha256sum | cut -d' ' -f1)"
 stamp() { echo ".venv/.bargein-installed${1:+-$1}"; }
 fresh() { [ -f "$(stamp "$1")" ] && [ "$(cat "$(stamp "$1")")" = "$WANT" ]; }
 if ! fresh "$EXTRAS" || ! ls mixer/_kernel*.so signaling/_rtpfast*.so >/dev/null 2>&1; then

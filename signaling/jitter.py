@@ -296,7 +296,7 @@ class AdaptiveJitterBuffer:
         while n in self._frames:
             run.append(n)
             n += 1
-        quietest = min(run, key=lambda k: float(np.abs(self._frames[k].astype(np.float32)).mean()))
+        quietest = min(run, key=lambda k: int(np.abs(self._frames[k].astype(np.int32)).sum()))  # exact, as in C
         self._skip[quietest] = self._frames.pop(quietest)[: self._ramp]
         self.shrunk += 1
 

@@ -29,6 +29,7 @@ from aiortc.jitterbuffer import JitterBuffer
 
 from . import libopus
 from .jitter import AdaptiveJitterBuffer
+from .jitter_fast import FastJitterBuffer
 
 log = structlog.get_logger("bargein.webrtc")
 
@@ -46,6 +47,11 @@ class FrameCutter:
         self._pending = np.zeros(0, np.int16)
         self._pos = 0  # position of _pending[0], in samples at ``rate`` since the first packet
         self._tol = samples // 8  # a resampler's few samples of delay do not break continuity
+
+    @property
+    def idle(self) -> bool:
+        """Nothing held back: the next whole, aligned frame is a frame as it is."""
+        return not len(self._pending)
 
     def cut(self, pos48: int, frames: list[av.AudioFrame]) -> list[tuple[int, np.ndarray]]:
         """``pos48``: where the decoded audio starts on the RTP clock (unwrapped, first packet = 0)."""
@@ -87,9 +93,14 @@ class OpusInbound:
 
     capacity = 16  # aiortc reads nothing else from its jitter buffer, but keep its shape
 
-    def __init__(self, buffer: AdaptiveJitterBuffer, rate: int, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, buffer: AdaptiveJitterBuffer | FastJitterBuffer, rate: int,
+                 clock: Callable[[], float] = time.monotonic,
                  on_frame: Callable[[int, np.ndarray, float], None] | None = None) -> None:
-        self.buffer, self.clock, self.on_frame = buffer, clock, on_frame
+        self.buffer, self.clock, self.on_frame, self.rate = buffer, clock, on_frame, rate
+        # on the C buffer, a packet is timed, unwrapped and (one aligned frame, the usual case) put in one C call;
+        # that clock is time.monotonic's, and a per-frame hook needs the frames here: then Python does it all
+        self._fast = buffer if isinstance(buffer, FastJitterBuffer) and clock is time.monotonic and on_frame is None \
+            else None
         # libopus decodes straight to mono at the mixer rate; PyAV (48 kHz, resampled) when it is not found
         self._opus = libopus.Decoder(rate) if libopus.available() else None
         if self._opus is None:
@@ -99,9 +110,23 @@ class OpusInbound:
         self._ts0: int | None = None
         self._ts_raw = 0
         self._ts = 0  # unwrapped, relative to the first packet
-        self.packets = 0
+        self._packets = 0
         self.decode_errors = 0
-        self.last_arrival: float | None = None
+        self._last_arrival: float | None = None
+
+    @property
+    def fast(self) -> bool:
+        """Packets go through the C buffer's packet path."""
+        return self._fast is not None
+
+    @property
+    def packets(self) -> int:
+        return self._fast.packets if self._fast is not None else self._packets
+
+    @property
+    def last_arrival(self) -> float | None:
+        """When the last packet arrived (``clock``), None before the first."""
+        return self._fast.packet_arrival if self._fast is not None else self._last_arrival
 
     @property
     def decoder(self) -> libopus.Decoder | None:
@@ -131,16 +156,25 @@ class OpusInbound:
     def add_pcm(self, timestamp: int, pcm: np.ndarray | None, decode_failed: bool = False) -> None:
         """One packet already decoded (by :mod:`.rtp_fast`, with this inbound's own decoder): ``pcm`` mono at the
         mixer rate, or None for an empty payload or one that did not decode (``decode_failed``)."""
-        now, pos = self._arrived(timestamp)
+        fast = self._fast
+        if fast is None:
+            now, pos = self._arrived(timestamp)
+        elif fast.packet(timestamp, pcm, self.rate, self._cutter.idle):
+            return  # one aligned frame: already in the buffer
+        else:
+            now, pos = fast.last_packet
         if pcm is None:
             self.decode_errors += decode_failed
             return
         self._file(self._cutter.cut_pcm(pos, pcm), now)
 
     def _arrived(self, timestamp: int) -> tuple[float, int]:
+        if self._fast is not None:  # one timeline for both paths: a leg's packets come through aiortc first
+            self._fast.packet(timestamp, None, self.rate, False)
+            return self._fast.last_packet
         now = self.clock()
-        self.last_arrival = now
-        self.packets += 1
+        self._last_arrival = now
+        self._packets += 1
         return now, self._unwrap(timestamp)
 
     def _file(self, cut: list[tuple[int, np.ndarray]], now: float) -> None:

@@ -85,6 +85,8 @@ class OggOpusFile:
         self._n_held = 0
 
     def write(self, frames: np.ndarray) -> None:
+        if frames.ndim != 3 or frames.shape[1] != 2 or frames.dtype != np.int16:
+            raise ValueError(f"frames must be int16 of shape (k, 2, samples), got {frames.dtype} {frames.shape}")
         if self.opus is None:
             for frame in frames:
                 self._encode_pyav(frame)

@@ -54,10 +54,11 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.mediastreams import MediaStreamError
 from bargein.mixer import OutputGather, TickStats
 
-from . import libopus, rtp_fast
+from . import jitter_fast, libopus, rtp_fast
 from .gateway import MediaError, MediaGateway
 from .ice_consent import keep_consent
 from .jitter import INBOUND_COUNTERS, AdaptiveJitterBuffer
+from .jitter_fast import FastJitterBuffer
 from .levels import LevelMeter
 from .onset_trace import OnsetTrace
 from .opus_inbound import RTP_RATE, FrameCutter, OpusInbound, install
@@ -166,10 +167,30 @@ class _SendPlan:
         self.mixes, self.fast_legs, self.slow = mixes, fast_legs, slow  # mixes: one leg's mix per group
 
 
+class _FeedPlan:
+    """The legs' C buffers in one array for :func:`~.jitter_fast.pop_many` (rebuilt when ``key``, the mixer's
+    routing epoch and the gateway's leg epoch, moves). ``mixed``: the legs the mixer has (the others' buffers are
+    still pulled, and their frames dropped, as in the Python feed)."""
+
+    def __init__(self, key: tuple[int, int], legs: dict[int, _Leg], has_leg: Callable[[int], bool],
+                 samples: int) -> None:
+        fast = [(leg, state.inbound) for leg, state in legs.items() if isinstance(state.inbound, FastJitterBuffer)]
+        self.key = key
+        self.legs = np.array([leg for leg, _ in fast], np.int64)
+        self.buffers = np.array([buf.address for _, buf in fast], np.int64)
+        self.mixed = np.array([has_leg(leg) for leg, _ in fast], bool)
+        self.all_mixed = bool(self.mixed.all())
+        self.frames = np.zeros((len(fast), samples), np.int16)
+        self.got = np.zeros(len(fast), np.uint8)
+        self.refs = [buf for _, buf in fast]  # the buffers stay alive while their addresses are used
+
+
 class _Leg:
     def __init__(self, leg: int, pc: RTCPeerConnection, track: MixedAudioTrack, samples: int) -> None:
         self.leg, self.pc, self.track = leg, pc, track
-        self.inbound = AdaptiveJitterBuffer(samples)
+        # the same buffer in C where it was built (the gateway's feed then pulls every leg in one call)
+        self.inbound: AdaptiveJitterBuffer | FastJitterBuffer = \
+            FastJitterBuffer(samples) if jitter_fast.available() else AdaptiveJitterBuffer(samples)
         self.receiver: OpusInbound | None = None  # None: the fallback pump reads aiortc's track
         # the direct RTP path once DTLS is up (None until then; UNAVAILABLE: aiortc's own path)
         self.direct: DirectRtp | None = None
@@ -205,6 +226,7 @@ class WebRTCGateway(MediaGateway):
         self._table = rtp_fast.SendTable() if encode_inline and shared_encode and rtp_fast.available() else None
         self._plan: _SendPlan | None = None
         self._legs_epoch = 0  # moves on whenever a leg opens, closes or leaves the C path
+        self._feed: _FeedPlan | None = None  # the C buffers' feed (jitter_fast)
         self.silent_peer_s, self.connect_grace_s = silent_peer_s, connect_grace_s
         self.lost = 0  # legs freed because their peer closed, failed or went silent
         self.why_lost: dict[int, str] = {}  # ... and why (on_leg_lost's callee pops it)
@@ -333,6 +355,9 @@ class WebRTCGateway(MediaGateway):
         if not self.legs:
             return
         now = time.monotonic()
+        if self.trace is None and jitter_fast.available():
+            self._feed_fast(now)
+            return
         legs, frames = [], []
         for leg, state in self.legs.items():
             pcm = state.inbound.pop(now)
@@ -346,6 +371,26 @@ class WebRTCGateway(MediaGateway):
             self.engine.push_many(legs, stacked)
             if self.meter is not None:
                 self.meter.observe(legs, stacked)
+
+    def _feed_fast(self, now: float) -> None:
+        """:meth:`_feed_inputs` with every leg's buffer in C: one call pulls them all."""
+        feed = self._feed
+        key = (self.engine.routing_epoch, self._legs_epoch)
+        if feed is None or feed.key != key:
+            feed = self._feed = _FeedPlan(key, self.legs, self.engine.has_leg, self.engine.n_samples)
+        if not len(feed.legs):
+            return
+        got = jitter_fast.pop_many(feed.buffers, now, feed.frames, feed.got)
+        if got == len(feed.legs) and feed.all_mixed:
+            legs, frames = feed.legs, feed.frames
+        else:
+            take = feed.got.view(bool) & feed.mixed
+            if not take.any():
+                return
+            legs, frames = feed.legs[take], feed.frames[take]
+        self.engine.push_many(legs, frames)
+        if self.meter is not None:
+            self.meter.observe(legs, frames)
 
     def _on_tick(self, stats: TickStats) -> None:
         if stats.index % 25 == 0:

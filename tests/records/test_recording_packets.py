@@ -56,6 +56,10 @@ def test_a_recording_with_no_frame_is_still_a_file(tmp_path: Path) -> None:
     assert durations == [N] and not np.any(np.abs(pcm) > 1)
 
 
-def test_packet_size_is_checked(tmp_path: Path) -> None:
+def test_packet_size_and_frame_shape_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="1 to 6 frames"):
         OggOpusFile(tmp_path / "r.ogg", RATE, packet_frames=7)
+    sink = OggOpusFile(tmp_path / "r.ogg", RATE)
+    with pytest.raises(ValueError, match=r"shape \(k, 2, samples\)"):
+        sink.write(stereo_tone(1)[0])  # one frame without its batch axis
+    sink.close()

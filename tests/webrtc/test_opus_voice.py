@@ -64,7 +64,7 @@ def test_recording_file_encodes_with_libopus_and_keeps_both_channels(tmp_path) -
     f = OggOpusFile(tmp_path / "r.ogg", RATE)
     assert f.opus is not None  # libopus straight, PyAV's container (its header from the stream's encoder)
     for frame in _two_voices(50):
-        f.write(np.stack([frame, frame // 2]))
+        f.write(np.stack([frame, frame // 2])[None])  # one stereo frame at a time
     f.close()
     with av.open(str(tmp_path / "r.ogg")) as c:
         pcm = np.concatenate([fr.to_ndarray() for fr in c.decode(audio=0)], axis=1)
