@@ -434,6 +434,13 @@ double bargein_jb_jitter(jb_t *jb)
     return hi - lo;
 }
 
+/* The last packet's arrival and unwrapped position on the 48 kHz RTP clock (bargein_jb_packet) */
+void bargein_jb_last_packet(jb_t *jb, double *arrival, int64_t *pos48)
+{
+    *arrival = jb->packet_arrival;
+    *pos48 = jb->ts;
+}
+
 /* When the last packet arrived (bargein_jb_packet), or -1 before the first */
 double bargein_jb_packet_arrival(jb_t *jb) { return jb->packets ? jb->packet_arrival : -1.0; }
 

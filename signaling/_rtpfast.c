@@ -14,7 +14,8 @@
  *
  * In, per datagram (bargein_rtp_receive, its constants in one context array so the call is cheap): SRTP
  * unprotect, RTP header parse, the receiver statistics aiortc's receiver reports are made of (RFC 3550
- * A.1/A.8, as aiortc's StreamStatistics computes them) and the Opus decode into the leg decoder's buffer.
+ * A.1/A.8, as aiortc's StreamStatistics computes them), the Opus decode into the leg decoder's buffer and, with
+ * the leg's adaptive buffer in C (_jitter.c), the frame into that buffer.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -99,7 +100,12 @@ int64_t bargein_rtp_send_tick(enc_fn enc, srtp_fn protect, const int64_t *encode
 /* One leg's receive context: an int64 array of C_FIELDS constants, then its statistics row (S_*, as aiortc's
  * StreamStatistics keeps them; base/max sequence number < 0 stand for None), then what the caller learns of
  * the last datagram (I_*). Keep in step with rtp_fast.py. */
-enum { C_UNPROTECT, C_SRTP, C_DECODE, C_DECODER, C_PT, C_WORK, C_WORK_SIZE, C_PCM, C_MAX_PCM, C_CLOCKRATE, C_FIELDS };
+enum { C_UNPROTECT, C_SRTP, C_DECODE, C_DECODER, C_PT, C_WORK, C_WORK_SIZE, C_PCM, C_MAX_PCM, C_CLOCKRATE, C_JB, C_RATE,
+       C_CUTTER_BUSY, C_FIELDS };
+/* C_JB: the leg's adaptive buffer (_jitter.c), or 0; C_RATE: the mixer rate; C_CUTTER_BUSY: the caller's frame
+ * cutter holds samples (then every packet goes back to it) */
+int64_t bargein_jb_packet(void *jb, int64_t ts, const int16_t *pcm, int64_t n, int64_t rate, int64_t cutter_idle,
+                          double *arrival, int64_t *pos48);
 enum { S_SSRC, S_BASE_SEQ, S_MAX_SEQ, S_CYCLES, S_RECEIVED, S_JITTER_Q4, S_LAST_ARRIVAL, S_LAST_TS, S_FIELDS };
 enum { I_SEQ, I_TS, I_SSRC, I_FIELDS };
 
@@ -109,6 +115,7 @@ enum { I_SEQ, I_TS, I_SSRC, I_FIELDS };
 #define RX_NEW_SSRC (-4)   /* not the SSRC of the statistics row: nothing done, the caller swaps rows and retries */
 #define RX_DECODE (-5)     /* counted and in the statistics, but the payload did not decode */
 #define RX_EMPTY (-6)      /* counted and in the statistics, no payload */
+#define RX_QUEUED (-7)     /* decoded and put in the leg's adaptive buffer (C_JB): nothing left to do */
 
 static int uint16_gt(uint32_t a, uint32_t b) /* RFC 1982 serial number arithmetic, as aiortc's uint16_gt */
 {
@@ -172,5 +179,14 @@ int64_t bargein_rtp_receive(int64_t *ctx, const uint8_t *data, int64_t len)
     int samples = ((dec_fn)(intptr_t)ctx[C_DECODE])((void *)(intptr_t)ctx[C_DECODER], work + start,
                                                       (int32_t)(end - start), (int16_t *)(intptr_t)ctx[C_PCM],
                                                       (int)ctx[C_MAX_PCM], 0);
-    return samples < 0 ? RX_DECODE : ((int64_t)ts << 16) | samples;
+    if (samples < 0)
+        return RX_DECODE;
+    if (ctx[C_JB]) { /* timed, unwrapped and, when it is one aligned frame, put in the buffer */
+        double arrival;
+        int64_t pos48;
+        if (bargein_jb_packet((void *)(intptr_t)ctx[C_JB], ts, (const int16_t *)(intptr_t)ctx[C_PCM], samples,
+                              ctx[C_RATE], !ctx[C_CUTTER_BUSY], &arrival, &pos48))
+            return RX_QUEUED;
+    }
+    return ((int64_t)ts << 16) | samples;
 }

@@ -48,7 +48,8 @@ def _bind(path: Path) -> ctypes.CDLL | None:
     try:
         lib = ctypes.CDLL(str(path))
         fns = {name: getattr(lib, f"bargein_jb_{name}") for name in
-               ("bytes", "init", "put", "pop", "pop_many", "packet", "jitter", "packet_arrival")}
+               ("bytes", "init", "put", "pop", "pop_many", "packet", "jitter", "packet_arrival",
+                "last_packet")}
     except (OSError, AttributeError) as exc:  # another platform's build, or one from before this file
         log.warning("webrtc.jitter_fast_unloadable", path=str(path), error=str(exc))
         return None
@@ -61,6 +62,7 @@ def _bind(path: Path) -> ctypes.CDLL | None:
     fns["packet"].argtypes, fns["packet"].restype = [_p, _i64, _p, _i64, _i64, _i64, _p, _p], _i64
     fns["jitter"].argtypes, fns["jitter"].restype = [_p], _f64
     fns["packet_arrival"].argtypes, fns["packet_arrival"].restype = [_p], _f64
+    fns["last_packet"].argtypes, fns["last_packet"].restype = [_p, _p, _p], None
     return lib
 
 
@@ -117,7 +119,9 @@ class FastJitterBuffer:
 
     @property
     def last_packet(self) -> tuple[float, int]:
-        """The last :meth:`packet`'s arrival time and unwrapped position on the 48 kHz RTP clock."""
+        """The last packet's arrival time and unwrapped position on the 48 kHz RTP clock (whether it came through
+        :meth:`packet` or straight from the C receive path)."""
+        _LIB.bargein_jb_last_packet(self.address, *self._io)  # type: ignore[union-attr]
         return float(self._arrival[0]), int(self._pos48[0])
 
     @property

@@ -120,6 +120,22 @@ class OpusInbound:
         return self._fast is not None
 
     @property
+    def jitter_buffer(self) -> FastJitterBuffer | None:
+        """The C buffer the direct path's C receiver puts frames in itself (see :meth:`add_cut`), or None."""
+        return self._fast
+
+    @property
+    def cutter_idle(self) -> bool:
+        return self._cutter.idle
+
+    def add_cut(self, pcm: np.ndarray) -> None:
+        """A packet the C receiver decoded, timed and unwrapped into :attr:`jitter_buffer` but did not put there (not
+        one whole, aligned frame, or this cutter held samples): cut it into frames here."""
+        assert self._fast is not None
+        now, pos = self._fast.last_packet
+        self._file(self._cutter.cut_pcm(pos, pcm), now)
+
+    @property
     def packets(self) -> int:
         return self._fast.packets if self._fast is not None else self._packets
 

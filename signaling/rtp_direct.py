@@ -65,10 +65,20 @@ class _Seen:
 class InboundAudio(Protocol):
     """Where a direct leg's inbound payloads go: an :class:`~.opus_inbound.OpusInbound`, or anything that takes
     payloads (a benchmark's caller only counts them). With a ``decoder``, the C receive path decodes with it
-    and hands over PCM (``add_pcm``); without one, payloads go to ``add_payload``."""
+    and hands over PCM (``add_pcm``); without one, payloads go to ``add_payload``. With a ``jitter_buffer`` too
+    (its adaptive buffer in C), the C receive path puts each whole, aligned frame straight into it and hands
+    over only what must be cut (``add_cut``, the packet already timed and unwrapped there)."""
 
     @property
     def decoder(self) -> libopus.Decoder | None: ...
+
+    @property
+    def jitter_buffer(self) -> Any: ...
+
+    @property
+    def cutter_idle(self) -> bool: ...
+
+    def add_cut(self, pcm: Any) -> None: ...
 
     def add_payload(self, timestamp: int, data: bytes) -> None: ...
 
@@ -115,9 +125,15 @@ class DirectRtp:
         self._rx: rtp_fast.Receiver | None = None
         self._rx_session: Any = None
         self._rx_ssrc = -1
+        self._fused = False  # the C receive path puts frames in the inbound's C buffer itself
         if inbound is not None and rtp_fast.available() and inbound.decoder is not None:
             self._rx_session = dtls._rx_srtp
-            self._rx = rtp_fast.Receiver(rtp_fast.srtp_address(self._rx_session), inbound.decoder, self.pt, RTP_RATE)
+            fused = getattr(inbound, "jitter_buffer", None)
+            self._rx = rtp_fast.Receiver(rtp_fast.srtp_address(self._rx_session), inbound.decoder, self.pt, RTP_RATE,
+                                         fused, getattr(inbound, "rate", 0) if fused is not None else 0)
+            self._fused = fused is not None
+            if self._fused:  # what aiortc's path left in the cutter goes first
+                self._rx.cutter_busy(not inbound.cutter_idle)  # type: ignore[attr-defined]
         self._on_rtp = self._data_received if self._rx is None else self._data_received_fast
         if inbound is not None:
             connection.data_received = self._on_rtp
@@ -314,9 +330,14 @@ class DirectRtp:
                 return
             receive, ctx, pcm = self._rx.call
             r = receive(ctx, data, len(data))
-            if r >= 0:
+            if r == rtp_fast.RX_QUEUED:  # the usual case: it is in the leg's buffer already
                 self.received += 1
-                self.inbound.add_pcm(r >> 16, pcm[: r & 0xFFFF].copy())  # type: ignore[union-attr]
+            elif r >= 0:
+                self.received += 1
+                if self._fused:
+                    self._cut(pcm[: r & 0xFFFF].copy())
+                else:
+                    self.inbound.add_pcm(r >> 16, pcm[: r & 0xFFFF].copy())  # type: ignore[union-attr]
             else:
                 self._rx_other(r, data, 1)
         else:
@@ -327,11 +348,23 @@ class DirectRtp:
         rx = self._rx
         assert rx is not None and self.inbound is not None
         r = rx.receive(data)
-        if r >= 0:
+        if r == rtp_fast.RX_QUEUED:
             self.received += 1
-            self.inbound.add_pcm(r >> 16, rx.pcm(r & 0xFFFF))
+        elif r >= 0:
+            self.received += 1
+            if self._fused:
+                self._cut(rx.pcm(r & 0xFFFF))
+            else:
+                self.inbound.add_pcm(r >> 16, rx.pcm(r & 0xFFFF))
         else:
             self._rx_other(r, data, component)
+
+    def _cut(self, pcm: Any) -> None:
+        """A packet the C path decoded, timed and unwrapped but did not queue (not one aligned frame): the inbound
+        cuts it; while its cutter holds samples, the C path hands every packet back."""
+        assert self._rx is not None and self.inbound is not None
+        self.inbound.add_cut(pcm)
+        self._rx.cutter_busy(not self.inbound.cutter_idle)
 
     def _rx_other(self, n: int, data: bytes, component: int) -> None:
         """What the C receive path did not decode (see rtp_fast.RX_*)."""

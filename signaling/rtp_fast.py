@@ -42,11 +42,11 @@ log = structlog.get_logger("bargein.webrtc")
 BLOB, EXT_AT = 96, 32  # bytes per leg: destination sockaddr at 0, header extension at EXT_AT
 SCRATCH = 1500  # bytes per group payload
 # a leg's receive context
-(C_UNPROTECT, C_SRTP, C_DECODE, C_DECODER, C_PT, C_WORK, C_WORK_SIZE, C_PCM, C_MAX_PCM, C_CLOCKRATE,
- C_FIELDS) = range(11)
+(C_UNPROTECT, C_SRTP, C_DECODE, C_DECODER, C_PT, C_WORK, C_WORK_SIZE, C_PCM, C_MAX_PCM, C_CLOCKRATE, C_JB, C_RATE,
+ C_CUTTER_BUSY, C_FIELDS) = range(14)
 (S_SSRC, S_BASE_SEQ, S_MAX_SEQ, S_CYCLES, S_RECEIVED, S_JITTER_Q4, S_LAST_ARRIVAL, S_LAST_TS, S_FIELDS) = range(9)
 I_SEQ, I_TS, I_SSRC, I_FIELDS = range(4)
-RX_NOT_OURS, RX_UNPROTECT, RX_MALFORMED, RX_NEW_SSRC, RX_DECODE, RX_EMPTY = -1, -2, -3, -4, -5, -6
+RX_NOT_OURS, RX_UNPROTECT, RX_MALFORMED, RX_NEW_SSRC, RX_DECODE, RX_EMPTY, RX_QUEUED = -1, -2, -3, -4, -5, -6, -7
 WORK_SIZE = 2048
 
 _p = ctypes.c_void_p
@@ -209,7 +209,10 @@ class SendTable:
 class Receiver:
     """One leg's inbound datagrams in one C call each (see the module docstring)."""
 
-    def __init__(self, srtp: int, decoder: libopus.Decoder, pt: int, clockrate: int) -> None:
+    def __init__(self, srtp: int, decoder: libopus.Decoder, pt: int, clockrate: int, buffer: Any = None,
+                 rate: int = 0) -> None:
+        """``buffer``: the leg's :class:`~.jitter_fast.FastJitterBuffer` (decoded frames at the mixer ``rate`` go
+        straight into it: ``RX_QUEUED``), or None (every decoded packet is returned)."""
         assert _LOADED is not None
         self._receive = _LOADED[0].bargein_rtp_receive
         self._work = np.zeros(WORK_SIZE, np.uint8)
@@ -218,6 +221,9 @@ class Receiver:
         c[C_UNPROTECT], c[C_SRTP], c[C_DECODE], c[C_DECODER] = _LOADED[2], srtp, _LOADED[4], decoder._dec
         c[C_PT], c[C_WORK], c[C_WORK_SIZE] = pt, _address(self._work), WORK_SIZE
         c[C_PCM], c[C_MAX_PCM], c[C_CLOCKRATE] = decoder._addr, decoder._max, clockrate
+        if buffer is not None:
+            c[C_JB], c[C_RATE] = buffer.address, rate
+        self._buffer = buffer  # alive while C holds its address
         self.stats = c[C_FIELDS: C_FIELDS + S_FIELDS]  # views: what C writes
         self.info = c[C_FIELDS + S_FIELDS:]
         self.stats[S_SSRC] = -1
@@ -228,6 +234,10 @@ class Receiver:
     def receive(self, data: bytes) -> int:
         """One datagram: ``timestamp << 16 | samples`` decoded (see :meth:`pcm`), or an ``RX_*`` code (< 0)."""
         return self._receive(self._ctx, data, len(data))
+
+    def cutter_busy(self, busy: bool) -> None:
+        """The inbound's frame cutter holds samples: until it is idle again, every packet goes back to it."""
+        self.ctx[C_CUTTER_BUSY] = int(busy)
 
     def pcm(self, n: int) -> np.ndarray:
         """A copy of the last ``n`` samples decoded."""

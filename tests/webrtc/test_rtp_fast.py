@@ -303,3 +303,57 @@ def test_the_gateway_picks_the_c_path_only_for_inline_shared_encodes() -> None:
     assert webrtc.WebRTCGateway(encode_inline=True)._table is not None
     assert webrtc.WebRTCGateway(encode_inline=False)._table is None  # the encode thread keeps the Python path
     assert webrtc.WebRTCGateway(encode_inline=True, shared_encode=False)._table is None
+
+
+def test_receiver_puts_frames_in_the_c_buffer_as_the_python_inbound_would() -> None:
+    """With the leg's adaptive buffer in C, the receiver puts each whole, aligned 20 ms frame straight into it and
+    hands back the rest (10 ms packets here, cut by the inbound): what the buffer plays is what the Python inbound
+    on the Python buffer plays, given the same packets at the same times (reordered, across a timestamp wrap)."""
+    from bargein.signaling import jitter_fast
+    from bargein.signaling.jitter import AdaptiveJitterBuffer
+    from bargein.signaling.opus_inbound import OpusInbound
+
+    if not jitter_fast.available():
+        pytest.skip("the C adaptive buffer was not built")
+    tx, rx = _sessions()
+    _, rx2 = _sessions()
+    fast = OpusInbound(jitter_fast.FastJitterBuffer(N), RATE)
+    receiver = rtp_fast.Receiver(rtp_fast.srtp_address(rx), fast.decoder, 111, 48000, fast.jitter_buffer, RATE)
+    arrival = [0.0]
+    ref = OpusInbound(AdaptiveJitterBuffer(N), RATE, clock=lambda: arrival[0])
+    ref_receiver = rtp_fast.Receiver(rtp_fast.srtp_address(rx2), ref.decoder, 111, 48000)
+    ssrc, ts0 = 0xBEEF, 2**32 - 7 * N
+    enc20, enc10 = libopus.Encoder(RATE, 1, bit_rate=32000), libopus.Encoder(RATE, 1, bit_rate=32000)
+    packets, at = [], 0
+    for k in range(40):
+        size = N // 2 if 12 <= k < 16 else N  # four 10 ms packets: two frames' worth, cut by the inbound
+        pcm = tone(600.0 + 10 * k, RATE, size, amplitude=0.3, start=at)
+        payload = (enc10 if size < N else enc20).encode(pcm)
+        packets.append(tx.protect(_rtp(k, (ts0 + at) & 0xFFFFFFFF, ssrc, payload)))
+        at += size
+    packets[20], packets[21] = packets[21], packets[20]
+    for r in (receiver, ref_receiver):
+        assert r.receive(packets[0]) == rtp_fast.RX_NEW_SSRC
+        r.load(ssrc, StreamStatistics(48000))
+    queued = cut = 0
+    for p in packets:
+        got = receiver.receive(p)
+        if got == rtp_fast.RX_QUEUED:
+            queued += 1
+        else:
+            assert got >= 0
+            fast.add_cut(receiver.pcm(got & 0xFFFF))
+            receiver.cutter_busy(not fast.cutter_idle)
+            cut += 1
+        arrival[0] = fast.jitter_buffer.last_packet[0]
+        got = ref_receiver.receive(p)
+        ref.add_pcm(got >> 16, ref_receiver.pcm(got & 0xFFFF))
+    assert queued >= 30 and cut >= 4
+    assert fast.packets == ref.packets == 40
+    for n in range(45):
+        now = arrival[0] + 0.005 + n * 0.02
+        a, b = ref.buffer.pop(now), fast.buffer.pop(now)
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+    assert ref.buffer.stats == fast.buffer.stats and ref.buffer.received == 38  # 36 whole packets and 2 from halves
