@@ -474,6 +474,11 @@ int64_t bargein_jb_packet(jb_t *jb, int64_t ts, const int16_t *pcm, int64_t n, i
             delta -= (int64_t)1 << 32;
         jb->ts_raw = ts;
         jb->ts += delta;
+        /* a sender that keeps jumping 2^31 ahead would take the position past what int64 can scale by the rate
+         * (Python's ints would not overflow); 2^40 samples is 260 days at 48 kHz: start the timeline again (the
+         * buffer sees a jump and restarts, as it does for any) */
+        if (jb->ts > ((int64_t)1 << 40) || jb->ts < -((int64_t)1 << 40))
+            jb->ts = 0;
     }
     *pos48 = jb->ts;
     if (n != jb->samples || !cutter_idle || !pcm)

@@ -182,3 +182,17 @@ def test_bad_frames_are_refused_with_the_same_error() -> None:
     with pytest.raises(ValueError, match="frame must be int16"):
         fast.put(1, np.zeros(N + 1, np.int16), 0.0)
     assert fast.received == 0
+
+
+def test_a_sender_jumping_2_31_ahead_every_packet_cannot_overflow_the_timeline() -> None:
+    """Hostile timestamps: each packet half the RTP clock ahead of the last. The C unwrap starts the timeline over
+    instead of overflowing int64 (Python's ints would just grow); the buffer goes on restarting and playing."""
+    inbound = OpusInbound(jitter_fast.FastJitterBuffer(N), 48000)
+    pcm = frames_for(1, 1)[0]
+    ts = 0
+    for _ in range(100_000):  # far past 2**40 samples of unwrapped position
+        ts = (ts + 2**31 - N) & 0xFFFFFFFF
+        inbound.add_pcm(ts, pcm.copy())
+        assert abs(inbound.jitter_buffer.last_packet[1]) <= 2**40 + 2**31
+    assert inbound.packets == 100_000
+    assert inbound.buffer.pop(time.monotonic()) is not None
