@@ -63,6 +63,8 @@ def _load() -> tuple[Any, int, int, int, int] | None:
             try:
                 lib = ctypes.CDLL(str(path))
                 send, receive = lib.bargein_rtp_send_tick, lib.bargein_rtp_receive
+                lib.bargein_rtp_send_rows.argtypes = [_p, _p, _p, _i64, _p, _i64, _p, _p, _p, _p, _i64]
+                lib.bargein_rtp_send_rows.restype = _i64
             except (OSError, AttributeError) as exc:  # another platform's build, or a stale one
                 log.warning("webrtc.rtp_fast_unloadable", path=str(path), error=str(exc))
                 return None
@@ -195,6 +197,17 @@ class SendTable:
         pcm = np.ascontiguousarray(pcm, np.int16)
         return int(self._lib.bargein_rtp_send_tick(
             self._encode, self._protect, _address(encoders), g, _address(pcm), pcm.shape[1] if g else 0,
+            _address(self._scratch), _address(self._glen), _address(self.legs), _address(self.blobs), len(self.legs)))
+
+    def send_rows(self, encoders: np.ndarray, rows: np.ndarray, n: int) -> int:
+        """:meth:`send` with group ``g``'s mix of ``n`` samples at address ``rows[g]`` (int64), read in place
+        (:meth:`MixerEngine.output_addresses`)."""
+        g = len(encoders)
+        if len(self._glen) < g:
+            self._glen = np.zeros(2 * g, np.int64)
+            self._scratch = np.zeros((2 * g, SCRATCH), np.uint8)
+        return int(self._lib.bargein_rtp_send_rows(
+            self._encode, self._protect, _address(encoders), g, _address(rows), n,
             _address(self._scratch), _address(self._glen), _address(self.legs), _address(self.blobs), len(self.legs)))
 
     def payload(self, g: int) -> bytes:

@@ -459,7 +459,7 @@ class WebRTCGateway(MediaGateway):
             plan = self._plan = self._make_plan()
         if not plan.groups:
             return
-        sent = self._table.send(plan.encoders, self.engine.gather(plan.mixes))
+        sent = self._table.send_rows(plan.encoders, self.engine.output_addresses(plan.mixes), self.engine.n_samples)
         if sent < 0:  # never leave legs mute: fall back to one encode per leg
             log.error("webrtc.shared_encode_failed", error=f"opus_encode failed for legs {sorted(plan.groups[-1 - sent])}")
             self._encode_failed = True

@@ -1,4 +1,7 @@
-"""MixerEngine.gather: the send plan's reusable outputs() stays right while calls come, go, move pools and grow."""
+"""MixerEngine.gather and output_addresses: the send plan's reusable outputs() stays right while calls come, go,
+move pools and grow."""
+
+import ctypes
 
 import numpy as np
 import pytest
@@ -8,6 +11,11 @@ from hypothesis import strategies as st
 
 RATE, N = 16000, 320
 ROLES = (Role.CUSTOMER, Role.AGENT)
+
+
+def at_addresses(addresses: np.ndarray) -> np.ndarray:
+    """The mixes where :meth:`MixerEngine.output_addresses` says they are (read as C reads them)."""
+    return np.stack([np.ctypeslib.as_array((ctypes.c_int16 * N).from_address(int(a))) for a in addresses])
 
 
 def tick_with_distinct_inputs(engine: MixerEngine, legs: list[int], salt: int) -> None:
@@ -26,9 +34,11 @@ def test_a_gather_follows_its_legs_when_another_call_leaves_and_its_row_moves(ke
     g = engine.output_gather(kept)
     tick_with_distinct_inputs(engine, first + kept, 1)
     assert np.array_equal(engine.gather(g), engine.outputs(kept))
+    assert np.array_equal(at_addresses(engine.output_addresses(g)), engine.outputs(kept))
     engine.remove_call("a")  # call b's row is swapped into a's place: the cached rows are stale
     tick_with_distinct_inputs(engine, kept, 2)
     assert np.array_equal(engine.gather(g), engine.outputs(kept))
+    assert np.array_equal(at_addresses(engine.output_addresses(g)), engine.outputs(kept))
     assert engine.gather(g)[0, 0] == 7 * kept[1] + 2  # the customer hears the agent
 
 
@@ -57,3 +67,4 @@ def test_a_gather_always_equals_outputs(ops: list[tuple[str, int, int]]) -> None
         tick_with_distinct_inputs(engine, watched + sorted(legs) + ([supervisor] if supervisor is not None else []),
                                   salt)
         assert np.array_equal(engine.gather(g), engine.outputs(watched))
+        assert np.array_equal(at_addresses(engine.output_addresses(g)), engine.outputs(watched))
