@@ -64,9 +64,15 @@ class _StatsWindow:
         self.max_lateness_ms = max(self.max_lateness_ms, s.lateness_ms)
 
     def percentile(self, field: str, q: float) -> float:
+        return self.percentiles(field, (q,))[0]
+
+    def percentiles(self, field: str, qs: tuple[float, ...]) -> list[float]:
+        """Several percentiles of one field over the recent ticks, reading the window once (a media worker's
+        stats ask every second, between ticks)."""
         if not self.recent:
-            return 0.0
-        return float(np.percentile([getattr(s, field) for s in self.recent], q))
+            return [0.0] * len(qs)
+        values = np.fromiter((getattr(s, field) for s in self.recent), np.float64, len(self.recent))
+        return [float(v) for v in np.percentile(values, qs)]
 
 
 class _ClockBase:
