@@ -198,16 +198,14 @@ class OutputGather:
     engine's layout stands (its ``routing_epoch``: every membership change moves it), so a caller that reads
     the same legs every tick (the WebRTC send plan) skips the per-tick lookups."""
 
-    __slots__ = ("legs", "epoch", "parts", "res", "addresses_epoch", "addresses", "_keep")
+    __slots__ = ("legs", "epoch", "parts", "addresses", "res")
 
     def __init__(self, legs: Iterable[LegId], n_samples: int) -> None:
         self.legs = list(legs)
         self.epoch = -1  # not located yet
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (pool.out, sel, rows, slots)
+        self.addresses = np.zeros(len(self.legs), np.int64)  # each leg's mix in memory (parts keep its array)
         self.res = np.empty((len(self.legs), n_samples), np.int16)
-        self.addresses_epoch = -1  # for MixerEngine.output_addresses
-        self.addresses = np.zeros(len(self.legs), np.int64)
-        self._keep: list[np.ndarray] = []  # the output arrays those addresses point into
 
 
 @dataclass(frozen=True, slots=True)
@@ -655,33 +653,30 @@ class MixerEngine:
         """A reusable :meth:`outputs` for these legs (see :class:`OutputGather` and :meth:`gather`)."""
         return OutputGather(legs, self.n_samples)
 
+    def _located(self, g: OutputGather) -> OutputGather:
+        """``g`` located in the current layout (again only when the routing epoch moved); hold the lock."""
+        if g.epoch != self.routing_epoch:
+            g.parts = self._output_parts(g.legs)
+            for out, sel, rows, slots in g.parts:
+                assert out.flags.c_contiguous
+                g.addresses[sel] = _kernel.address(out) + rows * out.strides[0] + slots * out.strides[1]
+            g.epoch = self.routing_epoch
+        return g
+
     def gather(self, g: OutputGather) -> np.ndarray:
         """:meth:`outputs` of ``g``'s legs, into ``g``'s own array (overwritten by the next call); the legs are
         located again only when the layout changed since the last call."""
         with self._lock:
-            if g.epoch != self.routing_epoch:
-                g.parts, g.epoch = self._output_parts(g.legs), self.routing_epoch
-            for out, sel, rows, slots in g.parts:
+            for out, sel, rows, slots in self._located(g).parts:
                 g.res[sel] = out[rows, slots]
         return g.res
 
     def output_addresses(self, g: OutputGather) -> np.ndarray:
         """Where each of ``g``'s legs' mix is: int64 addresses of ``n_samples`` int16 each, for C code that reads the
-        mixes after a tick without a copy (the WebRTC send path). Located again only when the layout changed (the
-        routing epoch moved); call it after every tick and before reading, and read before the next tick, which
-        overwrites them."""
+        mixes after a tick without a copy (the WebRTC send path). Located as :meth:`gather` locates; call it after
+        every tick and before reading, and read before the next tick, which overwrites them."""
         with self._lock:
-            if g.addresses_epoch != self.routing_epoch:
-                loc = self._locate_many(g.legs)
-                keep, addresses = [], np.zeros(len(g.legs), np.int64)
-                for w in np.unique(loc[:, 0]):
-                    out = self._pools[int(w)].out
-                    assert out.flags.c_contiguous
-                    sel = np.flatnonzero(loc[:, 0] == w)
-                    addresses[sel] = _kernel.address(out) + loc[sel, 1] * out.strides[0] + loc[sel, 2] * out.strides[1]
-                    keep.append(out)
-                g.addresses, g._keep, g.addresses_epoch = addresses, keep, self.routing_epoch
-            return g.addresses
+            return self._located(g).addresses
 
     def buffered(self, leg: LegId) -> int:
         with self._lock:
