@@ -6,7 +6,7 @@
  * signaling/libopus.py, libsrtp from pylibsrtp's cffi binding), so the C path uses exactly the same
  * encoders, decoders and SRTP sessions as the Python path it replaces.
  *
- * Out, per tick (bargein_rtp_send_tick): Opus-encode every group's mix once, then for every leg: the RTP
+ * Out, per tick (bargein_rtp_send_rows): Opus-encode every group's mix once, then for every leg: the RTP
  * header (SSRC, payload type, marker, sequence number, timestamp, the negotiated header extension), SRTP
  * protect with the leg's session and sendto() on the socket of its nominated ICE pair. Per-leg state lives
  * in an int64 table (one row per leg, fields L_*) and a byte table (destination address and header
@@ -43,36 +43,18 @@ static void put32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24); p[1] = (u
 static uint32_t get16(const uint8_t *p) { return ((uint32_t)p[0] << 8) | p[1]; }
 static uint32_t get32(const uint8_t *p) { return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]; }
 
-/* Encode ``ngroups`` mixes (``pcm``: ngroups x n int16) with their encoders, then send one packet per leg.
+/* Encode ``ngroups`` mixes (group g's: ``n`` int16 at address ``rows[g]``, read where the mixer wrote it) with
+ * their encoders, then send one packet per leg.
  * ``glen`` gets each group's payload length. Returns the packets sent, or -1 - g when group g's encode
  * failed (nothing is sent then: the caller falls back as when an encode raises). A leg whose protect or
  * send fails counts an error and keeps its sequence number and timestamp (as the Python path does). */
-static int64_t send_tick(enc_fn enc, srtp_fn protect, const int64_t *encoders, int64_t ngroups,
-                         const int16_t *pcm, const int64_t *rows, int64_t n, uint8_t *scratch, int64_t *glen,
-                         int64_t *legs, const uint8_t *blobs, int64_t nlegs);
-
-int64_t bargein_rtp_send_tick(enc_fn enc, srtp_fn protect, const int64_t *encoders, int64_t ngroups,
-                              const int16_t *pcm, int64_t n, uint8_t *scratch, int64_t *glen,
-                              int64_t *legs, const uint8_t *blobs, int64_t nlegs)
-{
-    return send_tick(enc, protect, encoders, ngroups, pcm, NULL, n, scratch, glen, legs, blobs, nlegs);
-}
-
-/* bargein_rtp_send_tick with group g's mix at address ``rows[g]`` (where the mixer wrote it: no copy) */
 int64_t bargein_rtp_send_rows(enc_fn enc, srtp_fn protect, const int64_t *encoders, int64_t ngroups,
                               const int64_t *rows, int64_t n, uint8_t *scratch, int64_t *glen,
                               int64_t *legs, const uint8_t *blobs, int64_t nlegs)
 {
-    return send_tick(enc, protect, encoders, ngroups, NULL, rows, n, scratch, glen, legs, blobs, nlegs);
-}
-
-static int64_t send_tick(enc_fn enc, srtp_fn protect, const int64_t *encoders, int64_t ngroups,
-                         const int16_t *pcm, const int64_t *rows, int64_t n, uint8_t *scratch, int64_t *glen,
-                         int64_t *legs, const uint8_t *blobs, int64_t nlegs)
-{
     for (int64_t g = 0; g < ngroups; g++) {
-        const int16_t *mix = rows ? (const int16_t *)(intptr_t)rows[g] : pcm + g * n;
-        int32_t len = enc((void *)(intptr_t)encoders[g], mix, (int)n, scratch + g * SCRATCH, SCRATCH);
+        int32_t len = enc((void *)(intptr_t)encoders[g], (const int16_t *)(intptr_t)rows[g], (int)n,
+                          scratch + g * SCRATCH, SCRATCH);
         if (len < 0)
             return -1 - g;
         glen[g] = len;

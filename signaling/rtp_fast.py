@@ -62,9 +62,7 @@ def _load() -> tuple[Any, int, int, int, int] | None:
         if path.exists():
             try:
                 lib = ctypes.CDLL(str(path))
-                send, receive = lib.bargein_rtp_send_tick, lib.bargein_rtp_receive
-                lib.bargein_rtp_send_rows.argtypes = [_p, _p, _p, _i64, _p, _i64, _p, _p, _p, _p, _i64]
-                lib.bargein_rtp_send_rows.restype = _i64
+                send, receive = lib.bargein_rtp_send_rows, lib.bargein_rtp_receive
             except (OSError, AttributeError) as exc:  # another platform's build, or a stale one
                 log.warning("webrtc.rtp_fast_unloadable", path=str(path), error=str(exc))
                 return None
@@ -190,14 +188,9 @@ class SendTable:
     def send(self, encoders: np.ndarray, pcm: np.ndarray) -> int:
         """Encode group ``g``'s mix ``pcm[g]`` with the libopus encoder at address ``encoders[g]`` and send it to
         every leg of the group. Returns the packets sent, or ``-1 - g`` when group g's encode failed."""
-        g = len(encoders)
-        if len(self._glen) < g:
-            self._glen = np.zeros(2 * g, np.int64)
-            self._scratch = np.zeros((2 * g, SCRATCH), np.uint8)
-        pcm = np.ascontiguousarray(pcm, np.int16)
-        return int(self._lib.bargein_rtp_send_tick(
-            self._encode, self._protect, _address(encoders), g, _address(pcm), pcm.shape[1] if g else 0,
-            _address(self._scratch), _address(self._glen), _address(self.legs), _address(self.blobs), len(self.legs)))
+        pcm = np.ascontiguousarray(pcm, np.int16)  # (groups, n): alive while send_rows reads it
+        return self.send_rows(encoders, _address(pcm) + np.arange(len(encoders), dtype=np.int64) * pcm.strides[0],
+                              pcm.shape[1])
 
     def send_rows(self, encoders: np.ndarray, rows: np.ndarray, n: int) -> int:
         """:meth:`send` with group ``g``'s mix of ``n`` samples at address ``rows[g]`` (int64), read in place
