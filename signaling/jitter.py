@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -311,7 +312,13 @@ class AdaptiveJitterBuffer:
 
     @property
     def stats(self) -> JitterStats:
-        target = 1 + int(np.ceil((self.jitter_s + self.margin) / self.period))
-        return JitterStats(self.depth, target, round(self.jitter_s * 1000, 2), self.received, self.played,
-                           self.concealed, self.shrunk, self.late, self.overflow, self.resyncs,
-                           self.skipped)
+        return jitter_stats(self)
+
+
+def jitter_stats(buf: AdaptiveJitterBuffer | Any) -> JitterStats:
+    """The stats of a buffer with this class's counters, ``depth``, ``jitter_s``, ``margin`` and ``period`` (this
+    class, or jitter_fast's in C)."""
+    jitter = buf.jitter_s
+    target = 1 + int(np.ceil((jitter + buf.margin) / buf.period))
+    return JitterStats(buf.depth, target, round(jitter * 1000, 2), buf.received, buf.played, buf.concealed,
+                       buf.shrunk, buf.late, buf.overflow, buf.resyncs, buf.skipped)

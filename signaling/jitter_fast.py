@@ -18,12 +18,13 @@ import ctypes
 import importlib.machinery
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import structlog
 from bargein.mixer.kernel import address
 
-from .jitter import INBOUND_COUNTERS, JitterStats
+from .jitter import INBOUND_COUNTERS, JitterStats, jitter_stats
 
 log = structlog.get_logger("bargein.webrtc")
 
@@ -71,6 +72,16 @@ _LIB = _load()
 
 def available() -> bool:
     return _LIB is not None
+
+
+class _Counter:
+    """One of the C buffer's counters, read from its state block (what C counts, as an int)."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __get__(self, buf: FastJitterBuffer | None, owner: type | None = None) -> Any:
+        return self if buf is None else int(buf._counters[self.index])
 
 
 class FastJitterBuffer:
@@ -137,45 +148,9 @@ class FastJitterBuffer:
         return self._out.copy()
 
     # ------------------------------------------------------------------ inspection
-    @property
-    def received(self) -> int:
-        return int(self._counters[J_RECEIVED])
-
-    @property
-    def played(self) -> int:
-        return int(self._counters[J_PLAYED])
-
-    @property
-    def concealed(self) -> int:
-        return int(self._counters[J_CONCEALED])
-
-    @property
-    def shrunk(self) -> int:
-        return int(self._counters[J_SHRUNK])
-
-    @property
-    def late(self) -> int:
-        return int(self._counters[J_LATE])
-
-    @property
-    def overflow(self) -> int:
-        return int(self._counters[J_OVERFLOW])
-
-    @property
-    def resyncs(self) -> int:
-        return int(self._counters[J_RESYNCS])
-
-    @property
-    def skipped(self) -> int:
-        return int(self._counters[J_SKIPPED])
-
-    @property
-    def packets(self) -> int:
-        return int(self._counters[J_PACKETS])
-
-    @property
-    def depth(self) -> int:
-        return int(self._counters[J_DEPTH])
+    received, played, concealed = _Counter(J_RECEIVED), _Counter(J_PLAYED), _Counter(J_CONCEALED)
+    shrunk, late, overflow = _Counter(J_SHRUNK), _Counter(J_LATE), _Counter(J_OVERFLOW)
+    resyncs, skipped, packets, depth = _Counter(J_RESYNCS), _Counter(J_SKIPPED), _Counter(J_PACKETS), _Counter(J_DEPTH)
 
     @property
     def jitter_s(self) -> float:
@@ -183,11 +158,7 @@ class FastJitterBuffer:
 
     @property
     def stats(self) -> JitterStats:
-        c = self._counters.tolist()
-        jitter = self.jitter_s
-        target = 1 + int(np.ceil((jitter + self.margin) / self.period))
-        return JitterStats(c[J_DEPTH], target, round(jitter * 1000, 2), c[J_RECEIVED], c[J_PLAYED], c[J_CONCEALED],
-                           c[J_SHRUNK], c[J_LATE], c[J_OVERFLOW], c[J_RESYNCS], c[J_SKIPPED])
+        return jitter_stats(self)
 
 
 assert set(INBOUND_COUNTERS) <= set(dir(FastJitterBuffer))
