@@ -333,11 +333,7 @@ class DirectRtp:
             if r == rtp_fast.RX_QUEUED:  # the usual case: it is in the leg's buffer already
                 self.received += 1
             elif r >= 0:
-                self.received += 1
-                if self._fused:
-                    self._cut(pcm[: r & 0xFFFF].copy())
-                else:
-                    self.inbound.add_pcm(r >> 16, pcm[: r & 0xFFFF].copy())  # type: ignore[union-attr]
+                self._decoded(r, pcm[: r & 0xFFFF].copy())
             else:
                 self._rx_other(r, data, 1)
         else:
@@ -351,20 +347,21 @@ class DirectRtp:
         if r == rtp_fast.RX_QUEUED:
             self.received += 1
         elif r >= 0:
-            self.received += 1
-            if self._fused:
-                self._cut(rx.pcm(r & 0xFFFF))
-            else:
-                self.inbound.add_pcm(r >> 16, rx.pcm(r & 0xFFFF))
+            self._decoded(r, rx.pcm(r & 0xFFFF))
         else:
             self._rx_other(r, data, component)
 
-    def _cut(self, pcm: Any) -> None:
-        """A packet the C path decoded, timed and unwrapped but did not queue (not one aligned frame): the inbound
-        cuts it; while its cutter holds samples, the C path hands every packet back."""
+    def _decoded(self, r: int, pcm: Any) -> None:
+        """A packet the C path decoded (``r``: its timestamp << 16 | samples) and did not put in the leg's buffer.
+        With the buffer in C it was timed and unwrapped there, and the inbound cuts it (not one aligned frame); while
+        the cutter holds samples, the C path hands every packet back. Otherwise the inbound takes it whole."""
         assert self._rx is not None and self.inbound is not None
-        self.inbound.add_cut(pcm)
-        self._rx.cutter_busy(not self.inbound.cutter_idle)
+        self.received += 1
+        if self._fused:
+            self.inbound.add_cut(pcm)
+            self._rx.cutter_busy(not self.inbound.cutter_idle)
+        else:
+            self.inbound.add_pcm(r >> 16, pcm)
 
     def _rx_other(self, n: int, data: bytes, component: int) -> None:
         """What the C receive path did not decode (see rtp_fast.RX_*)."""
